@@ -1,0 +1,351 @@
+//! The per-connection state machine: what a connection is doing, when it times out, whether
+//! it stays open, and which response may be written next.
+//!
+//! Driven by events the shell reports (bytes arrived, a request head or body completed, a
+//! response became ready, a response was written, a tick carrying `now_ms`), it owns the
+//! connection's decisions; the shell only moves bytes. Responses are queued in request order
+//! as `P` values (whatever the shell uses to hold a response) and released strictly from the
+//! front, so pipelined requests are answered in order however their runners finish.
+
+use heapless::Deque;
+
+use crate::limits::{
+    DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, MAX_PIPELINE,
+};
+
+/// Timeouts and pipelining depth for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnConfig {
+    /// Time for a whole request head to arrive, from its first byte (or from accept).
+    pub header_timeout_ms: u64,
+    /// Longest pause between two pieces of a request body.
+    pub body_timeout_ms: u64,
+    /// Time an idle keep-alive connection stays open; also how long a client may leave
+    /// written responses unread before the connection is dropped.
+    pub idle_timeout_ms: u64,
+    /// Most requests in flight (read but not yet answered) per connection, below
+    /// [`MAX_PIPELINE`] (one place is kept for a final error response).
+    pub max_pipeline: usize,
+}
+
+impl ConnConfig {
+    /// 10 s header, 10 s body, 60 s idle, 16 requests in flight.
+    pub const DEFAULT: Self = Self {
+        header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
+        body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
+        idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+        max_pipeline: 16,
+    };
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What the read side of a connection is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Between requests: nothing of the next request received yet.
+    Idle,
+    /// Receiving a request head (a deadline runs from its first byte).
+    Head,
+    /// Receiving a request body (a deadline runs from the last progress).
+    Body,
+    /// Done: close the socket now.
+    Closed,
+}
+
+/// A deadline that passed, and what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// The head did not arrive in time: answer 408, then close.
+    Head,
+    /// The body stalled: answer 408, then close.
+    Body,
+    /// Idle keep-alive connection: close without a response.
+    Idle,
+    /// The client stopped reading responses: close.
+    Write,
+}
+
+impl Timeout {
+    /// Whether a 408 is owed before closing.
+    #[must_use]
+    pub const fn answers_408(self) -> bool {
+        matches!(self, Self::Head | Self::Body)
+    }
+}
+
+/// The queue is full (more than the configured requests in flight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+#[derive(Debug)]
+struct Pending<P> {
+    seq: u32,
+    /// `None` while a runner is still working on it.
+    out: Option<P>,
+    /// Close the connection after this response.
+    close: bool,
+}
+
+/// One connection's state. `P` holds a finished response (a slot, an error, ...).
+#[derive(Debug)]
+pub struct Conn<P> {
+    cfg: ConnConfig,
+    phase: Phase,
+    /// When the head/body/idle phase times out.
+    deadline_ms: u64,
+    /// When unwritten ready responses time out (meaningful while one is at the front).
+    write_deadline_ms: u64,
+    pending: Deque<Pending<P>, MAX_PIPELINE>,
+    next_seq: u32,
+    /// No further requests will be read; close once `pending` drains.
+    closing: bool,
+}
+
+impl<P> Conn<P> {
+    /// A freshly accepted connection: its first head must arrive within the header timeout.
+    #[must_use]
+    pub fn new(cfg: ConnConfig, now_ms: u64) -> Self {
+        let mut cfg = cfg;
+        cfg.max_pipeline = cfg.max_pipeline.clamp(1, MAX_PIPELINE - 1);
+        Self {
+            cfg,
+            phase: Phase::Head,
+            deadline_ms: now_ms.saturating_add(cfg.header_timeout_ms),
+            write_deadline_ms: u64::MAX,
+            pending: Deque::new(),
+            next_seq: 0,
+            closing: false,
+        }
+    }
+
+    /// The read-side phase.
+    #[must_use]
+    pub const fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Requests in flight (read, response not yet fully written).
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether another request may be read now: not closing and below the pipelining bound.
+    #[must_use]
+    pub fn accepts_requests(&self) -> bool {
+        !self.closing && self.phase != Phase::Closed && self.pending.len() < self.cfg.max_pipeline
+    }
+
+    /// Whether no further request will be read from this connection.
+    #[must_use]
+    pub const fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Whether the socket should be closed now.
+    #[must_use]
+    pub fn should_close(&self) -> bool {
+        self.phase == Phase::Closed || (self.closing && self.pending.is_empty())
+    }
+
+    /// Bytes of a request arrived but it is not complete yet.
+    pub fn on_data(&mut self, now_ms: u64) {
+        match self.phase {
+            Phase::Idle => {
+                self.phase = Phase::Head;
+                self.deadline_ms = now_ms.saturating_add(self.cfg.header_timeout_ms);
+            }
+            Phase::Body => self.deadline_ms = now_ms.saturating_add(self.cfg.body_timeout_ms),
+            Phase::Head | Phase::Closed => {}
+        }
+    }
+
+    /// A request head was parsed. Returns its sequence number; its response must come back
+    /// through [`complete`](Self::complete) with that number.
+    ///
+    /// # Errors
+    /// [`Busy`] when [`accepts_requests`](Self::accepts_requests) is false.
+    pub fn begin_request(&mut self, now_ms: u64, keep_alive: bool, has_body: bool) -> Result<u32, Busy> {
+        if !self.accepts_requests() {
+            return Err(Busy);
+        }
+        let seq = self.next_seq;
+        self.pending.push_back(Pending { seq, out: None, close: !keep_alive }).map_err(|_| Busy)?;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        if !keep_alive {
+            self.closing = true;
+        }
+        if has_body {
+            self.phase = Phase::Body;
+            self.deadline_ms = now_ms.saturating_add(self.cfg.body_timeout_ms);
+        } else {
+            self.enter_idle(now_ms);
+        }
+        Ok(seq)
+    }
+
+    /// The body of the current request is complete.
+    pub fn body_complete(&mut self, now_ms: u64) {
+        if self.phase == Phase::Body {
+            self.enter_idle(now_ms);
+        }
+    }
+
+    fn enter_idle(&mut self, now_ms: u64) {
+        self.phase = Phase::Idle;
+        self.deadline_ms = now_ms.saturating_add(self.cfg.idle_timeout_ms);
+    }
+
+    /// The response for `seq` is ready. `close` forces the connection to close after it.
+    ///
+    /// # Errors
+    /// Hands `out` back when no request `seq` is in flight (a stale response).
+    pub fn complete(&mut self, now_ms: u64, seq: u32, out: P, close: bool) -> Result<(), P> {
+        let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq && p.out.is_none()) else {
+            return Err(out);
+        };
+        p.out = Some(out);
+        if close {
+            p.close = true;
+            self.closing = true;
+        }
+        self.arm_write_deadline(now_ms);
+        Ok(())
+    }
+
+    /// The request being read is refused: queue `out` (an error response) after everything in
+    /// flight, read nothing more, and close once it is written. If a request was begun for it
+    /// (its body failed), that request's place is used.
+    pub fn fail(&mut self, now_ms: u64, out: P) {
+        self.closing = true;
+        let reading_body = self.phase == Phase::Body;
+        self.phase = Phase::Idle;
+        self.deadline_ms = u64::MAX;
+        if reading_body {
+            if let Some(p) = self.pending.back_mut() {
+                if p.out.is_none() {
+                    p.out = Some(out);
+                    p.close = true;
+                    self.arm_write_deadline(now_ms);
+                    return;
+                }
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        // `begin_request` keeps one place free below MAX_PIPELINE, so this fits; if it
+        // somehow does not, closing without the error response is the safe outcome.
+        if self.pending.push_back(Pending { seq, out: Some(out), close: true }).is_err() {
+            self.phase = Phase::Closed;
+        }
+        self.arm_write_deadline(now_ms);
+    }
+
+    fn arm_write_deadline(&mut self, now_ms: u64) {
+        if self.front_ready() && self.write_deadline_ms == u64::MAX {
+            self.write_deadline_ms = now_ms.saturating_add(self.cfg.idle_timeout_ms);
+        }
+    }
+
+    fn front_ready(&self) -> bool {
+        self.pending.front().is_some_and(|p| p.out.is_some())
+    }
+
+    /// The responses that may be written now, in order: the ready prefix of the queue.
+    pub fn ready(&mut self) -> impl Iterator<Item = &mut P> {
+        self.pending.iter_mut().map_while(|p| p.out.as_mut())
+    }
+
+    /// Whether the response at the front is the last one before the connection closes, so
+    /// its head should say `Connection: close`.
+    #[must_use]
+    pub fn closes_after(&self, seq: u32) -> bool {
+        let mut it = self.pending.iter().skip_while(|p| p.seq != seq);
+        match it.next() {
+            Some(p) => p.close || (self.closing && it.next().is_none()),
+            None => true,
+        }
+    }
+
+    /// The front response has been written completely; returns it (to recycle its storage).
+    pub fn pop_written(&mut self, now_ms: u64) -> Option<P> {
+        if !self.front_ready() {
+            return None;
+        }
+        let p = self.pending.pop_front()?;
+        if p.close {
+            self.closing = true;
+            self.phase = Phase::Closed;
+        }
+        self.write_deadline_ms = u64::MAX;
+        self.arm_write_deadline(now_ms);
+        if self.pending.is_empty() && self.phase == Phase::Idle {
+            self.deadline_ms = now_ms.saturating_add(self.cfg.idle_timeout_ms);
+        }
+        p.out
+    }
+
+    /// Some bytes of the front response were written (the client is reading).
+    pub fn write_progress(&mut self, now_ms: u64) {
+        if self.front_ready() {
+            self.write_deadline_ms = now_ms.saturating_add(self.cfg.idle_timeout_ms);
+        }
+    }
+
+    /// The peer closed its sending side: answer what is in flight, then close.
+    pub fn peer_closed(&mut self) {
+        self.closing = true;
+        if matches!(self.phase, Phase::Head | Phase::Body) || self.pending.is_empty() {
+            // A half-received request cannot be answered meaningfully.
+            if self.pending.is_empty() {
+                self.phase = Phase::Closed;
+            } else {
+                self.phase = Phase::Idle;
+            }
+        }
+    }
+
+    /// Server shutdown: read nothing more; idle connections close now, others after their
+    /// in-flight responses.
+    pub fn shutdown(&mut self) {
+        self.closing = true;
+        if self.pending.is_empty() {
+            self.phase = Phase::Closed;
+        } else if self.phase != Phase::Closed {
+            self.phase = Phase::Idle;
+        }
+    }
+
+    /// Checks the deadlines at `now_ms`; a returned timeout has taken effect (the connection is
+    /// closing) and the shell must act on it: queue a 408 through [`fail`](Self::fail) for
+    /// [`Timeout::answers_408`], otherwise close the socket.
+    pub fn tick(&mut self, now_ms: u64) -> Option<Timeout> {
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        if self.front_ready() && now_ms >= self.write_deadline_ms {
+            self.phase = Phase::Closed;
+            return Some(Timeout::Write);
+        }
+        if now_ms < self.deadline_ms || self.closing && self.phase == Phase::Idle {
+            return None;
+        }
+        let timeout = match self.phase {
+            Phase::Head => Timeout::Head,
+            Phase::Body => Timeout::Body,
+            Phase::Idle if self.pending.is_empty() => Timeout::Idle,
+            Phase::Idle | Phase::Closed => return None,
+        };
+        if timeout == Timeout::Idle {
+            self.phase = Phase::Closed;
+        } else {
+            self.closing = true;
+        }
+        Some(timeout)
+    }
+}

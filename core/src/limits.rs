@@ -1,0 +1,73 @@
+//! Every capacity and limit in one place, each with its unit in its name.
+//!
+//! Compile-time capacities size fixed arrays; the runtime [`Limits`] are what the shell's
+//! options set (within the compile-time bounds).
+
+/// Most header fields a request may carry; more is 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// Most requests one connection may have in flight (parsed, not yet answered); the handler
+/// stops reading from a connection that reaches its configured share of this.
+pub const MAX_PIPELINE: usize = 32;
+
+/// Most bytes of one chunk-size line (size, extensions, CRLF) in a chunked body.
+pub const MAX_CHUNK_LINE_BYTES: usize = 1024;
+
+/// Most bytes of trailer fields after the last chunk (they are read and ignored).
+pub const MAX_TRAILER_BYTES: usize = 8192;
+
+/// Capacity of the buffer a runner writes its own response header lines into.
+pub const RUNNER_HEADER_BYTES: usize = 1024;
+
+/// Capacity of a serialized response head (status line, framing headers, runner headers).
+pub const RESPONSE_HEAD_BYTES: usize = RUNNER_HEADER_BYTES + 512;
+
+/// Most bytes of a runner key (`/run/KEY` or `X-Runner-Key`).
+pub const MAX_RUNNER_KEY_BYTES: usize = 128;
+
+/// Default most bytes of a request head (request line and header fields); more is 431.
+pub const DEFAULT_MAX_HEAD_BYTES: usize = 8 * 1024;
+
+/// Default most bytes of a request target; more is 414.
+pub const DEFAULT_MAX_TARGET_BYTES: usize = 4 * 1024;
+
+/// Default most bytes of a request body (and of a response body); more is 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 100 * 1024;
+
+/// Default time for a whole request head to arrive, from its first byte (a deadline).
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+
+/// Default longest pause between two pieces of a request body.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+
+/// Default time an idle keep-alive connection stays open (also the write-stall limit).
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+
+/// Default seconds a shed request is told to wait (`Retry-After`).
+pub const DEFAULT_RETRY_AFTER_SECS: u32 = 1;
+
+/// Request size limits the parser enforces, set at startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes of the request head; more is 431.
+    pub max_head_bytes: usize,
+    /// Most bytes of the request target; more is 414.
+    pub max_target_bytes: usize,
+    /// Most bytes of a request body, whether framed by length or chunked; more is 413.
+    pub max_body_bytes: usize,
+}
+
+impl Limits {
+    /// The defaults: 8 KiB head, 4 KiB target, 100 KiB body.
+    pub const DEFAULT: Self = Self {
+        max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+        max_target_bytes: DEFAULT_MAX_TARGET_BYTES,
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}

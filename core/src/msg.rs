@@ -1,0 +1,341 @@
+//! What crosses the rings, in one place.
+//!
+//! ```text
+//! listener --(accepted socket)--> handler --(Job)--> runner --(Done)--> handler
+//! ```
+//! The listener's ring carries sockets (a shell type). Between handlers and runners only
+//! [`Slot`]s travel, as exclusive references: a [`Job`] and a [`Done`] are the same
+//! `&mut Slot`, so pushing one through a ring moves ownership of the slot's buffers to the
+//! other thread without copying a byte. Each handler owns a fixed pool of slots made at
+//! startup; a slot leaves the pool for one request and returns once its response is written.
+
+use core::ops::Range;
+
+use crate::limits::{MAX_HEADERS, RESPONSE_HEAD_BYTES};
+use crate::parse::{Head, Method};
+use crate::text::{FixedBuf, Full, HeaderLines};
+
+/// A request going to a runner.
+pub type Job<'a> = &'a mut Slot<'a>;
+/// A response coming back from a runner.
+pub type Done<'a> = &'a mut Slot<'a>;
+
+/// Routing data the handler writes and reads back; runners do not touch it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ticket {
+    /// Connection index in the handler's table.
+    pub conn: u32,
+    /// Generation of that table entry, so a response for a closed connection is dropped.
+    pub generation: u32,
+    /// Sequence number of the request on its connection.
+    pub seq: u32,
+    /// Runner the job went to.
+    pub runner: u16,
+    /// `HEAD` request: send no body.
+    pub head_only: bool,
+    /// When the request was dispatched (ms), for service-time metrics.
+    pub started_ms: u64,
+}
+
+/// One request and its response, with preallocated buffers.
+#[derive(Debug)]
+pub struct Slot<'a> {
+    /// The handler's routing data.
+    pub ticket: Ticket,
+    /// The request.
+    pub request: RequestData<'a>,
+    /// The response.
+    pub response: ResponseData<'a>,
+}
+
+impl<'a> Slot<'a> {
+    /// A slot over caller-provided buffers: `head` for a copy of the request head (at least
+    /// the head limit), `body` for the request body and `response_body` for the response body
+    /// (at least the body limit each).
+    pub fn new(head: &'a mut [u8], body: &'a mut [u8], response_body: &'a mut [u8]) -> Self {
+        Self {
+            ticket: Ticket::default(),
+            request: RequestData {
+                head: FixedBuf::new(head),
+                method: Method::Get,
+                path: 0..0,
+                query: None,
+                key: None,
+                headers: heapless::Vec::new(),
+                body: FixedBuf::new(body),
+            },
+            response: ResponseData {
+                status: 200,
+                headers: HeaderLines::new(),
+                body: FixedBuf::new(response_body),
+                echo: false,
+                wire_head: [0; RESPONSE_HEAD_BYTES],
+                wire_head_len: 0,
+            },
+        }
+    }
+
+    /// Clears request and response for reuse.
+    pub fn reset(&mut self) {
+        self.ticket = Ticket::default();
+        self.request.clear();
+        self.response.clear();
+    }
+}
+
+/// Byte ranges into the copied head.
+type Span = Range<u32>;
+
+/// The request side of a slot: a copy of the head with indexes into it, and the body.
+#[derive(Debug)]
+pub struct RequestData<'a> {
+    head: FixedBuf<'a>,
+    method: Method,
+    path: Span,
+    query: Option<Span>,
+    key: Option<Span>,
+    headers: heapless::Vec<(Span, Span), MAX_HEADERS>,
+    /// The body (decoded, if it was chunked). The handler fills it.
+    pub body: FixedBuf<'a>,
+}
+
+fn span_of(outer: &[u8], inner: &[u8]) -> Span {
+    // Both come from the same buffer: `inner` is a sub-slice of `outer`.
+    let start = (inner.as_ptr() as usize).wrapping_sub(outer.as_ptr() as usize);
+    debug_assert!(start + inner.len() <= outer.len());
+    start as u32..(start + inner.len()) as u32
+}
+
+impl RequestData<'_> {
+    /// Copies a parsed head (`raw` is the buffer it was parsed from) and the runner key, which
+    /// must borrow from `raw` too, into the slot. The body is left empty.
+    ///
+    /// # Errors
+    /// [`Full`] when the head buffer is smaller than the head.
+    pub fn load(&mut self, head: &Head<'_, '_>, raw: &[u8], key: Option<&[u8]>) -> Result<(), Full> {
+        self.clear();
+        self.head.extend_from_slice(&raw[..head.head_len])?;
+        let raw = &raw[..head.head_len];
+        self.method = head.method;
+        self.path = span_of(raw, head.path.as_bytes());
+        self.query = head.query.map(|q| span_of(raw, q.as_bytes()));
+        self.key = key.map(|k| span_of(raw, k));
+        for h in head.headers {
+            let pair = (span_of(raw, h.name.as_bytes()), span_of(raw, h.value));
+            self.headers.push(pair).map_err(|_| Full)?;
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.head.clear();
+        self.headers.clear();
+        self.path = 0..0;
+        self.query = None;
+        self.key = None;
+        self.body.clear();
+    }
+
+    fn text(&self, s: &Span) -> &str {
+        // The head was validated as ASCII for targets and tokens; fall back to "" otherwise.
+        core::str::from_utf8(self.bytes(s)).unwrap_or("")
+    }
+
+    fn bytes(&self, s: &Span) -> &[u8] {
+        self.head.as_slice().get(s.start as usize..s.end as usize).unwrap_or(&[])
+    }
+
+    /// A read-only view for a runner.
+    #[must_use]
+    pub fn view(&self) -> Request<'_> {
+        Request { data: self }
+    }
+}
+
+/// What a runner sees of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'s> {
+    data: &'s RequestData<'s>,
+}
+
+impl<'s> Request<'s> {
+    /// The method.
+    #[must_use]
+    pub fn method(&self) -> Method {
+        self.data.method
+    }
+
+    /// The path, without the query.
+    #[must_use]
+    pub fn path(&self) -> &'s str {
+        self.data.text(&self.data.path)
+    }
+
+    /// The query (after `?`), if any.
+    #[must_use]
+    pub fn query(&self) -> Option<&'s str> {
+        self.data.query.as_ref().map(|q| self.data.text(q))
+    }
+
+    /// The affinity key (`/run/KEY` or `X-Runner-Key`), if any.
+    #[must_use]
+    pub fn key(&self) -> Option<&'s [u8]> {
+        self.data.key.as_ref().map(|k| self.data.bytes(k))
+    }
+
+    /// The header fields in the order received, as `(name, value)`.
+    pub fn headers(&self) -> impl Iterator<Item = (&'s str, &'s [u8])> + 's {
+        let data = self.data;
+        data.headers.iter().map(move |(n, v)| (data.text(n), data.bytes(v)))
+    }
+
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&'s [u8]> {
+        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// The body.
+    #[must_use]
+    pub fn body(&self) -> &'s [u8] {
+        self.data.body.as_slice()
+    }
+}
+
+/// The response side of a slot.
+#[derive(Debug)]
+pub struct ResponseData<'a> {
+    status: u16,
+    headers: HeaderLines,
+    body: FixedBuf<'a>,
+    /// The response body is the request body (no copy).
+    echo: bool,
+    wire_head: [u8; RESPONSE_HEAD_BYTES],
+    wire_head_len: usize,
+}
+
+impl ResponseData<'_> {
+    fn clear(&mut self) {
+        self.status = 200;
+        self.headers.clear();
+        self.body.clear();
+        self.echo = false;
+        self.wire_head_len = 0;
+    }
+
+    /// The status code the runner set.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The runner's header lines.
+    #[must_use]
+    pub fn header_lines(&self) -> &HeaderLines {
+        &self.headers
+    }
+
+    /// Serializes the head with `f` into the slot's head buffer (handler side).
+    ///
+    /// # Errors
+    /// [`Full`] from `f`.
+    pub fn write_wire_head(&mut self, f: impl FnOnce(&mut FixedBuf<'_>, &Self) -> Result<(), Full>) -> Result<(), Full> {
+        let mut head = [0u8; RESPONSE_HEAD_BYTES];
+        let mut buf = FixedBuf::new(&mut head);
+        f(&mut buf, self)?;
+        let n = buf.len();
+        self.wire_head[..n].copy_from_slice(&head[..n]);
+        self.wire_head_len = n;
+        Ok(())
+    }
+
+    /// The serialized head.
+    #[must_use]
+    pub fn wire_head(&self) -> &[u8] {
+        &self.wire_head[..self.wire_head_len]
+    }
+}
+
+impl Slot<'_> {
+    /// Gives `f` the request and a writable response, as a runner sees them. The response is
+    /// reset to `200`, no headers, empty body first.
+    pub fn serve<R>(&mut self, f: impl FnOnce(&Request<'_>, &mut Response<'_, '_>) -> R) -> R {
+        self.response.clear();
+        let req = self.request.view();
+        let mut resp = Response { data: &mut self.response };
+        f(&req, &mut resp)
+    }
+
+    /// The bytes of the response body: the runner's, or the request body when it echoed.
+    #[must_use]
+    pub fn response_body(&self) -> &[u8] {
+        if self.response.echo {
+            self.request.body.as_slice()
+        } else {
+            self.response.body.as_slice()
+        }
+    }
+}
+
+/// What a runner writes: status, header lines, body, into fixed buffers.
+#[derive(Debug)]
+pub struct Response<'s, 'a> {
+    data: &'s mut ResponseData<'a>,
+}
+
+impl<'a> Response<'_, 'a> {
+    /// Sets the status code (default 200). Values outside 200..=599 become 500.
+    pub fn set_status(&mut self, status: u16) {
+        self.data.status = if (200..=599).contains(&status) { status } else { 500 };
+    }
+
+    /// Adds a header field. `Content-Length`, `Transfer-Encoding`, `Connection`, `Date` and
+    /// `Server` belong to the server and are refused.
+    ///
+    /// # Errors
+    /// A [`crate::text::HeaderError`] saying why the field was refused.
+    pub fn header(&mut self, name: &str, value: &[u8]) -> Result<(), crate::text::HeaderError> {
+        self.data.headers.push(name, value)
+    }
+
+    /// The body buffer, to write into (its capacity is the response body limit).
+    pub fn body_mut(&mut self) -> &mut FixedBuf<'a> {
+        self.data.echo = false;
+        &mut self.data.body
+    }
+
+    /// Appends to the body.
+    ///
+    /// # Errors
+    /// [`Full`] when the body limit is reached; the body is unchanged.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), Full> {
+        self.body_mut().extend_from_slice(bytes)
+    }
+
+    /// Makes the response body the request body, without copying it.
+    pub fn echo_request_body(&mut self) {
+        self.data.body.clear();
+        self.data.echo = true;
+    }
+
+    /// Discards the body and header lines (for example to answer an error instead).
+    pub fn reset(&mut self) {
+        self.data.clear();
+    }
+}
+
+/// User code that answers `/run` requests on a runner thread.
+///
+/// A runner reads the request and writes status, header fields and body into the response's
+/// fixed buffers. It must not block for long (it holds its core) and cannot allocate through
+/// this API. One instance lives on each runner thread, so its state needs no locks.
+pub trait Runner {
+    /// Answers one request.
+    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>);
+}
+
+impl<F: FnMut(&Request<'_>, &mut Response<'_, '_>)> Runner for F {
+    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
+        self(req, resp);
+    }
+}

@@ -1,0 +1,713 @@
+//! Incremental HTTP/1.1 request parsing (RFC 9112), sans I/O.
+//!
+//! [`parse_head`] looks at the bytes received so far in a caller-owned buffer and returns
+//! [`Status::Partial`] (read more), [`Status::Complete`] with a [`Head`] that borrows from the
+//! buffer, or an [`Error`] that names the status to answer with. The request line and header
+//! fields go through httparse; on top of it this module enforces what httparse leaves to the
+//! caller: one way to frame every message (Content-Length and Transfer-Encoding rules), Host,
+//! target syntax, and the size limits. Bytes after the head are left alone: a body follows,
+//! or the next pipelined request.
+//!
+//! Chunked bodies are decoded by [`ChunkedDecoder`], length-framed bodies need no decoder.
+
+mod chunked;
+
+pub use chunked::{ChunkedDecoder, Progress};
+pub use httparse::Header;
+
+use crate::limits::{Limits, MAX_HEADERS};
+
+/// An empty header slot, to build the array [`parse_head`] fills.
+pub const EMPTY_HEADER: Header<'static> = httparse::EMPTY_HEADER;
+
+/// The array of header slots [`parse_head`] fills, owned by the caller.
+pub type HeaderSlots<'b> = [Header<'b>; MAX_HEADERS];
+
+/// Whether a parse finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status<T> {
+    /// Done; the value says what was found.
+    Complete(T),
+    /// The bytes so far are a valid prefix; read more and call again with all of them.
+    Partial,
+}
+
+/// Why a request was refused. Each variant names one failure and maps to one status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The request line or a header field is not valid HTTP/1.1 syntax (400).
+    Syntax,
+    /// A NUL byte in the head (400).
+    Nul,
+    /// A CR not followed by LF in the head (400).
+    BareCr,
+    /// A header field continued on the next line (obs-fold) (400).
+    ObsFold,
+    /// The request target has characters or a form the server does not accept (400).
+    InvalidTarget,
+    /// HTTP/1.1 without a Host field (400).
+    MissingHost,
+    /// More than one Host field (400).
+    DuplicateHost,
+    /// A Host value that is not a valid authority (400).
+    InvalidHost,
+    /// Content-Length is not a plain decimal number, or overflows (400).
+    InvalidContentLength,
+    /// Several Content-Length fields with different values (400).
+    ConflictingContentLength,
+    /// Both Content-Length and Transfer-Encoding (400).
+    ContentLengthWithTransferEncoding,
+    /// Transfer-Encoding in which `chunked` is missing from the end or repeated (400).
+    ChunkedNotFinal,
+    /// Transfer-Encoding on an HTTP/1.0 request, whose framing then cannot be trusted (400).
+    TransferEncodingOnHttp10,
+    /// A malformed chunk size line, chunk terminator or trailer (400).
+    InvalidChunk,
+    /// The request target is longer than the limit (414).
+    UriTooLong,
+    /// The head is larger than the limit, has too many fields, or trailers are too large (431).
+    HeadTooLarge,
+    /// The body is larger than the limit (413).
+    PayloadTooLarge,
+    /// A transfer coding other than `chunked` (501).
+    UnsupportedTransferCoding,
+    /// An HTTP version other than 1.0 and 1.1 (505).
+    VersionNotSupported,
+    /// An `Expect` other than `100-continue` (417).
+    ExpectationFailed,
+}
+
+impl Error {
+    /// Every variant, in declaration order (for metrics that count errors by kind).
+    pub const ALL: [Self; 20] = [
+        Self::Syntax,
+        Self::Nul,
+        Self::BareCr,
+        Self::ObsFold,
+        Self::InvalidTarget,
+        Self::MissingHost,
+        Self::DuplicateHost,
+        Self::InvalidHost,
+        Self::InvalidContentLength,
+        Self::ConflictingContentLength,
+        Self::ContentLengthWithTransferEncoding,
+        Self::ChunkedNotFinal,
+        Self::TransferEncodingOnHttp10,
+        Self::InvalidChunk,
+        Self::UriTooLong,
+        Self::HeadTooLarge,
+        Self::PayloadTooLarge,
+        Self::UnsupportedTransferCoding,
+        Self::VersionNotSupported,
+        Self::ExpectationFailed,
+    ];
+
+    /// The status code to answer with.
+    #[must_use]
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::UriTooLong => 414,
+            Self::HeadTooLarge => 431,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedTransferCoding => 501,
+            Self::VersionNotSupported => 505,
+            Self::ExpectationFailed => 417,
+            _ => 400,
+        }
+    }
+
+    /// A short `snake_case` name, for logs and metric labels.
+    #[must_use]
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Self::Syntax => "syntax",
+            Self::Nul => "nul",
+            Self::BareCr => "bare_cr",
+            Self::ObsFold => "obs_fold",
+            Self::InvalidTarget => "invalid_target",
+            Self::MissingHost => "missing_host",
+            Self::DuplicateHost => "duplicate_host",
+            Self::InvalidHost => "invalid_host",
+            Self::InvalidContentLength => "invalid_content_length",
+            Self::ConflictingContentLength => "conflicting_content_length",
+            Self::ContentLengthWithTransferEncoding => "content_length_with_transfer_encoding",
+            Self::ChunkedNotFinal => "chunked_not_final",
+            Self::TransferEncodingOnHttp10 => "transfer_encoding_on_http10",
+            Self::InvalidChunk => "invalid_chunk",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadTooLarge => "head_too_large",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedTransferCoding => "unsupported_transfer_coding",
+            Self::VersionNotSupported => "version_not_supported",
+            Self::ExpectationFailed => "expectation_failed",
+        }
+    }
+
+    /// Position in [`Error::ALL`].
+    #[must_use]
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|e| *e == self).unwrap_or(0)
+    }
+}
+
+/// A request method. Methods are case-sensitive tokens; unknown ones are [`Method::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `HEAD`
+    Head,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `DELETE`
+    Delete,
+    /// `OPTIONS`
+    Options,
+    /// `PATCH`
+    Patch,
+    /// `TRACE`
+    Trace,
+    /// `CONNECT`
+    Connect,
+    /// Any other token.
+    Other,
+}
+
+impl Method {
+    /// The method for a token from the request line.
+    #[must_use]
+    pub fn from_token(token: &str) -> Self {
+        match token {
+            "GET" => Self::Get,
+            "HEAD" => Self::Head,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "DELETE" => Self::Delete,
+            "OPTIONS" => Self::Options,
+            "PATCH" => Self::Patch,
+            "TRACE" => Self::Trace,
+            "CONNECT" => Self::Connect,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The HTTP version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0
+    Http10,
+    /// HTTP/1.1
+    Http11,
+}
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// Exactly this many bytes follow the head.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`: decode with [`ChunkedDecoder`].
+    Chunked,
+}
+
+/// A parsed request head, borrowing from the caller's buffer and header slots.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'h, 'b> {
+    /// The method.
+    pub method: Method,
+    /// The method token as sent.
+    pub method_token: &'b str,
+    /// The request target as sent.
+    pub target: &'b str,
+    /// The path of the target (for absolute-form, the part after the authority).
+    pub path: &'b str,
+    /// The query (after `?`, without it), if any.
+    pub query: Option<&'b str>,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// How the body is framed.
+    pub framing: Framing,
+    /// Whether the connection may stay open after this request.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request.
+    pub expect_continue: bool,
+    /// Length of the head in bytes (where the body or the next request starts).
+    pub head_len: usize,
+    /// The header fields in the order received.
+    pub headers: &'h [Header<'b>],
+}
+
+impl<'b> Head<'_, 'b> {
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&'b [u8]> {
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    }
+}
+
+/// Parses the request head at the start of `buf`.
+///
+/// `headers` must be a fresh array of [`EMPTY_HEADER`]s; it is filled with the fields found.
+/// Empty lines before the request line are skipped (RFC 9112 §2.2).
+///
+/// # Errors
+/// An [`Error`] naming the status to answer with; the connection must then be closed, since
+/// the framing of anything after a bad head cannot be trusted.
+pub fn parse_head<'h, 'b>(
+    buf: &'b [u8],
+    headers: &'h mut [Header<'b>],
+    limits: &Limits,
+) -> Result<Status<Head<'h, 'b>>, Error> {
+    let mut req = httparse::Request::new(headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return partial(buf, limits),
+        Err(e) => return Err(classify(buf, limits, e)),
+    };
+    if head_len > limits.max_head_bytes {
+        return Err(Error::HeadTooLarge);
+    }
+    // httparse accepts a few bytes RFC 9112 forbids in a head; refuse them here.
+    scan_forbidden(&buf[..head_len])?;
+    let (Some(method_token), Some(target), Some(minor)) = (req.method, req.path, req.version)
+    else {
+        return Err(Error::Syntax);
+    };
+    let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+    let method = Method::from_token(method_token);
+    if target.len() > limits.max_target_bytes {
+        return Err(Error::UriTooLong);
+    }
+    let (path, query) = split_target(method, target)?;
+    let fields = Fields::scan(req.headers)?;
+
+    if version == Version::Http11 {
+        match fields.hosts {
+            0 => return Err(Error::MissingHost),
+            1 => {}
+            _ => return Err(Error::DuplicateHost),
+        }
+    } else if fields.hosts > 1 {
+        return Err(Error::DuplicateHost);
+    }
+    let framing = match (fields.content_length, fields.transfer_encoding) {
+        (_, TransferEncoding::Absent) => match fields.content_length {
+            Some(n) if n > limits.max_body_bytes as u64 => return Err(Error::PayloadTooLarge),
+            Some(0) | None => Framing::None,
+            // The cast cannot truncate: n <= max_body_bytes, a usize.
+            Some(n) => Framing::Length(n as usize),
+        },
+        (Some(_), _) => return Err(Error::ContentLengthWithTransferEncoding),
+        (None, _) if version == Version::Http10 => return Err(Error::TransferEncodingOnHttp10),
+        (None, TransferEncoding::Chunked) => Framing::Chunked,
+        (None, TransferEncoding::NotFinal) => return Err(Error::ChunkedNotFinal),
+        (None, TransferEncoding::Unsupported) => return Err(Error::UnsupportedTransferCoding),
+    };
+    let expect_continue = match fields.expect {
+        Expect::None => false,
+        // RFC 9110 §10.1.1: a server MUST ignore 100-continue in an HTTP/1.0 request.
+        Expect::Continue => version == Version::Http11,
+        Expect::Other => return Err(Error::ExpectationFailed),
+    };
+    let keep_alive = match version {
+        Version::Http11 => !fields.close,
+        Version::Http10 => fields.keep_alive && !fields.close,
+    };
+    Ok(Status::Complete(Head {
+        method,
+        method_token,
+        target,
+        path,
+        query,
+        version,
+        framing,
+        keep_alive,
+        expect_continue,
+        head_len,
+        headers: req.headers,
+    }))
+}
+
+/// A valid prefix so far: decide whether it may still grow into an acceptable head.
+fn partial<'h, 'b>(buf: &[u8], limits: &Limits) -> Result<Status<Head<'h, 'b>>, Error> {
+    let seen = &buf[..buf.len().min(limits.max_head_bytes)];
+    scan_forbidden(seen)?;
+    let start = seen.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(seen.len());
+    let line_done = seen[start..].contains(&b'\n');
+    // Method, two spaces and "HTTP/1.1" take at most 32 bytes beside the target.
+    if !line_done && seen.len() - start > limits.max_target_bytes + 32 {
+        return Err(Error::UriTooLong);
+    }
+    if buf.len() >= limits.max_head_bytes {
+        return Err(if line_done { Error::HeadTooLarge } else { Error::UriTooLong });
+    }
+    Ok(Status::Partial)
+}
+
+/// Names the failure behind an httparse error as precisely as the bytes allow.
+fn classify(buf: &[u8], limits: &Limits, e: httparse::Error) -> Error {
+    let seen = &buf[..buf.len().min(limits.max_head_bytes)];
+    if let Err(specific) = scan_forbidden(seen) {
+        return specific;
+    }
+    match e {
+        httparse::Error::TooManyHeaders => Error::HeadTooLarge,
+        httparse::Error::Version if version_is_well_formed(seen) => Error::VersionNotSupported,
+        httparse::Error::HeaderName | httparse::Error::HeaderValue if has_obs_fold(seen) => {
+            Error::ObsFold
+        }
+        _ => Error::Syntax,
+    }
+}
+
+/// Whether the request line ends in a well-formed `HTTP/D.D` other than 1.0 and 1.1.
+fn version_is_well_formed(buf: &[u8]) -> bool {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
+    let line = &buf[start..];
+    let end = line.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(line.len());
+    let line = &line[..end];
+    let Some(sp) = line.iter().rposition(|&b| b == b' ') else { return false };
+    match &line[sp + 1..] {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
+            major.is_ascii_digit() && minor.is_ascii_digit()
+        }
+        _ => false,
+    }
+}
+
+/// Whether some line of the head starts with SP or HTAB (a folded field line).
+fn has_obs_fold(buf: &[u8]) -> bool {
+    buf.windows(2).any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'))
+}
+
+/// Refuses NUL anywhere and CR not followed by LF in head bytes.
+fn scan_forbidden(head: &[u8]) -> Result<(), Error> {
+    for (i, &b) in head.iter().enumerate() {
+        match b {
+            0 => return Err(Error::Nul),
+            b'\r' if i + 1 < head.len() && head[i + 1] != b'\n' => return Err(Error::BareCr),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Splits a target into path and query, checking its form and characters.
+fn split_target(method: Method, target: &str) -> Result<(&str, Option<&str>), Error> {
+    let bytes = target.as_bytes();
+    if !bytes.iter().all(|&b| is_target_char(b)) || !percent_encoding_ok(bytes) {
+        return Err(Error::InvalidTarget);
+    }
+    let origin = if bytes.first() == Some(&b'/') {
+        target
+    } else if target == "*" && method == Method::Options {
+        return Ok(("*", None));
+    } else if method == Method::Connect {
+        // authority-form: host:port, only for CONNECT (which the router then refuses).
+        return Ok((target, None));
+    } else {
+        absolute_path(target)?
+    };
+    Ok(match origin.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (origin, None),
+    })
+}
+
+/// The path and query of an absolute-form target (`http://host/path?q`).
+fn absolute_path(target: &str) -> Result<&str, Error> {
+    let lower_scheme = |s: &str| {
+        target.len() > s.len() && target.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes())
+    };
+    let rest = if lower_scheme("http://") {
+        &target[7..]
+    } else if lower_scheme("https://") {
+        &target[8..]
+    } else {
+        return Err(Error::InvalidTarget);
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.is_empty() || authority.contains('@') || !valid_host(authority.as_bytes()) {
+        return Err(Error::InvalidTarget);
+    }
+    Ok(if end == rest.len() { "/" } else { &rest[end..] })
+}
+
+/// RFC 3986 characters allowed in a request target (no fragment, no spaces, ASCII only).
+fn is_target_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+                | b'?'
+                | b'%'
+        )
+}
+
+/// Every `%` is followed by two hex digits.
+fn percent_encoding_ok(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let ok = bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+            if !ok {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// A Host value: `reg-name` or `[IP-literal]`, optionally `:port`; no userinfo.
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(close) = v.iter().position(|&b| b == b']') else { return false };
+        let literal = &v[1..close];
+        if literal.is_empty()
+            || !literal.iter().all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        {
+            return false;
+        }
+        (&v[..=close], &v[close + 1..])
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, &v[v.len()..]),
+        }
+    };
+    let host_ok = host.first() == Some(&b'[')
+        || host.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                )
+        });
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    host_ok && port_ok
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransferEncoding {
+    Absent,
+    /// Exactly `chunked` (possibly over several fields).
+    Chunked,
+    /// `chunked` not last, or repeated, or an empty list.
+    NotFinal,
+    /// Some coding other than `chunked`, with `chunked` last or absent.
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    None,
+    Continue,
+    Other,
+}
+
+/// What the header fields say about framing and connection management.
+#[derive(Debug)]
+struct Fields {
+    hosts: usize,
+    content_length: Option<u64>,
+    transfer_encoding: TransferEncoding,
+    close: bool,
+    keep_alive: bool,
+    expect: Expect,
+}
+
+impl Fields {
+    fn scan(headers: &[Header<'_>]) -> Result<Self, Error> {
+        let mut f = Self {
+            hosts: 0,
+            content_length: None,
+            transfer_encoding: TransferEncoding::Absent,
+            close: false,
+            keep_alive: false,
+            expect: Expect::None,
+        };
+        let mut codings = Codings::default();
+        for h in headers {
+            let name = h.name;
+            let value = trim_ows(h.value);
+            if name.eq_ignore_ascii_case("host") {
+                f.hosts += 1;
+                if !valid_host(value) {
+                    return Err(Error::InvalidHost);
+                }
+            } else if name.eq_ignore_ascii_case("content-length") {
+                let n = parse_content_length(value)?;
+                if f.content_length.is_some_and(|prev| prev != n) {
+                    return Err(Error::ConflictingContentLength);
+                }
+                f.content_length = Some(n);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                codings.add(value);
+            } else if name.eq_ignore_ascii_case("connection") {
+                for token in list(value) {
+                    f.close |= token.eq_ignore_ascii_case(b"close");
+                    f.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case("expect") {
+                f.expect = if value.eq_ignore_ascii_case(b"100-continue") && f.expect != Expect::Other
+                {
+                    Expect::Continue
+                } else {
+                    Expect::Other
+                };
+            }
+        }
+        f.transfer_encoding = codings.verdict();
+        Ok(f)
+    }
+}
+
+/// Accumulates Transfer-Encoding codings across fields.
+#[derive(Debug, Default)]
+struct Codings {
+    seen: bool,
+    count: usize,
+    chunked_count: usize,
+    last_is_chunked: bool,
+    other: bool,
+}
+
+impl Codings {
+    fn add(&mut self, value: &[u8]) {
+        self.seen = true;
+        for token in list(value) {
+            // A coding may carry parameters (`gzip;q=1`): only the name matters here.
+            let name_end = token.iter().position(|&b| b == b';').unwrap_or(token.len());
+            let name = trim_ows(&token[..name_end]);
+            let chunked = name.eq_ignore_ascii_case(b"chunked");
+            self.count += 1;
+            self.chunked_count += usize::from(chunked);
+            self.other |= !chunked;
+            self.last_is_chunked = chunked && name_end == token.len();
+        }
+    }
+
+    fn verdict(&self) -> TransferEncoding {
+        if !self.seen {
+            TransferEncoding::Absent
+        } else if self.count == 0 || self.chunked_count > 1 {
+            TransferEncoding::NotFinal
+        } else if self.other && (self.last_is_chunked || self.chunked_count == 0) {
+            TransferEncoding::Unsupported
+        } else if self.last_is_chunked {
+            TransferEncoding::Chunked
+        } else {
+            TransferEncoding::NotFinal
+        }
+    }
+}
+
+/// Non-empty, OWS-trimmed elements of a comma-separated list.
+fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(trim_ows).filter(|t| !t.is_empty())
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// `Content-Length = 1*DIGIT`, without overflow.
+fn parse_content_length(v: &[u8]) -> Result<u64, Error> {
+    if v.is_empty() {
+        return Err(Error::InvalidContentLength);
+    }
+    let mut n: u64 = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return Err(Error::InvalidContentLength);
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or(Error::InvalidContentLength)?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_rules() {
+        assert_eq!(parse_content_length(b"0"), Ok(0));
+        assert_eq!(parse_content_length(b"0042"), Ok(42));
+        assert_eq!(parse_content_length(b"18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_content_length(b"18446744073709551616"), Err(Error::InvalidContentLength));
+        assert_eq!(parse_content_length(b"+5"), Err(Error::InvalidContentLength));
+        assert_eq!(parse_content_length(b"5 5"), Err(Error::InvalidContentLength));
+        assert_eq!(parse_content_length(b""), Err(Error::InvalidContentLength));
+    }
+
+    #[test]
+    fn host_values() {
+        for ok in [&b"example.com"[..], b"a:80", b"[::1]:8080", b"127.0.0.1", b""] {
+            assert!(valid_host(ok), "{ok:?}");
+        }
+        for bad in [&b"a b"[..], b"u@h", b"h:x", b"[zz]", b"h/p", b"h:123456"] {
+            assert!(!valid_host(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn error_table_is_complete() {
+        for (i, e) in Error::ALL.iter().enumerate() {
+            assert_eq!(e.index(), i);
+            assert!((400..600).contains(&e.status()));
+        }
+    }
+}

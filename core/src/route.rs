@@ -1,0 +1,67 @@
+//! Which handler answers a `(method, path)`. The query string never takes part.
+
+use crate::limits::MAX_RUNNER_KEY_BYTES;
+use crate::parse::Method;
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'p> {
+    /// `/run` or `/run/KEY`: a runner answers. `key` is the path's key, if any.
+    Run {
+        /// The affinity key from `/run/KEY`.
+        key: Option<&'p str>,
+    },
+    /// `POST /shutdown`: stop the server.
+    Shutdown,
+    /// `GET /metrics`: Prometheus text.
+    Metrics,
+    /// `GET /health`: liveness.
+    Health,
+    /// No such resource (404).
+    NotFound,
+    /// The resource exists but not with this method (405); `allow` lists the methods it has.
+    MethodNotAllowed {
+        /// Value for the `Allow` header.
+        allow: &'static str,
+    },
+    /// A method the server does not implement at all (501).
+    NotImplemented,
+    /// The `/run/KEY` key is longer than [`MAX_RUNNER_KEY_BYTES`] (414).
+    KeyTooLong,
+}
+
+/// Methods `/run` accepts.
+pub const RUN_ALLOW: &str = "GET, HEAD, POST, PUT, DELETE";
+const SHUTDOWN_ALLOW: &str = "POST";
+const READ_ALLOW: &str = "GET, HEAD";
+
+/// Routes a request. `path` is the path without the query.
+#[must_use]
+pub fn route(method: Method, path: &str) -> Route<'_> {
+    if matches!(method, Method::Other | Method::Connect) {
+        return Route::NotImplemented;
+    }
+    let (resource, allow) = match path {
+        "/run" | "/run/" => (Route::Run { key: None }, RUN_ALLOW),
+        "/shutdown" => (Route::Shutdown, SHUTDOWN_ALLOW),
+        "/metrics" => (Route::Metrics, READ_ALLOW),
+        "/health" => (Route::Health, READ_ALLOW),
+        _ => match path.strip_prefix("/run/") {
+            Some(key) if key.len() > MAX_RUNNER_KEY_BYTES => return Route::KeyTooLong,
+            Some(key) => (Route::Run { key: Some(key) }, RUN_ALLOW),
+            None => return Route::NotFound,
+        },
+    };
+    let allowed = match resource {
+        Route::Run { .. } => {
+            matches!(method, Method::Get | Method::Head | Method::Post | Method::Put | Method::Delete)
+        }
+        Route::Shutdown => method == Method::Post,
+        _ => matches!(method, Method::Get | Method::Head),
+    };
+    if allowed {
+        resource
+    } else {
+        Route::MethodNotAllowed { allow }
+    }
+}

@@ -1,0 +1,204 @@
+//! Fixed-capacity text and byte buffers: nothing here grows past what it was given.
+//!
+//! [`FixedBuf`] tracks the filled part of a caller-owned slice (bodies, serialized heads);
+//! [`HeaderLines`] holds response header lines a runner adds, checked as they go in;
+//! [`RunnerKey`] is a request's affinity key, a heapless string.
+
+use crate::limits::{MAX_RUNNER_KEY_BYTES, RUNNER_HEADER_BYTES};
+
+/// A runner affinity key, copied out of the request.
+pub type RunnerKey = heapless::String<MAX_RUNNER_KEY_BYTES>;
+
+/// The buffer was too small for what was written into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+impl core::fmt::Display for Full {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("fixed buffer full")
+    }
+}
+
+/// A byte buffer over a caller-owned slice: `len` bytes filled, the rest spare.
+#[derive(Debug)]
+pub struct FixedBuf<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> FixedBuf<'a> {
+    /// An empty buffer over `buf`; its capacity is `buf.len()`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, len: 0 }
+    }
+
+    /// The filled bytes.
+    #[must_use]
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The filled bytes, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+
+    /// Bytes filled.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Nothing filled.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Total room.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Empties the buffer (capacity unchanged).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends `bytes` whole, or nothing.
+    ///
+    /// # Errors
+    /// [`Full`] when they do not fit; the buffer is unchanged.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) -> Result<(), Full> {
+        let end = self.len.checked_add(bytes.len()).filter(|&e| e <= self.buf.len()).ok_or(Full)?;
+        self.buf[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    /// Appends `n` in decimal.
+    ///
+    /// # Errors
+    /// [`Full`] when it does not fit.
+    pub fn push_decimal(&mut self, n: u64) -> Result<(), Full> {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.extend_from_slice(&digits[i..])
+    }
+
+    /// The unfilled part, to read or decode into; then call [`advance`](Self::advance).
+    pub fn spare_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.len..]
+    }
+
+    /// Marks `n` more bytes of the spare part as filled (clamped to the capacity).
+    pub fn advance(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.buf.len());
+    }
+}
+
+impl core::fmt::Write for FixedBuf<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.extend_from_slice(s.as_bytes()).map_err(|_| core::fmt::Error)
+    }
+}
+
+/// Why a header line was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The name is not an HTTP token.
+    InvalidName,
+    /// The value holds CR, LF, NUL or another control byte.
+    InvalidValue,
+    /// The name is one the server writes itself (framing and connection management).
+    Reserved,
+    /// No room left for it.
+    Full,
+}
+
+/// Response header lines (`name: value\r\n`...) a runner adds, validated on the way in so a
+/// runner cannot split the response or override framing.
+#[derive(Debug, Default)]
+pub struct HeaderLines {
+    bytes: heapless::Vec<u8, RUNNER_HEADER_BYTES>,
+}
+
+/// Header names the server owns; runners may not set them.
+const RESERVED: [&str; 5] = ["content-length", "transfer-encoding", "connection", "date", "server"];
+
+impl HeaderLines {
+    /// No lines.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { bytes: heapless::Vec::new() }
+    }
+
+    /// Appends `name: value`.
+    ///
+    /// # Errors
+    /// A [`HeaderError`]; nothing is appended then.
+    pub fn push(&mut self, name: &str, value: &[u8]) -> Result<(), HeaderError> {
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(HeaderError::InvalidName);
+        }
+        if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            return Err(HeaderError::Reserved);
+        }
+        if !value.iter().all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)) {
+            return Err(HeaderError::InvalidValue);
+        }
+        let before = self.bytes.len();
+        let ok = self.bytes.extend_from_slice(name.as_bytes()).is_ok()
+            && self.bytes.extend_from_slice(b": ").is_ok()
+            && self.bytes.extend_from_slice(value).is_ok()
+            && self.bytes.extend_from_slice(b"\r\n").is_ok();
+        if ok {
+            Ok(())
+        } else {
+            self.bytes.truncate(before);
+            Err(HeaderError::Full)
+        }
+    }
+
+    /// The lines, each ending in CRLF.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether a field named `name` was added.
+    #[must_use]
+    pub fn contains(&self, name: &str) -> bool {
+        self.bytes.split(|&b| b == b'\n').any(|line| {
+            line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                && line[name.len()] == b':'
+        })
+    }
+
+    /// Removes every line.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+    }
+}
+
+/// `tchar` of RFC 9110 §5.6.2.
+#[must_use]
+pub const fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`'
+                | b'|' | b'~'
+        )
+}
