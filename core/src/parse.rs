@@ -370,6 +370,10 @@ fn version_is_well_formed(buf: &[u8]) -> bool {
     let line = &buf[start..];
     let end = line.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(line.len());
     let line = &line[..end];
+    // Exactly `method SP target SP version`.
+    if line.iter().filter(|&&b| b == b' ').count() != 2 {
+        return false;
+    }
     let Some(sp) = line.iter().rposition(|&b| b == b' ') else { return false };
     match &line[sp + 1..] {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {

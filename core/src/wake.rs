@@ -2,21 +2,27 @@
 //!
 //! A consumer that found all its rings empty must not sleep through a push that raced with its
 //! last check, and a producer must not pay a system call per push to wake a consumer that is
-//! busy anyway. The handshake (a Dekker pair of `SeqCst` fences):
+//! busy anyway. The handshake:
 //!
 //! ```text
 //! consumer                                  producer
-//! doorbell.prepare_sleep()                  ring.push(x)
-//!   sleeping = true; fence(SeqCst)          if doorbell.should_wake()
-//! if rings still empty: sleep                 fence(SeqCst); swap(sleeping, false)
-//! doorbell.awake()                            -> true: wake the consumer (syscall)
+//! doorbell.prepare_sleep()                  ring.push(x)          (Release store of tail)
+//!   swap(sleeping, true, AcqRel)            if doorbell.should_wake()
+//! if rings still empty: sleep                 swap(sleeping, false, AcqRel) == true
+//! doorbell.awake()                            -> wake the consumer (one system call)
+//!   swap(sleeping, false, AcqRel)
 //! ```
 //!
-//! Either the consumer's re-check sees the push, or the producer sees `sleeping == true`
-//! (the two fences are totally ordered, so both cannot miss). Under load nobody sleeps, so
-//! `should_wake` is one fence and one uncontended RMW. `core/tests/loom.rs` model-checks it.
+//! Every write of `sleeping` is a read-modify-write, so they are totally ordered and each reads
+//! the one before it. If the producer's swap comes after the consumer's `prepare_sleep`, it
+//! reads `true` and wakes. If it comes before, the consumer's later swap reads from it (or from
+//! an RMW that did), acquires the producer's push, and the re-check sees the value. Either way
+//! no wake-up is lost. This uses only acquire/release on one location, which loom models
+//! exactly (it does not model `SeqCst` fences, so a fence-based Dekker handshake could not be
+//! checked); `core/tests/loom.rs` model-checks it. Under load the consumer never prepares to
+//! sleep, so a producer pays one uncontended RMW per batch and no system call.
 
-use crate::sync::{fence, AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 
 /// A consumer's "I am about to sleep" flag. One per consumer thread, shared with its producers.
 #[derive(Debug)]
@@ -44,19 +50,17 @@ impl Doorbell {
     /// deciding not to sleep).
     #[inline]
     pub fn prepare_sleep(&self) {
-        // Relaxed store: the SeqCst fence right after orders it before the ring re-check loads.
-        self.sleeping.store(true, Ordering::Relaxed);
-        // Pairs with the fence in `should_wake`: of the two (flag store, tail load) and
-        // (tail store, flag load) pairs, at least one load sees the other side's store.
-        fence(Ordering::SeqCst);
+        // AcqRel RMW: acquires every push whose `should_wake` swap came earlier in the flag's
+        // modification order, so the re-check that follows sees those pushes.
+        self.sleeping.swap(true, Ordering::AcqRel);
     }
 
     /// Consumer: back at work; producers need not wake us.
     #[inline]
     pub fn awake(&self) {
-        // Relaxed: clearing early only costs a producer a missed-but-unneeded wake; the consumer
-        // re-checks its rings after every wake anyway.
-        self.sleeping.store(false, Ordering::Relaxed);
+        // An RMW, not a store: a plain store would break the chain of RMWs that carries a
+        // producer's release to the next `prepare_sleep`.
+        self.sleeping.swap(false, Ordering::AcqRel);
     }
 
     /// Producer, after pushing: whether the consumer may be asleep and must be woken. Returns
@@ -64,10 +68,9 @@ impl Doorbell {
     #[inline]
     #[must_use]
     pub fn should_wake(&self) -> bool {
-        // Pairs with the fence in `prepare_sleep` (see there).
-        fence(Ordering::SeqCst);
-        // Cheap load first so the busy case does not dirty the cache line.
-        self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::Relaxed)
+        // AcqRel RMW: releases the push before it to a later `prepare_sleep`, and reads `true`
+        // if the consumer announced sleep earlier in the modification order.
+        self.sleeping.swap(false, Ordering::AcqRel)
     }
 }
 

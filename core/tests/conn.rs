@@ -1,0 +1,163 @@
+//! The connection state machine, driven by events with explicit times.
+
+use httpd_runner_core::conn::{Conn, ConnConfig, Phase, Timeout};
+
+const CFG: ConnConfig = ConnConfig { header_timeout_ms: 100, body_timeout_ms: 50, idle_timeout_ms: 1000, max_pipeline: 3 };
+
+#[test]
+fn header_deadline_runs_from_accept_and_is_not_extended_by_trickling() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    for t in (10..100).step_by(10) {
+        c.on_data(t);
+        assert_eq!(c.tick(t), None, "t={t}");
+    }
+    assert_eq!(c.tick(100), Some(Timeout::Head));
+    assert!(Timeout::Head.answers_408());
+    c.fail(100, 0);
+    assert!(!c.should_close(), "the 408 must be written first");
+    assert_eq!(c.ready().count(), 1);
+    assert_eq!(c.pop_written(101), Some(0));
+    assert!(c.should_close());
+}
+
+#[test]
+fn header_deadline_starts_at_the_first_byte_after_idle() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let seq = c.begin_request(10, true, false).unwrap();
+    c.complete(11, seq, 1, false).unwrap();
+    c.pop_written(12);
+    assert_eq!(c.phase(), Phase::Idle);
+    assert_eq!(c.tick(500), None, "idle, before the idle timeout");
+    c.on_data(900);
+    assert_eq!(c.phase(), Phase::Head);
+    assert_eq!(c.tick(999), None);
+    assert_eq!(c.tick(1000), Some(Timeout::Head));
+}
+
+#[test]
+fn body_timeout_is_per_stall() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    c.begin_request(0, true, true).unwrap();
+    for t in (40..400).step_by(40) {
+        c.on_data(t);
+        assert_eq!(c.tick(t + 10), None);
+    }
+    assert_eq!(c.tick(360 + 50), Some(Timeout::Body));
+}
+
+#[test]
+fn idle_timeout_closes_without_response() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let s = c.begin_request(0, true, false).unwrap();
+    c.complete(1, s, 1, false).unwrap();
+    c.pop_written(2);
+    assert_eq!(c.tick(1001), None);
+    assert_eq!(c.tick(1002), Some(Timeout::Idle));
+    assert!(!Timeout::Idle.answers_408());
+    assert!(c.should_close());
+}
+
+#[test]
+fn no_idle_timeout_while_a_runner_works() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    c.begin_request(0, true, false).unwrap();
+    assert_eq!(c.tick(10_000), None);
+}
+
+#[test]
+fn responses_leave_in_request_order() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let a = c.begin_request(0, true, false).unwrap();
+    let b = c.begin_request(0, true, false).unwrap();
+    let d = c.begin_request(0, true, false).unwrap();
+    assert!(!c.accepts_requests(), "pipelining bound reached");
+    c.complete(1, d, 3, false).unwrap();
+    c.complete(1, b, 2, false).unwrap();
+    assert_eq!(c.ready().count(), 0, "the first is not ready yet");
+    c.complete(2, a, 1, false).unwrap();
+    assert_eq!(c.ready().map(|p| *p).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(c.pop_written(3), Some(1));
+    assert!(c.accepts_requests());
+    assert_eq!(c.complete(3, a, 9, false), Err(9), "stale completion is handed back");
+}
+
+#[test]
+fn connection_close_stops_reading_and_closes_after_the_response() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let s = c.begin_request(0, false, false).unwrap();
+    assert!(!c.accepts_requests());
+    assert!(c.closes_after(s));
+    assert!(!c.should_close());
+    c.complete(1, s, 7, false).unwrap();
+    assert_eq!(c.pop_written(2), Some(7));
+    assert!(c.should_close());
+}
+
+#[test]
+fn keep_alive_response_does_not_say_close() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let s = c.begin_request(0, true, false).unwrap();
+    assert!(!c.closes_after(s));
+}
+
+#[test]
+fn failure_after_pipelined_requests_comes_last() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let a = c.begin_request(0, true, false).unwrap();
+    c.fail(0, 40);
+    assert!(!c.accepts_requests());
+    assert_eq!(c.ready().count(), 0, "the 400 waits for the earlier response");
+    c.complete(1, a, 1, false).unwrap();
+    assert_eq!(c.ready().map(|p| *p).collect::<Vec<_>>(), vec![1, 40]);
+    c.pop_written(2);
+    assert!(!c.should_close());
+    c.pop_written(3);
+    assert!(c.should_close());
+}
+
+#[test]
+fn body_failure_answers_in_its_own_place() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    c.begin_request(0, true, true).unwrap();
+    c.fail(5, 13);
+    assert_eq!(c.in_flight(), 1);
+    assert_eq!(c.pop_written(6), Some(13));
+    assert!(c.should_close());
+}
+
+#[test]
+fn write_stall_times_out() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let s = c.begin_request(0, true, false).unwrap();
+    c.complete(10, s, 1, false).unwrap();
+    c.write_progress(500);
+    assert_eq!(c.tick(1400), None);
+    assert_eq!(c.tick(1500), Some(Timeout::Write));
+    assert!(c.should_close());
+}
+
+#[test]
+fn shutdown_closes_idle_at_once_and_busy_after_in_flight() {
+    let mut idle = Conn::<u8>::new(CFG, 0);
+    idle.shutdown();
+    assert!(idle.should_close());
+    let mut busy = Conn::<u8>::new(CFG, 0);
+    let s = busy.begin_request(0, true, false).unwrap();
+    busy.shutdown();
+    assert!(!busy.should_close());
+    assert!(busy.closes_after(s), "last response before close says so");
+    busy.complete(1, s, 1, false).unwrap();
+    busy.pop_written(2);
+    assert!(busy.should_close());
+}
+
+#[test]
+fn peer_close_answers_what_is_in_flight() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let s = c.begin_request(0, true, false).unwrap();
+    c.peer_closed();
+    assert!(!c.should_close());
+    c.complete(1, s, 1, false).unwrap();
+    c.pop_written(2);
+    assert!(c.should_close());
+}
