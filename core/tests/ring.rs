@@ -76,27 +76,28 @@ fn static_ring_through_a_const_constructor() {
 
 #[test]
 fn two_threads_keep_fifo_order_without_loss() {
-    let ring: &'static mut Ring<usize, 16> = Box::leak(Box::new(Ring::new()));
+    let mut ring = Ring::<usize, 16>::new();
     let (mut tx, mut rx) = ring.split();
-    let producer = std::thread::spawn(move || {
-        for i in 0..MESSAGES {
-            let mut v = i;
-            while let Err(back) = tx.push(v) {
-                v = back;
-                std::thread::yield_now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 0..MESSAGES {
+                let mut v = i;
+                while let Err(back) = tx.push(v) {
+                    v = back;
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut next = 0;
+        while next < MESSAGES {
+            match rx.pop() {
+                Some(v) => {
+                    assert_eq!(v, next);
+                    next += 1;
+                }
+                None => std::thread::yield_now(),
             }
         }
     });
-    let mut next = 0;
-    while next < MESSAGES {
-        match rx.pop() {
-            Some(v) => {
-                assert_eq!(v, next);
-                next += 1;
-            }
-            None => std::thread::yield_now(),
-        }
-    }
-    producer.join().unwrap();
     assert_eq!(rx.pop(), None);
 }

@@ -1,0 +1,22 @@
+//! The parser on arbitrary bytes: no panic, and a complete head never claims more bytes than
+//! it was given; its path and target come from inside the buffer.
+#![no_main]
+use httpd_runner_core::limits::{Limits, MAX_HEADERS};
+use httpd_runner_core::parse::{parse_head, Status, EMPTY_HEADER};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits { max_head_bytes: 4096, max_target_bytes: 1024, max_body_bytes: 65536 };
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    match parse_head(data, &mut headers, &limits) {
+        Ok(Status::Complete(h)) => {
+            assert!(h.head_len <= data.len());
+            assert!(h.head_len <= limits.max_head_bytes);
+            assert!(h.target.len() <= limits.max_target_bytes);
+            let range = data.as_ptr_range();
+            assert!(range.contains(&h.path.as_ptr()) || h.path.is_empty() || h.path == "/");
+        }
+        Ok(Status::Partial) => assert!(data.len() < limits.max_head_bytes),
+        Err(e) => assert!((400..=505).contains(&e.status())),
+    }
+});
