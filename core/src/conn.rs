@@ -290,6 +290,17 @@ impl<P> Conn<P> {
         p.out
     }
 
+    /// Removes the oldest queued response whatever its state (for closing a connection and
+    /// recycling the storage of its responses); entries still at a runner are skipped.
+    pub fn pop_any(&mut self) -> Option<P> {
+        while let Some(p) = self.pending.pop_front() {
+            if p.out.is_some() {
+                return p.out;
+            }
+        }
+        None
+    }
+
     /// Some bytes of the front response were written (the client is reading).
     pub fn write_progress(&mut self, now_ms: u64) {
         if self.front_ready() {

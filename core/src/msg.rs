@@ -33,8 +33,10 @@ pub struct Ticket {
     pub runner: u16,
     /// `HEAD` request: send no body.
     pub head_only: bool,
-    /// When the request was dispatched (ms), for service-time metrics.
-    pub started_ms: u64,
+    /// Route label index, for metrics.
+    pub route: u8,
+    /// When the request was dispatched (µs since server start), for service-time metrics.
+    pub started_us: u64,
 }
 
 /// One request and its response, with preallocated buffers.

@@ -29,6 +29,8 @@ pub struct ResponseHead<'a> {
     pub allow: Option<&'a str>,
     /// `Retry-After` in seconds (for 503).
     pub retry_after_secs: Option<u32>,
+    /// `X-Runner`: the runner that answered.
+    pub runner: Option<u16>,
     /// Further header lines, each ending in CRLF, already validated (see `HeaderLines`).
     pub extra: &'a [u8],
 }
@@ -59,6 +61,10 @@ pub fn write_head(out: &mut FixedBuf<'_>, h: &ResponseHead<'_>) -> Result<(), Fu
     if let Some(secs) = h.retry_after_secs {
         out.extend_from_slice(b"\r\nRetry-After: ")?;
         out.push_decimal(u64::from(secs))?;
+    }
+    if let Some(runner) = h.runner {
+        out.extend_from_slice(b"\r\nX-Runner: ")?;
+        out.push_decimal(u64::from(runner))?;
     }
     if !h.keep_alive {
         out.extend_from_slice(b"\r\nConnection: close")?;
@@ -102,6 +108,7 @@ pub fn write_simple(out: &mut FixedBuf<'_>, s: &Simple<'_>) -> Result<(), Full> 
             content_type: Some(b"text/plain; charset=utf-8"),
             allow: s.allow,
             retry_after_secs: s.retry_after_secs,
+            runner: None,
             extra: b"",
         },
     )?;

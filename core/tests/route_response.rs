@@ -45,10 +45,10 @@ fn head_has_framing_date_and_server() {
     let mut store = [0u8; 512];
     let mut out = FixedBuf::new(&mut store);
     let mut extra = HeaderLines::new();
-    extra.push("X-Runner", b"1").unwrap();
-    write_head(&mut out, &ResponseHead { status: 200, content_length: 5, keep_alive: true, date: &DATE, content_type: Some(b"text/plain"), allow: None, retry_after_secs: None, extra: extra.as_bytes() }).unwrap();
+    extra.push("X-Trace", b"1").unwrap();
+    write_head(&mut out, &ResponseHead { status: 200, content_length: 5, keep_alive: true, date: &DATE, content_type: Some(b"text/plain"), allow: None, retry_after_secs: None, runner: Some(3), extra: extra.as_bytes() }).unwrap();
     let text = std::str::from_utf8(out.as_slice()).unwrap();
-    assert_eq!(text, "HTTP/1.1 200 OK\r\nServer: httpd-runner\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nX-Runner: 1\r\n\r\n");
+    assert_eq!(text, "HTTP/1.1 200 OK\r\nServer: httpd-runner\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nX-Runner: 3\r\nX-Trace: 1\r\n\r\n");
 }
 
 #[test]

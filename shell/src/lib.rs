@@ -1,1 +1,56 @@
-//! httpd-runner
+//! # httpd-runner
+//!
+//! A fixed-memory HTTP/1.1 server that runs your code on pinned cores.
+//!
+//! - **No allocation after startup.** Connection tables, read buffers, request slots and
+//!   rings are reserved when the server starts; afterwards requests move between threads as
+//!   `&'static mut Slot`s through lock-free SPSC rings.
+//! - **No locks, no busy idling.** Each pipeline edge is its own SPSC ring; a thread that finds
+//!   nothing to do announces it on its doorbell and sleeps, and producers wake it only then.
+//! - **Ordered, bounded, hardened HTTP/1.1.** Parsing, routing, framing, timeouts and
+//!   pipelining order are decided by the pure `httpd-runner-core` crate.
+//!
+//! ```text
+//! listener ──SPSC──▶ handler-h ──SPSC──▶ runner-r (pinned)
+//!                       ▲                   │
+//!                       └──────SPSC─────────┘
+//! ```
+//!
+//! Start a server with your own runner:
+//!
+//! ```no_run
+//! use httpd_runner::{Builder, Config};
+//! use httpd_runner::core::msg::{Request, Response, Runner};
+//!
+//! struct Upper;
+//! impl Runner for Upper {
+//!     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
+//!         let body = resp.body_mut();
+//!         for &b in req.body() {
+//!             if body.extend_from_slice(&[b.to_ascii_uppercase()]).is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! let cfg = Config::with_listen("127.0.0.1:0".parse().unwrap());
+//! let server = Builder::new(cfg).runner(|_core| Upper).start().unwrap();
+//! eprintln!("{}", server.banner());
+//! server.wait().unwrap();
+//! ```
+#![deny(unsafe_code)]
+
+pub mod alloc;
+pub mod config;
+mod handler;
+mod listener;
+pub mod metrics;
+pub mod pin;
+pub mod runner;
+pub mod server;
+pub mod shutdown;
+
+pub use config::Config;
+pub use httpd_runner_core as core;
+pub use server::{Builder, Server, Summary};

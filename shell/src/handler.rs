@@ -1,0 +1,943 @@
+//! Handler threads: an event loop over many non-blocking connections.
+//!
+//! Per loop: take new connections from the listener's ring, take finished slots back from the
+//! runners, read and parse what sockets have, dispatch `/run` requests to runners (one ring per
+//! runner, woken at most once per batch), answer the other routes locally, write every ready
+//! response of a connection with one `writev`, and tick the connections' deadlines. All
+//! decisions are the core's (`parse`, `route`, `conn`); this file moves bytes.
+//!
+//! Memory: the connection table (each with its read buffer) and the slot pool are made at
+//! startup; a request takes a slot from the free list, the slot travels to a runner and back
+//! by reference, and returns to the free list once its response is written.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown as SockShutdown;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use httpd_runner_core::conn::{Conn, Timeout};
+use httpd_runner_core::limits::MAX_HEADERS;
+use httpd_runner_core::msg::{Done, Job, Slot};
+use httpd_runner_core::parse::{self, ChunkedDecoder, Framing, Method, Status, EMPTY_HEADER};
+use httpd_runner_core::response::{self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN};
+use httpd_runner_core::ring::{Consumer, Producer};
+use httpd_runner_core::route::{route, Route};
+use httpd_runner_core::sync::Ordering;
+use httpd_runner_core::text::FixedBuf;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::config::{ACCEPT_RING_SLOTS, RING_SLOTS};
+use crate::metrics::{code_index, HandlerMetrics};
+use crate::server::Shared;
+use crate::shutdown::Reason;
+
+/// The waker's token; connection tokens are their table index.
+pub(crate) const WAKE: Token = Token(usize::MAX - 1);
+
+/// How often deadlines are checked (the granularity of every timeout).
+const TICK: Duration = Duration::from_millis(100);
+
+/// Most `writev` parts per call (two per response: head and body).
+const MAX_IOV: usize = 64;
+
+/// Reads per connection per event before others get a turn.
+const READS_PER_TURN: usize = 8;
+
+/// Route label indexes (see `metrics::ROUTES`).
+const ROUTE_RUN: u8 = 0;
+const ROUTE_SHUTDOWN: u8 = 1;
+const ROUTE_METRICS: u8 = 2;
+const ROUTE_HEALTH: u8 = 3;
+const ROUTE_OTHER: u8 = 4;
+
+/// Size of a connection's buffer for its final error response.
+const INLINE_BYTES: usize = 512;
+
+/// A response waiting in a connection's queue.
+#[derive(Debug)]
+enum Out {
+    /// In a slot (runner or local response).
+    Slot(&'static mut Slot<'static>),
+    /// In the connection's inline buffer (the final error or timeout response).
+    Inline,
+}
+
+/// What to do with a request once its body is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Run,
+    Shutdown,
+    Metrics,
+    Health,
+    Status(u16, Option<&'static str>),
+}
+
+/// A request whose body is still arriving.
+#[derive(Debug)]
+struct BodyRead {
+    slot: &'static mut Slot<'static>,
+    action: Action,
+    framing: BodyFraming,
+}
+
+#[derive(Debug)]
+enum BodyFraming {
+    Length(usize),
+    Chunked(ChunkedDecoder),
+}
+
+/// One connection's state, reused across connections (its buffers live for the server).
+struct Connection {
+    stream: Option<TcpStream>,
+    generation: u32,
+    core: Conn<Out>,
+    rbuf: Box<[u8]>,
+    rstart: usize,
+    rend: usize,
+    body: Option<BodyRead>,
+    /// Bytes of the front response already written.
+    written: usize,
+    inline: [u8; INLINE_BYTES],
+    inline_len: usize,
+    /// The socket may have unread bytes (edge-triggered readiness not yet consumed).
+    readable: bool,
+    peer_eof: bool,
+    /// In the handler's `retry` list.
+    queued: bool,
+    /// In the handler's `dirty` list.
+    dirty: bool,
+}
+
+/// Everything one handler thread owns.
+pub(crate) struct HandlerThread {
+    pub(crate) index: usize,
+    pub(crate) poll: Poll,
+    pub(crate) accepts: Consumer<'static, TcpStream, ACCEPT_RING_SLOTS>,
+    pub(crate) jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
+    pub(crate) done: Vec<Consumer<'static, Done<'static>, RING_SLOTS>>,
+    pub(crate) slots: Vec<&'static mut Slot<'static>>,
+    pub(crate) shared: &'static Shared,
+}
+
+/// The loop's state, separate from the rings so borrows stay simple.
+struct State {
+    index: usize,
+    shared: &'static Shared,
+    metrics: &'static HandlerMetrics,
+    conns: Vec<Connection>,
+    free_conns: Vec<u32>,
+    free_slots: Vec<&'static mut Slot<'static>>,
+    /// Connections that stopped for want of a slot or of pipeline room.
+    retry: Vec<u32>,
+    /// Connections with responses to write.
+    dirty: Vec<u32>,
+    /// Jobs out at each runner.
+    in_flight: Vec<usize>,
+    wake_runner: Vec<bool>,
+    jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
+    started: Instant,
+    now_ms: u64,
+    date: [u8; DATE_LEN],
+    date_secs: u64,
+    round_robin: usize,
+    shutdown_deadline_ms: Option<u64>,
+}
+
+impl HandlerThread {
+    /// The thread body: serves until shutdown has drained every connection.
+    pub(crate) fn run(self, ready: impl FnOnce()) -> io::Result<()> {
+        let HandlerThread { index, mut poll, mut accepts, jobs, mut done, slots, shared } = self;
+        let cfg = &shared.cfg;
+        let per_handler = cfg.connections_per_handler();
+        let rbuf_bytes = cfg.limits().max_head_bytes + 8192;
+        let mut conns = Vec::with_capacity(per_handler);
+        for _ in 0..per_handler {
+            conns.push(Connection {
+                stream: None,
+                generation: 0,
+                core: Conn::new(cfg.conn(), 0),
+                rbuf: vec![0u8; rbuf_bytes].into_boxed_slice(),
+                rstart: 0,
+                rend: 0,
+                body: None,
+                written: 0,
+                inline: [0; INLINE_BYTES],
+                inline_len: 0,
+                readable: false,
+                peer_eof: false,
+                queued: false,
+                dirty: false,
+            });
+        }
+        let runners = jobs.len();
+        let mut st = State {
+            index,
+            shared,
+            metrics: &shared.metrics.handlers[index],
+            conns,
+            free_conns: (0..per_handler as u32).rev().collect(),
+            free_slots: slots,
+            retry: Vec::with_capacity(per_handler),
+            dirty: Vec::with_capacity(per_handler),
+            in_flight: vec![0; runners],
+            wake_runner: vec![false; runners],
+            jobs,
+            started: shared.started,
+            now_ms: 0,
+            date: [0; DATE_LEN],
+            date_secs: u64::MAX,
+            round_robin: index,
+            shutdown_deadline_ms: None,
+        };
+        let mut events = Events::with_capacity(1024);
+        let bell = &shared.handler_bells[index];
+        let mut next_tick = 0;
+        st.clock();
+        ready();
+        loop {
+            st.clock();
+            let mut work = false;
+            while let Some(stream) = accepts.pop() {
+                st.adopt(stream, poll.registry());
+                work = true;
+            }
+            for ring in &mut done {
+                while let Some(slot) = ring.pop() {
+                    st.runner_done(slot);
+                    work = true;
+                }
+            }
+            st.retry_waiting(poll.registry());
+            st.flush_dirty(poll.registry());
+            st.wake_runners();
+            if st.now_ms >= next_tick {
+                next_tick = st.now_ms + TICK.as_millis() as u64;
+                st.tick(poll.registry());
+            }
+            if shared.shutdown.is_requested() && st.drain_for_shutdown(poll.registry(), &mut accepts) {
+                shared.shutdown.handler_done();
+                return Ok(());
+            }
+            let timeout = if work {
+                Duration::ZERO
+            } else {
+                bell.prepare_sleep();
+                let pending = !accepts.is_empty() || done.iter().any(|r| !r.is_empty());
+                if pending {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(next_tick.saturating_sub(st.now_ms).max(1))
+                }
+            };
+            let polled = poll.poll(&mut events, Some(timeout));
+            bell.awake();
+            match polled {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            st.clock();
+            for ev in &events {
+                if ev.token() == WAKE {
+                    continue;
+                }
+                let idx = ev.token().0 as u32;
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    st.conns[idx as usize].readable = true;
+                }
+                st.drive(idx, poll.registry());
+            }
+        }
+    }
+}
+
+impl State {
+    fn clock(&mut self) {
+        self.now_ms = self.started.elapsed().as_millis() as u64;
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if secs != self.date_secs {
+            self.date_secs = secs;
+            self.date = imf_fixdate(secs);
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    /// Takes a new connection from the listener.
+    fn adopt(&mut self, mut stream: TcpStream, registry: &mio::Registry) {
+        let Some(idx) = self.free_conns.pop().filter(|_| self.shutdown_deadline_ms.is_none()) else {
+            // At capacity (the listener checks first, so only during shutdown): close it.
+            self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
+            self.metrics.closed.inc();
+            return;
+        };
+        if registry.register(&mut stream, Token(idx as usize), Interest::READABLE | Interest::WRITABLE).is_err() {
+            self.free_conns.push(idx);
+            self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
+            self.metrics.closed.inc();
+            return;
+        }
+        let c = &mut self.conns[idx as usize];
+        c.stream = Some(stream);
+        c.generation = c.generation.wrapping_add(1);
+        c.core = Conn::new(self.shared.cfg.conn(), self.now_ms);
+        c.rstart = 0;
+        c.rend = 0;
+        c.body = None;
+        c.written = 0;
+        c.inline_len = 0;
+        c.readable = true;
+        c.peer_eof = false;
+        self.drive(idx, registry);
+    }
+
+    /// Reads, parses and writes for one connection until it would block or must wait.
+    fn drive(&mut self, idx: u32, registry: &mio::Registry) {
+        if self.conns[idx as usize].stream.is_none() {
+            return;
+        }
+        let mut reads = 0;
+        loop {
+            self.parse_input(idx);
+            let c = &mut self.conns[idx as usize];
+            let wants = c.body.is_some() || (c.core.accepts_requests() && !c.queued);
+            if !c.readable || c.peer_eof || !wants || c.core.should_close() {
+                break;
+            }
+            if reads == READS_PER_TURN {
+                self.enqueue_retry(idx);
+                break;
+            }
+            reads += 1;
+            if !self.read_some(idx) {
+                break;
+            }
+        }
+        self.flush(idx, registry);
+    }
+
+    /// One `read` into the connection's buffer, or straight into the body slot when a
+    /// length-framed body has nothing buffered. Returns whether bytes arrived.
+    fn read_some(&mut self, idx: u32) -> bool {
+        let c = &mut self.conns[idx as usize];
+        let Some(stream) = c.stream.as_mut() else { return false };
+        let body_direct = c.rstart == c.rend;
+        let direct = match &mut c.body {
+            Some(BodyRead { slot, framing: BodyFraming::Length(left), .. }) if body_direct => {
+                let spare = slot.request.body.spare_mut();
+                let n = (*left).min(spare.len());
+                Some(stream.read(&mut spare[..n]))
+            }
+            _ => None,
+        };
+        let is_direct = direct.is_some();
+        let result = if let Some(result) = direct {
+            result
+        } else {
+            if c.rstart == c.rend {
+                c.rstart = 0;
+                c.rend = 0;
+            } else if c.rend == c.rbuf.len() && c.rstart > 0 {
+                c.rbuf.copy_within(c.rstart..c.rend, 0);
+                c.rend -= c.rstart;
+                c.rstart = 0;
+            }
+            if c.rend == c.rbuf.len() {
+                return false;
+            }
+            stream.read(&mut c.rbuf[c.rend..])
+        };
+        match result {
+            Ok(0) => {
+                c.peer_eof = true;
+                c.readable = false;
+                c.core.peer_closed();
+                false
+            }
+            Ok(n) => {
+                self.metrics.bytes_in.add(n as u64);
+                if is_direct {
+                    let now = self.now_ms;
+                    if let Some(BodyRead { slot, framing: BodyFraming::Length(left), .. }) = &mut c.body {
+                        slot.request.body.advance(n);
+                        *left -= n;
+                    }
+                    c.core.on_data(now);
+                } else {
+                    c.rend += n;
+                }
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.readable = false;
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(_) => {
+                c.peer_eof = true;
+                c.readable = false;
+                c.core.shutdown();
+                false
+            }
+        }
+    }
+
+    /// Consumes buffered bytes: body progress, then as many complete requests as allowed.
+    fn parse_input(&mut self, idx: u32) {
+        loop {
+            if self.conns[idx as usize].body.is_some() {
+                if !self.advance_body(idx) {
+                    return;
+                }
+                continue;
+            }
+            let c = &mut self.conns[idx as usize];
+            if !c.core.accepts_requests() || c.rstart == c.rend || c.stream.is_none() {
+                return;
+            }
+            if !self.parse_one(idx) {
+                return;
+            }
+        }
+    }
+
+    /// Parses one request head. Returns whether to keep going.
+    fn parse_one(&mut self, idx: u32) -> bool {
+        let now = self.now_ms;
+        let limits = self.shared.cfg.limits();
+        let c = &mut self.conns[idx as usize];
+        let raw = &c.rbuf[c.rstart..c.rend];
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let head = match parse::parse_head(raw, &mut headers, &limits) {
+            Ok(Status::Complete(head)) => head,
+            Ok(Status::Partial) => {
+                c.core.on_data(now);
+                return false;
+            }
+            Err(e) => {
+                self.metrics.parse_errors[e.index()].inc();
+                self.fail(idx, e.status(), None);
+                return false;
+            }
+        };
+        let Some(slot) = self.free_slots.pop() else {
+            // Back-pressure: leave the bytes where they are until a slot frees up.
+            c.core.on_data(now);
+            self.enqueue_retry(idx);
+            return false;
+        };
+        let (action, label, key) = match route(head.method, head.path) {
+            Route::Run { key } => {
+                let key = key.map(str::as_bytes).or_else(|| head.header("x-runner-key"));
+                (Action::Run, ROUTE_RUN, key)
+            }
+            Route::Shutdown => (Action::Shutdown, ROUTE_SHUTDOWN, None),
+            Route::Metrics => (Action::Metrics, ROUTE_METRICS, None),
+            Route::Health => (Action::Health, ROUTE_HEALTH, None),
+            Route::NotFound => (Action::Status(404, None), ROUTE_OTHER, None),
+            Route::MethodNotAllowed { allow } => (Action::Status(405, Some(allow)), label_of(head.path), None),
+            Route::NotImplemented => (Action::Status(501, None), ROUTE_OTHER, None),
+            Route::KeyTooLong => (Action::Status(414, None), ROUTE_RUN, None),
+        };
+        slot.reset();
+        if slot.request.load(&head, raw, key).is_err() {
+            self.free_slots.push(slot);
+            self.fail(idx, 431, None);
+            return false;
+        }
+        let has_body = head.framing != Framing::None;
+        let Ok(seq) = c.core.begin_request(now, head.keep_alive, has_body) else {
+            self.free_slots.push(slot);
+            return false;
+        };
+        slot.ticket.conn = idx;
+        slot.ticket.generation = c.generation;
+        slot.ticket.seq = seq;
+        slot.ticket.head_only = head.method == Method::Head;
+        slot.ticket.route = label;
+        let expect_continue = head.expect_continue;
+        c.rstart += head.head_len;
+        let framing = match head.framing {
+            Framing::None => None,
+            Framing::Length(n) => Some(BodyFraming::Length(n)),
+            Framing::Chunked => Some(BodyFraming::Chunked(ChunkedDecoder::new(limits.max_body_bytes))),
+        };
+        match framing {
+            None => {
+                self.finish(idx, slot, action);
+                true
+            }
+            Some(framing) => {
+                // 100-continue only when the client is waiting (no body bytes yet) and nothing
+                // else is queued ahead on this connection, so the interim response cannot
+                // land inside another response.
+                if expect_continue && c.rstart == c.rend && c.core.in_flight() == 1 && c.written == 0 {
+                    let sent = c.stream.as_mut().map(|s| s.write(response::CONTINUE));
+                    if !matches!(sent, Some(Ok(n)) if n == response::CONTINUE.len()) {
+                        c.core.shutdown();
+                    }
+                }
+                c.body = Some(BodyRead { slot, action, framing });
+                true
+            }
+        }
+    }
+
+    /// Moves buffered body bytes into the slot. Returns whether the body completed.
+    fn advance_body(&mut self, idx: u32) -> bool {
+        let now = self.now_ms;
+        let c = &mut self.conns[idx as usize];
+        let Some(body) = c.body.as_mut() else { return false };
+        let input = &c.rbuf[c.rstart..c.rend];
+        let done = match &mut body.framing {
+            BodyFraming::Length(left) => {
+                let n = (*left).min(input.len());
+                if body.slot.request.body.extend_from_slice(&input[..n]).is_err() {
+                    // Cannot happen: the parser bounded the length by the slot's capacity.
+                    let _ = c.body.take().map(|b| self.free_slots.push(b.slot));
+                    self.fail(idx, 413, None);
+                    return false;
+                }
+                c.rstart += n;
+                *left -= n;
+                if n > 0 {
+                    c.core.on_data(now);
+                }
+                *left == 0
+            }
+            BodyFraming::Chunked(decoder) => match decoder.decode(input, body.slot.request.body.spare_mut()) {
+                Ok(p) => {
+                    body.slot.request.body.advance(p.produced);
+                    c.rstart += p.consumed;
+                    if p.consumed > 0 {
+                        c.core.on_data(now);
+                    }
+                    p.done
+                }
+                Err(e) => {
+                    self.metrics.parse_errors[e.index()].inc();
+                    let slot = c.body.take().map(|b| b.slot);
+                    if let Some(slot) = slot {
+                        self.free_slots.push(slot);
+                    }
+                    self.fail(idx, e.status(), None);
+                    return false;
+                }
+            },
+        };
+        if !done {
+            return false;
+        }
+        let Some(BodyRead { slot, action, .. }) = c.body.take() else { return false };
+        c.core.body_complete(now);
+        self.finish(idx, slot, action);
+        true
+    }
+
+    /// A request is complete: send it to a runner or answer it here.
+    fn finish(&mut self, idx: u32, slot: &'static mut Slot<'static>, action: Action) {
+        slot.ticket.started_us = self.now_us();
+        match action {
+            Action::Run => self.dispatch(slot),
+            Action::Health => self.local(slot, 200, None, |body| body.extend_from_slice(b"ok\n").is_ok()),
+            Action::Metrics => {
+                let metrics = &self.shared.metrics;
+                slot.serve(|_, resp| {
+                    let _ = resp.header("Content-Type", b"text/plain; version=0.0.4; charset=utf-8");
+                    if metrics.render(resp.body_mut()).is_err() {
+                        resp.reset();
+                        resp.set_status(500);
+                    }
+                });
+                self.complete(slot);
+            }
+            Action::Shutdown => {
+                if self.shutdown_allowed(idx, slot) {
+                    self.conns[idx as usize].core.shutdown();
+                    self.local(slot, 200, None, |b| b.extend_from_slice(b"shutting down\n").is_ok());
+                    self.shared.shutdown.trigger(Reason::Request);
+                } else {
+                    self.local(slot, 403, None, |b| b.extend_from_slice(b"Forbidden\n").is_ok());
+                }
+            }
+            Action::Status(status, allow) => {
+                self.local(slot, status, allow, |b| {
+                    b.extend_from_slice(response::reason(status).as_bytes()).is_ok() && b.extend_from_slice(b"\n").is_ok()
+                });
+            }
+        }
+    }
+
+    /// `/shutdown` is allowed from loopback peers, or with the configured bearer token.
+    fn shutdown_allowed(&self, idx: u32, slot: &Slot<'_>) -> bool {
+        let loopback = self.conns[idx as usize]
+            .stream
+            .as_ref()
+            .and_then(|s| s.peer_addr().ok())
+            .is_some_and(|a| a.ip().is_loopback());
+        let token_ok = self.shared.cfg.shutdown_token.as_deref().is_some_and(|token| {
+            slot.request.view().header("authorization").is_some_and(|v| {
+                v.len() == 7 + token.len() && v[..7].eq_ignore_ascii_case(b"Bearer ") && v[7..] == *token.as_bytes()
+            })
+        });
+        loopback || token_ok
+    }
+
+    /// Answers with a short text body written by `body`.
+    fn local(
+        &mut self,
+        slot: &'static mut Slot<'static>,
+        status: u16,
+        allow: Option<&'static str>,
+        body: impl FnOnce(&mut FixedBuf<'_>) -> bool,
+    ) {
+        slot.serve(|_, resp| {
+            resp.set_status(status);
+            let _ = resp.header("Content-Type", b"text/plain; charset=utf-8");
+            if let Some(allow) = allow {
+                let _ = resp.header("Allow", allow.as_bytes());
+            }
+            if status == 503 {
+                let _ = resp.header("Retry-After", b"1");
+            }
+            let _ = body(resp.body_mut());
+        });
+        self.complete(slot);
+    }
+
+    /// Sends a `/run` request to a runner, or sheds it with 503 when that runner is full.
+    fn dispatch(&mut self, slot: &'static mut Slot<'static>) {
+        let runners = self.jobs.len();
+        let r = match slot.request.view().key() {
+            Some(key) => (fnv1a(key) % runners as u64) as usize,
+            None => self.least_loaded(),
+        };
+        if self.in_flight[r] >= self.shared.cfg.ring_capacity as usize {
+            return self.shed(slot);
+        }
+        slot.ticket.runner = r as u16;
+        match self.jobs[r].push(slot) {
+            Ok(()) => {
+                self.in_flight[r] += 1;
+                self.shared.metrics.depth[self.index * runners + r].inc();
+                self.wake_runner[r] = true;
+            }
+            Err(slot) => self.shed(slot),
+        }
+    }
+
+    fn shed(&mut self, slot: &'static mut Slot<'static>) {
+        self.metrics.shed.inc();
+        self.local(slot, 503, None, |b| b.extend_from_slice(b"Service Unavailable\n").is_ok());
+    }
+
+    /// The runner with the fewest of our jobs; ties go round robin so idle runners share.
+    fn least_loaded(&mut self) -> usize {
+        let n = self.in_flight.len();
+        self.round_robin = (self.round_robin + 1) % n;
+        let start = self.round_robin;
+        (0..n).map(|i| (start + i) % n).min_by_key(|&r| self.in_flight[r]).unwrap_or(0)
+    }
+
+    fn wake_runners(&mut self) {
+        for (r, w) in self.wake_runner.iter_mut().enumerate() {
+            if std::mem::take(w) && self.shared.runner_bells[r].should_wake() {
+                self.shared.wake_runner(r);
+            }
+        }
+    }
+
+    /// A slot came back from a runner.
+    fn runner_done(&mut self, slot: &'static mut Slot<'static>) {
+        let r = slot.ticket.runner as usize;
+        self.in_flight[r] -= 1;
+        self.shared.metrics.depth[self.index * self.jobs.len() + r].sub(1);
+        self.complete(slot);
+    }
+
+    /// Serializes the response head and queues the slot on its connection.
+    fn complete(&mut self, slot: &'static mut Slot<'static>) {
+        let t = slot.ticket;
+        let c = &mut self.conns[t.conn as usize];
+        if c.stream.is_none() || c.generation != t.generation {
+            // The connection closed meanwhile.
+            self.free_slots.push(slot);
+            return;
+        }
+        let keep_alive = !c.core.closes_after(t.seq);
+        let date = &self.date;
+        let body_len = slot.response_body().len();
+        let runner = (t.route == ROUTE_RUN && slot.response.status() != 503).then_some(t.runner);
+        let wrote = slot.response.write_wire_head(|buf, resp| {
+            write_head(
+                buf,
+                &ResponseHead {
+                    status: resp.status(),
+                    content_length: body_len,
+                    keep_alive,
+                    date,
+                    content_type: None,
+                    allow: None,
+                    retry_after_secs: None,
+                    runner,
+                    extra: resp.header_lines().as_bytes(),
+                },
+            )
+        });
+        let status = if wrote.is_ok() { slot.response.status() } else { 500 };
+        if wrote.is_err() {
+            // The head cannot outgrow its buffer (runner headers are bounded); be safe anyway.
+            slot.serve(|_, resp| resp.set_status(500));
+            let _ = slot.response.write_wire_head(|buf, _| {
+                write_simple(buf, &Simple { status: 500, keep_alive: false, head_only: true, date, allow: None, retry_after_secs: None })
+            });
+        }
+        self.metrics.requests[usize::from(t.route)][code_index(status)].inc();
+        self.metrics.observe_service_us(self.started.elapsed().as_micros() as u64 - t.started_us);
+        if let Err(Out::Slot(slot)) = c.core.complete(self.now_ms, t.seq, Out::Slot(slot), false) {
+            self.free_slots.push(slot);
+            return;
+        }
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(t.conn);
+        }
+    }
+
+    /// Refuses the request being read: answer `status` from the inline buffer, then close.
+    fn fail(&mut self, idx: u32, status: u16, allow: Option<&'static str>) {
+        let now = self.now_ms;
+        let c = &mut self.conns[idx as usize];
+        if let Some(b) = c.body.take() {
+            self.free_slots.push(b.slot);
+        }
+        let mut out = FixedBuf::new(&mut c.inline);
+        let simple = Simple { status, keep_alive: false, head_only: false, date: &self.date, allow, retry_after_secs: None };
+        c.inline_len = if write_simple(&mut out, &simple).is_ok() { out.len() } else { 0 };
+        self.metrics.requests[usize::from(ROUTE_OTHER)][code_index(status)].inc();
+        c.core.fail(now, Out::Inline);
+        c.rstart = c.rend;
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(idx);
+        }
+    }
+
+    fn enqueue_retry(&mut self, idx: u32) {
+        let c = &mut self.conns[idx as usize];
+        if !c.queued {
+            c.queued = true;
+            self.retry.push(idx);
+        }
+    }
+
+    /// Gives connections that stopped (no slot, or their turn was up) another go.
+    fn retry_waiting(&mut self, registry: &mio::Registry) {
+        let mut n = self.retry.len();
+        while n > 0 && !self.free_slots.is_empty() {
+            n -= 1;
+            let idx = self.retry.remove(0);
+            self.conns[idx as usize].queued = false;
+            self.drive(idx, registry);
+        }
+    }
+
+    fn flush_dirty(&mut self, registry: &mio::Registry) {
+        while let Some(idx) = self.dirty.pop() {
+            self.conns[idx as usize].dirty = false;
+            self.flush(idx, registry);
+        }
+    }
+
+    /// Writes every ready response of the connection with as few `writev` calls as the socket
+    /// allows, recycles finished slots, and closes the connection when it is done.
+    fn flush(&mut self, idx: u32, registry: &mio::Registry) {
+        loop {
+            let c = &mut self.conns[idx as usize];
+            let Some(stream) = c.stream.as_mut() else { return };
+            let mut parts: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
+            let mut count = 0;
+            let mut skip = c.written;
+            let inline = &c.inline[..c.inline_len];
+            for out in c.core.ready() {
+                let (head, body): (&[u8], &[u8]) = match out {
+                    Out::Slot(s) => {
+                        let body = if s.ticket.head_only { &[][..] } else { s.response_body() };
+                        (s.response.wire_head(), body)
+                    }
+                    Out::Inline => (inline, &[][..]),
+                };
+                for part in [head, body] {
+                    if skip >= part.len() {
+                        skip -= part.len();
+                        continue;
+                    }
+                    if count < MAX_IOV {
+                        parts[count] = IoSlice::new(&part[skip..]);
+                        count += 1;
+                    }
+                    skip = 0;
+                }
+                if count + 2 > MAX_IOV {
+                    break;
+                }
+            }
+            if count == 0 {
+                break;
+            }
+            match stream.write_vectored(&parts[..count]) {
+                Ok(0) => {
+                    c.core.shutdown();
+                    return self.close(idx, registry);
+                }
+                Ok(n) => {
+                    self.metrics.bytes_out.add(n as u64);
+                    self.advance_written(idx, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.close(idx, registry),
+            }
+        }
+        let c = &self.conns[idx as usize];
+        if c.stream.is_some() && c.core.should_close() {
+            self.close(idx, registry);
+        } else if c.stream.is_some() && c.readable && c.core.accepts_requests() && !c.queued {
+            // Writing made room in the pipeline: read what is waiting.
+            self.enqueue_retry(idx);
+        }
+    }
+
+    /// Accounts `n` written bytes against the queued responses, in order.
+    fn advance_written(&mut self, idx: u32, n: usize) {
+        let now = self.now_ms;
+        let c = &mut self.conns[idx as usize];
+        c.core.write_progress(now);
+        let mut total = c.written + n;
+        loop {
+            let len = match c.core.ready().next() {
+                Some(Out::Slot(s)) => {
+                    s.response.wire_head().len() + if s.ticket.head_only { 0 } else { s.response_body().len() }
+                }
+                Some(Out::Inline) => c.inline_len,
+                None => break,
+            };
+            if total < len {
+                break;
+            }
+            total -= len;
+            if let Some(Out::Slot(slot)) = c.core.pop_written(now) {
+                self.free_slots.push(slot);
+            }
+        }
+        c.written = total;
+    }
+
+    fn close(&mut self, idx: u32, registry: &mio::Registry) {
+        let c = &mut self.conns[idx as usize];
+        let Some(mut stream) = c.stream.take() else { return };
+        // Read what the peer already sent so closing does not turn into a reset that could
+        // destroy the response we just wrote.
+        if !c.peer_eof {
+            let _ = stream.shutdown(SockShutdown::Write);
+            for _ in 0..4 {
+                match stream.read(&mut c.rbuf[..]) {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
+        }
+        let _ = registry.deregister(&mut stream);
+        drop(stream);
+        if let Some(b) = c.body.take() {
+            self.free_slots.push(b.slot);
+        }
+        while let Some(out) = c.core.pop_any() {
+            if let Out::Slot(slot) = out {
+                self.free_slots.push(slot);
+            }
+        }
+        c.generation = c.generation.wrapping_add(1);
+        self.free_conns.push(idx);
+        self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
+        self.metrics.closed.inc();
+    }
+
+    /// Checks every connection's deadlines.
+    fn tick(&mut self, registry: &mio::Registry) {
+        let now = self.now_ms;
+        for idx in 0..self.conns.len() as u32 {
+            let c = &mut self.conns[idx as usize];
+            if c.stream.is_none() {
+                continue;
+            }
+            let Some(t) = c.core.tick(now) else { continue };
+            let kind = match t {
+                Timeout::Head => 0,
+                Timeout::Body => 1,
+                Timeout::Idle => 2,
+                Timeout::Write => 3,
+            };
+            self.metrics.timeouts[kind].inc();
+            if t.answers_408() {
+                self.fail(idx, 408, None);
+                self.flush(idx, registry);
+            } else {
+                self.close(idx, registry);
+            }
+        }
+    }
+
+    /// Shutdown: close idle connections now, the rest once their in-flight responses are out
+    /// or the shutdown timeout passes. Returns `true` when every connection is closed.
+    fn drain_for_shutdown(
+        &mut self,
+        registry: &mio::Registry,
+        accepts: &mut Consumer<'static, TcpStream, ACCEPT_RING_SLOTS>,
+    ) -> bool {
+        let now = self.now_ms;
+        let deadline = *self
+            .shutdown_deadline_ms
+            .get_or_insert(now + self.shared.cfg.shutdown_timeout.as_millis() as u64);
+        while let Some(stream) = accepts.pop() {
+            drop(stream);
+            self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
+            self.metrics.closed.inc();
+        }
+        let force = now >= deadline;
+        let mut open = 0;
+        for idx in 0..self.conns.len() as u32 {
+            let c = &mut self.conns[idx as usize];
+            if c.stream.is_none() {
+                continue;
+            }
+            if !c.core.is_closing() {
+                c.core.shutdown();
+            }
+            if force || c.core.should_close() {
+                self.close(idx, registry);
+            } else {
+                open += 1;
+            }
+        }
+        open == 0
+    }
+}
+
+/// The route label of a path, for 405s.
+fn label_of(path: &str) -> u8 {
+    match path {
+        "/shutdown" => ROUTE_SHUTDOWN,
+        "/metrics" => ROUTE_METRICS,
+        "/health" => ROUTE_HEALTH,
+        _ if path.starts_with("/run") => ROUTE_RUN,
+        _ => ROUTE_OTHER,
+    }
+}
+
+/// FNV-1a: a small, stable hash for runner affinity keys.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}

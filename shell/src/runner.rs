@@ -1,0 +1,139 @@
+//! Runner threads: pop jobs from every handler's ring, run the user's [`Runner`] on them,
+//! push the slots back, wake handlers that sleep.
+//!
+//! A runner owns its [`Runner`] instance (built on its own thread by the factory, so its state
+//! lives on its core), drains its input rings in turn, and sleeps (park) when all are empty.
+//! A panic in user code is caught: that request is answered 500, the instance is rebuilt by
+//! the factory, and the runner goes on.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
+use httpd_runner_core::ring::{Consumer, Producer};
+
+use crate::config::RING_SLOTS;
+use crate::server::Shared;
+
+/// Builds the runner for runner thread `index`; called once per runner thread, on that thread
+/// (and again after a panic).
+pub type Factory = Arc<dyn Fn(usize) -> Box<dyn Runner> + Send + Sync>;
+
+/// The default runner: the response body is the request body (no copy), with the request's
+/// `Content-Type` or `application/octet-stream`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Echo;
+
+impl Runner for Echo {
+    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
+        let content_type = req.header("content-type").unwrap_or(b"application/octet-stream");
+        if resp.header("Content-Type", content_type).is_err() {
+            let _ = resp.header("Content-Type", b"application/octet-stream");
+        }
+        resp.echo_request_body();
+    }
+}
+
+/// Echo after `ms` milliseconds of simulated work (the thread sleeps), for capacity and
+/// load-shedding tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Delay {
+    /// Milliseconds per request.
+    pub ms: u64,
+}
+
+impl Runner for Delay {
+    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
+        std::thread::sleep(Duration::from_millis(self.ms));
+        Echo.run(req, resp);
+    }
+}
+
+/// Spins before parking, when all rings are empty. Short: this machine has two cores, and a
+/// spinning runner steals time from the handler that would feed it.
+const IDLE_SPINS: u32 = 64;
+
+/// Everything one runner thread owns.
+pub(crate) struct RunnerThread {
+    pub(crate) index: usize,
+    pub(crate) jobs: Vec<Consumer<'static, Job<'static>, RING_SLOTS>>,
+    pub(crate) done: Vec<Producer<'static, Done<'static>, RING_SLOTS>>,
+    pub(crate) shared: &'static Shared,
+    pub(crate) factory: Factory,
+}
+
+impl RunnerThread {
+    /// The thread body: runs until every handler has finished and the rings are drained.
+    pub(crate) fn run(mut self, ready: impl FnOnce()) {
+        let mut runner = (self.factory)(self.index);
+        let handlers = self.jobs.len();
+        let mut woke = vec![false; handlers];
+        let bell = &self.shared.runner_bells[self.index];
+        let metrics = &self.shared.metrics.runners[self.index];
+        ready();
+        let mut idle = 0u32;
+        loop {
+            let mut did = false;
+            for h in 0..handlers {
+                while let Some(slot) = self.jobs[h].pop() {
+                    if !serve(slot, &mut runner) {
+                        metrics.panics.inc();
+                        runner = (self.factory)(self.index);
+                    }
+                    metrics.jobs.inc();
+                    push_back(&mut self.done[h], slot);
+                    woke[h] = true;
+                    did = true;
+                }
+            }
+            for (h, w) in woke.iter_mut().enumerate() {
+                if std::mem::take(w) && self.shared.handler_bells[h].should_wake() {
+                    self.shared.wake_handler(h);
+                }
+            }
+            if did {
+                idle = 0;
+                continue;
+            }
+            if self.shared.shutdown.handlers_finished() && self.jobs.iter().all(Consumer::is_empty) {
+                return;
+            }
+            idle += 1;
+            if idle < IDLE_SPINS {
+                std::hint::spin_loop();
+                continue;
+            }
+            bell.prepare_sleep();
+            if self.jobs.iter().all(Consumer::is_empty) {
+                // The timeout is a safety net only: pushes and shutdown unpark us.
+                std::thread::park_timeout(Duration::from_millis(500));
+            }
+            bell.awake();
+        }
+    }
+}
+
+/// Runs `runner` on one slot. Returns `false` if it panicked (the slot then holds a 500).
+fn serve(slot: &mut Slot<'_>, runner: &mut Box<dyn Runner>) -> bool {
+    let ok = catch_unwind(AssertUnwindSafe(|| slot.serve(|req, resp| runner.run(req, resp)))).is_ok();
+    if !ok {
+        slot.serve(|_, resp| {
+            resp.reset();
+            resp.set_status(500);
+            let _ = resp.header("Content-Type", b"text/plain; charset=utf-8");
+            let _ = resp.write(b"runner panicked\n");
+        });
+    }
+    ok
+}
+
+/// Pushes a finished slot to its handler. The ring cannot be full: a handler has at most
+/// `--ring-capacity` (at most the ring's size) jobs out at this runner; the loop is a guard.
+fn push_back(ring: &mut Producer<'static, Done<'static>, RING_SLOTS>, slot: Done<'static>) {
+    let mut slot = slot;
+    while let Err(back) = ring.push(slot) {
+        slot = back;
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,342 @@
+//! Startup: reserve all memory, build the rings, spawn the threads; then wait for them.
+//!
+//! ```text
+//! listener ──accept ring──▶ handler-h ──job ring (h,r)──▶ runner-r
+//!                              ▲                              │
+//!                              └──────done ring (r,h)─────────┘
+//! ```
+//! H handlers and R runners use H accept rings and 2·H·R job/done rings. Everything (rings,
+//! slots, connection tables, buffers) is allocated here, before the startup mark; afterwards
+//! the threads only move `&'static mut Slot`s between preallocated places.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::Instant;
+
+use httpd_runner_core::limits::RESPONSE_HEAD_BYTES;
+use httpd_runner_core::msg::{Done, Job, Runner, Slot};
+use httpd_runner_core::ring::Ring;
+use httpd_runner_core::sync::AtomicUsize;
+use httpd_runner_core::wake::Doorbell;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Poll, Waker};
+
+use crate::config::{Config, RunnerKind, ACCEPT_RING_SLOTS, RING_SLOTS};
+use crate::handler::{self, HandlerThread};
+use crate::listener::{self, ListenerThread};
+use crate::metrics::Metrics;
+use crate::pin::{self, Pinning};
+use crate::runner::{Delay, Echo, Factory, RunnerThread};
+use crate::shutdown::{Reason, Shutdown};
+
+/// What all threads share, made once at startup and never freed.
+pub struct Shared {
+    /// The configuration.
+    pub cfg: Config,
+    /// The shutdown flag and wake-ups.
+    pub shutdown: Shutdown,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Each handler's sleep flag.
+    pub handler_bells: Vec<Doorbell>,
+    /// Each runner's sleep flag.
+    pub runner_bells: Vec<Doorbell>,
+    /// Open connections per handler (listener adds, handler subtracts).
+    pub handler_open: Vec<AtomicUsize>,
+    /// When the server started (the handlers' clock origin).
+    pub started: Instant,
+    handler_wakers: std::sync::OnceLock<Vec<Arc<Waker>>>,
+    runner_threads: std::sync::OnceLock<Vec<Thread>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Wakes handler `h` (an eventfd write: call only when its doorbell says it sleeps).
+    pub fn wake_handler(&self, h: usize) {
+        if let Some(w) = self.handler_wakers.get().and_then(|w| w.get(h)) {
+            let _ = w.wake();
+        }
+    }
+
+    /// Wakes runner `r` (a futex wake: call only when its doorbell says it sleeps).
+    pub fn wake_runner(&self, r: usize) {
+        if let Some(t) = self.runner_threads.get().and_then(|t| t.get(r)) {
+            t.unpark();
+        }
+    }
+}
+
+/// Sets up a server: configuration plus the runner factory.
+pub struct Builder {
+    cfg: Config,
+    factory: Factory,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// A server with `cfg` and the runner `cfg.runner` names.
+    #[must_use]
+    pub fn new(cfg: Config) -> Self {
+        let kind = cfg.runner;
+        let factory: Factory = match kind {
+            RunnerKind::Echo => Arc::new(|_| Box::new(Echo)),
+            RunnerKind::Delay(ms) => Arc::new(move |_| Box::new(Delay { ms })),
+        };
+        Self { cfg, factory }
+    }
+
+    /// Uses your runner: `factory(index)` is called once on each runner thread (and again
+    /// after that runner panics), so each runner's state lives on its own core.
+    #[must_use]
+    pub fn runner<R, F>(mut self, factory: F) -> Self
+    where
+        R: Runner + 'static,
+        F: Fn(usize) -> R + Send + Sync + 'static,
+    {
+        self.factory = Arc::new(move |i| Box::new(factory(i)));
+        self
+    }
+
+    /// Reserves all memory, binds, spawns every thread and waits until they are ready.
+    ///
+    /// # Errors
+    /// When binding, creating a poll instance or spawning a thread fails.
+    pub fn start(self) -> io::Result<Server> {
+        start(self.cfg, self.factory)
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// The bound address (with the real port when 0 was asked for).
+    pub local_addr: SocketAddr,
+    /// Where each runner is pinned.
+    pub pinning: Vec<Pinning>,
+    /// Bytes reserved at startup.
+    pub reserved_bytes: u64,
+    shared: &'static Shared,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+/// What a server did, reported when it stops.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Why it stopped.
+    pub reason: Reason,
+}
+
+impl Server {
+    /// The startup banner (several lines).
+    #[must_use]
+    pub fn banner(&self) -> String {
+        let cfg = &self.shared.cfg;
+        let mut s = format!("httpd-runner {}\nlistening on http://{}\n", env!("CARGO_PKG_VERSION"), self.local_addr);
+        s += &format!("handlers: {}, runners: {}\n", cfg.handler_count(), cfg.runner_count());
+        for (i, p) in self.pinning.iter().enumerate() {
+            s += &format!("runner-{i}: {p}\n");
+        }
+        s += &format!(
+            "memory reserved at startup: {} bytes\nmax connections: {}, max body: {} bytes, request slots per handler: {}",
+            self.reserved_bytes, cfg.max_connections, cfg.max_body_bytes, cfg.slots
+        );
+        s
+    }
+
+    /// Shared state (metrics, shutdown).
+    #[must_use]
+    pub fn shared(&self) -> &'static Shared {
+        self.shared
+    }
+
+    /// Starts a clean shutdown, as `POST /shutdown` does.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.trigger(Reason::Request);
+    }
+
+    /// Waits for every thread to finish (after a shutdown).
+    ///
+    /// # Errors
+    /// The first error a thread returned.
+    pub fn wait(self) -> io::Result<Summary> {
+        let mut first_err = None;
+        for t in self.threads {
+            let result = t.join().unwrap_or_else(|_| Err(io::Error::other("a server thread panicked")));
+            if let Err(e) = result {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let m = &self.shared.metrics;
+        Ok(Summary { connections: m.listener.accepted.get(), requests: m.requests(), reason: self.shared.shutdown.reason() })
+    }
+}
+
+fn leak<T>(value: T) -> &'static mut T {
+    Box::leak(Box::new(value))
+}
+
+fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
+    let handlers = cfg.handler_count();
+    let runners = cfg.runner_count();
+    let limits = cfg.limits();
+    let slots_per_handler = cfg.slots as usize;
+    let response_body_bytes = limits.max_body_bytes.max(64 * 1024);
+
+    let std_listener = std::net::TcpListener::bind(cfg.listen)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen)))?;
+    std_listener.set_nonblocking(true)?;
+    let local_addr = std_listener.local_addr()?;
+    let listener = TcpListener::from_std(std_listener);
+
+    // Signals arrive on a self-pipe the listener polls.
+    let (sig_read, sig_write) = std::os::unix::net::UnixStream::pair()?;
+    sig_read.set_nonblocking(true)?;
+    sig_write.set_nonblocking(true)?;
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::low_level::pipe::register(signal, sig_write.try_clone()?)?;
+    }
+    let signals = mio::net::UnixStream::from_std(sig_read);
+
+    // Memory reserved for the pools, counted as it is made.
+    let slot_bytes = limits.max_head_bytes + limits.max_body_bytes + response_body_bytes + std::mem::size_of::<Slot<'static>>();
+    let conn_bytes = limits.max_head_bytes + 8192 + 1024;
+    let ring_bytes = std::mem::size_of::<Ring<Job<'static>, RING_SLOTS>>() * 2 * handlers * runners
+        + std::mem::size_of::<Ring<TcpStream, ACCEPT_RING_SLOTS>>() * handlers;
+    let reserved_bytes =
+        (slot_bytes * slots_per_handler * handlers + conn_bytes * cfg.connections_per_handler() * handlers + ring_bytes) as u64;
+
+    let listener_poll = Poll::new()?;
+    let listener_waker = Waker::new(listener_poll.registry(), listener::WAKE)?;
+    let mut handler_polls = Vec::with_capacity(handlers);
+    let mut handler_wakers = Vec::with_capacity(handlers);
+    let mut shutdown_wakers = Vec::with_capacity(handlers);
+    for _ in 0..handlers {
+        let poll = Poll::new()?;
+        handler_wakers.push(Arc::new(Waker::new(poll.registry(), handler::WAKE)?));
+        shutdown_wakers.push(Waker::new(poll.registry(), handler::WAKE)?);
+        handler_polls.push(poll);
+    }
+
+    let shared: &'static Shared = leak(Shared {
+        shutdown: Shutdown::new(handlers),
+        metrics: Metrics::new(handlers, runners, reserved_bytes),
+        handler_bells: (0..handlers).map(|_| Doorbell::new()).collect(),
+        runner_bells: (0..runners).map(|_| Doorbell::new()).collect(),
+        handler_open: (0..handlers).map(|_| AtomicUsize::new(0)).collect(),
+        started: Instant::now(),
+        handler_wakers: std::sync::OnceLock::new(),
+        runner_threads: std::sync::OnceLock::new(),
+        cfg,
+    });
+    let _ = shared.handler_wakers.set(handler_wakers);
+    shared.shutdown.set_wakers(listener_waker, shutdown_wakers);
+
+    // Rings: accept (one per handler), jobs (h -> r), done (r -> h).
+    let mut accept_tx = Vec::with_capacity(handlers);
+    let mut accept_rx = Vec::with_capacity(handlers);
+    for _ in 0..handlers {
+        let (tx, rx) = leak(Ring::<TcpStream, ACCEPT_RING_SLOTS>::new()).split();
+        accept_tx.push(tx);
+        accept_rx.push(Some(rx));
+    }
+    let mut job_tx: Vec<Vec<_>> = (0..handlers).map(|_| Vec::with_capacity(runners)).collect();
+    let mut job_rx: Vec<Vec<_>> = (0..runners).map(|_| Vec::with_capacity(handlers)).collect();
+    let mut done_tx: Vec<Vec<_>> = (0..runners).map(|_| Vec::with_capacity(handlers)).collect();
+    let mut done_rx: Vec<Vec<_>> = (0..handlers).map(|_| Vec::with_capacity(runners)).collect();
+    for h in 0..handlers {
+        for r in 0..runners {
+            let (tx, rx) = leak(Ring::<Job<'static>, RING_SLOTS>::new()).split();
+            job_tx[h].push(tx);
+            job_rx[r].push(rx);
+            let (tx, rx) = leak(Ring::<Done<'static>, RING_SLOTS>::new()).split();
+            done_tx[r].push(tx);
+            done_rx[h].push(rx);
+        }
+    }
+
+    let barrier = Arc::new(Barrier::new(1 + handlers + runners + 1));
+    let mut threads: Vec<JoinHandle<io::Result<()>>> = Vec::with_capacity(1 + handlers + runners);
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let (pin_tx, pin_rx) = std::sync::mpsc::channel();
+    let mut runner_threads = Vec::with_capacity(runners);
+    for (r, (jobs, done)) in job_rx.into_iter().zip(done_tx).enumerate() {
+        let ctx = RunnerThread { index: r, jobs, done, shared, factory: factory.clone() };
+        let barrier = barrier.clone();
+        let core = if shared.cfg.pinning() { pin::core_for(r, &cores) } else { None };
+        let pin_wanted = shared.cfg.pinning();
+        let pin_tx = pin_tx.clone();
+        let handle = thread::Builder::new().name(format!("runner-{r}")).spawn(move || {
+            let pinning = if pin_wanted { pin::pin_current(core) } else { Pinning::Off };
+            let _ = pin_tx.send((r, pinning));
+            ctx.run(|| {
+                barrier.wait();
+            });
+            Ok(())
+        })?;
+        runner_threads.push(handle.thread().clone());
+        threads.push(handle);
+    }
+    let _ = shared.runner_threads.set(runner_threads.clone());
+    shared.shutdown.set_runner_threads(runner_threads);
+
+    for (h, ((poll, jobs), done)) in handler_polls.into_iter().zip(job_tx).zip(done_rx).enumerate() {
+        let mut slots = Vec::with_capacity(slots_per_handler);
+        for _ in 0..slots_per_handler {
+            let head = Box::leak(vec![0u8; limits.max_head_bytes].into_boxed_slice());
+            let body = Box::leak(vec![0u8; limits.max_body_bytes].into_boxed_slice());
+            let resp = Box::leak(vec![0u8; response_body_bytes].into_boxed_slice());
+            slots.push(leak(Slot::new(head, body, resp)));
+        }
+        debug_assert!(RESPONSE_HEAD_BYTES > 0);
+        let accepts = accept_rx[h].take().ok_or_else(|| io::Error::other("accept ring taken twice"))?;
+        let ctx = HandlerThread { index: h, poll, accepts, jobs, done, slots, shared };
+        let barrier = barrier.clone();
+        threads.push(thread::Builder::new().name(format!("handler-{h}")).spawn(move || {
+            ctx.run(|| {
+                barrier.wait();
+            })
+        })?);
+    }
+
+    let lctx = ListenerThread { poll: listener_poll, listener, signals, handlers: accept_tx, shared };
+    let lbarrier = barrier.clone();
+    threads.insert(
+        0,
+        thread::Builder::new().name("listener".into()).spawn(move || {
+            lctx.run(|| {
+                lbarrier.wait();
+            })
+        })?,
+    );
+    drop(pin_tx);
+    barrier.wait();
+    let mut pinning = vec![Pinning::Off; runners];
+    for (r, p) in pin_rx.iter().take(runners) {
+        pinning[r] = p;
+    }
+    Ok(Server { local_addr, pinning, reserved_bytes, shared, threads })
+}

@@ -1,0 +1,106 @@
+//! One flag that stops the server, and the wake-ups that make every thread see it.
+
+use std::sync::OnceLock;
+use std::thread::Thread;
+
+use httpd_runner_core::sync::{AtomicBool, AtomicUsize, Ordering};
+
+/// Why the server is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// `POST /shutdown`.
+    Request,
+    /// SIGINT or SIGTERM.
+    Signal,
+}
+
+/// Shared shutdown state.
+#[derive(Debug)]
+pub struct Shutdown {
+    requested: AtomicBool,
+    by_signal: AtomicBool,
+    handlers_left: AtomicUsize,
+    listener_waker: OnceLock<mio::Waker>,
+    handler_wakers: OnceLock<Vec<mio::Waker>>,
+    runner_threads: OnceLock<Vec<Thread>>,
+}
+
+impl Shutdown {
+    /// Not stopping; `handlers` handler threads will report when they are done.
+    #[must_use]
+    pub fn new(handlers: usize) -> Self {
+        Self {
+            requested: AtomicBool::new(false),
+            by_signal: AtomicBool::new(false),
+            handlers_left: AtomicUsize::new(handlers),
+            listener_waker: OnceLock::new(),
+            handler_wakers: OnceLock::new(),
+            runner_threads: OnceLock::new(),
+        }
+    }
+
+    /// Registers who must be woken (once, at startup).
+    pub fn set_wakers(&self, listener: mio::Waker, handlers: Vec<mio::Waker>) {
+        let _ = self.listener_waker.set(listener);
+        let _ = self.handler_wakers.set(handlers);
+    }
+
+    /// Registers the runner threads (once, at startup).
+    pub fn set_runner_threads(&self, threads: Vec<Thread>) {
+        let _ = self.runner_threads.set(threads);
+    }
+
+    /// Starts a shutdown (idempotent) and wakes every thread so it notices.
+    pub fn trigger(&self, reason: Reason) {
+        if reason == Reason::Signal {
+            self.by_signal.store(true, Ordering::Relaxed);
+        }
+        // Release pairs with the Acquire in `is_requested`: whatever the triggering thread did
+        // before is visible to threads that see the flag.
+        if self.requested.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(w) = self.listener_waker.get() {
+            let _ = w.wake();
+        }
+        for w in self.handler_wakers.get().into_iter().flatten() {
+            let _ = w.wake();
+        }
+        self.wake_runners();
+    }
+
+    fn wake_runners(&self) {
+        for t in self.runner_threads.get().into_iter().flatten() {
+            t.unpark();
+        }
+    }
+
+    /// Whether a shutdown has started.
+    #[must_use]
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// Why, once started.
+    #[must_use]
+    pub fn reason(&self) -> Reason {
+        if self.by_signal.load(Ordering::Relaxed) {
+            Reason::Signal
+        } else {
+            Reason::Request
+        }
+    }
+
+    /// A handler finished: all its connections are closed and it will push no more jobs.
+    pub fn handler_done(&self) {
+        // AcqRel: a runner that sees 0 also sees every job the handlers pushed before.
+        self.handlers_left.fetch_sub(1, Ordering::AcqRel);
+        self.wake_runners();
+    }
+
+    /// Whether every handler has finished (runners may exit once their rings are empty).
+    #[must_use]
+    pub fn handlers_finished(&self) -> bool {
+        self.handlers_left.load(Ordering::Acquire) == 0
+    }
+}
