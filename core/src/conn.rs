@@ -170,12 +170,23 @@ impl<P> Conn<P> {
     ///
     /// # Errors
     /// [`Busy`] when [`accepts_requests`](Self::accepts_requests) is false.
-    pub fn begin_request(&mut self, now_ms: u64, keep_alive: bool, has_body: bool) -> Result<u32, Busy> {
+    pub fn begin_request(
+        &mut self,
+        now_ms: u64,
+        keep_alive: bool,
+        has_body: bool,
+    ) -> Result<u32, Busy> {
         if !self.accepts_requests() {
             return Err(Busy);
         }
         let seq = self.next_seq;
-        self.pending.push_back(Pending { seq, out: None, close: !keep_alive }).map_err(|_| Busy)?;
+        self.pending
+            .push_back(Pending {
+                seq,
+                out: None,
+                close: !keep_alive,
+            })
+            .map_err(|_| Busy)?;
         self.next_seq = self.next_seq.wrapping_add(1);
         if !keep_alive {
             self.closing = true;
@@ -206,7 +217,11 @@ impl<P> Conn<P> {
     /// # Errors
     /// Hands `out` back when no request `seq` is in flight (a stale response).
     pub fn complete(&mut self, now_ms: u64, seq: u32, out: P, close: bool) -> Result<(), P> {
-        let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq && p.out.is_none()) else {
+        let Some(p) = self
+            .pending
+            .iter_mut()
+            .find(|p| p.seq == seq && p.out.is_none())
+        else {
             return Err(out);
         };
         p.out = Some(out);
@@ -240,7 +255,15 @@ impl<P> Conn<P> {
         self.next_seq = self.next_seq.wrapping_add(1);
         // `begin_request` keeps one place free below MAX_PIPELINE, so this fits; if it
         // somehow does not, closing without the error response is the safe outcome.
-        if self.pending.push_back(Pending { seq, out: Some(out), close: true }).is_err() {
+        if self
+            .pending
+            .push_back(Pending {
+                seq,
+                out: Some(out),
+                close: true,
+            })
+            .is_err()
+        {
             self.phase = Phase::Closed;
         }
         self.arm_write_deadline(now_ms);

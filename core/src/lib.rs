@@ -21,10 +21,10 @@ pub mod conn;
 pub mod limits;
 pub mod msg;
 pub mod parse;
+pub mod response;
 #[allow(unsafe_code)]
 pub mod ring;
 pub mod route;
-pub mod response;
 pub mod sync;
 pub mod text;
 pub mod wake;

@@ -114,7 +114,12 @@ impl RequestData<'_> {
     ///
     /// # Errors
     /// [`Full`] when the head buffer is smaller than the head.
-    pub fn load(&mut self, head: &Head<'_, '_>, raw: &[u8], key: Option<&[u8]>) -> Result<(), Full> {
+    pub fn load(
+        &mut self,
+        head: &Head<'_, '_>,
+        raw: &[u8],
+        key: Option<&[u8]>,
+    ) -> Result<(), Full> {
         self.clear();
         self.head.extend_from_slice(&raw[..head.head_len])?;
         let raw = &raw[..head.head_len];
@@ -144,7 +149,10 @@ impl RequestData<'_> {
     }
 
     fn bytes(&self, s: &Span) -> &[u8] {
-        self.head.as_slice().get(s.start as usize..s.end as usize).unwrap_or(&[])
+        self.head
+            .as_slice()
+            .get(s.start as usize..s.end as usize)
+            .unwrap_or(&[])
     }
 
     /// A read-only view for a runner.
@@ -188,13 +196,17 @@ impl<'s> Request<'s> {
     /// The header fields in the order received, as `(name, value)`.
     pub fn headers(&self) -> impl Iterator<Item = (&'s str, &'s [u8])> + 's {
         let data = self.data;
-        data.headers.iter().map(move |(n, v)| (data.text(n), data.bytes(v)))
+        data.headers
+            .iter()
+            .map(move |(n, v)| (data.text(n), data.bytes(v)))
     }
 
     /// The value of the first field named `name` (ASCII case-insensitive).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&'s [u8]> {
-        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// The body.
@@ -241,7 +253,10 @@ impl ResponseData<'_> {
     ///
     /// # Errors
     /// [`Full`] from `f`.
-    pub fn write_wire_head(&mut self, f: impl FnOnce(&mut FixedBuf<'_>, &Self) -> Result<(), Full>) -> Result<(), Full> {
+    pub fn write_wire_head(
+        &mut self,
+        f: impl FnOnce(&mut FixedBuf<'_>, &Self) -> Result<(), Full>,
+    ) -> Result<(), Full> {
         let mut head = [0u8; RESPONSE_HEAD_BYTES];
         let mut buf = FixedBuf::new(&mut head);
         f(&mut buf, self)?;
@@ -264,7 +279,9 @@ impl Slot<'_> {
     pub fn serve<R>(&mut self, f: impl FnOnce(&Request<'_>, &mut Response<'_, '_>) -> R) -> R {
         self.response.clear();
         let req = self.request.view();
-        let mut resp = Response { data: &mut self.response };
+        let mut resp = Response {
+            data: &mut self.response,
+        };
         f(&req, &mut resp)
     }
 
@@ -288,7 +305,11 @@ pub struct Response<'s, 'a> {
 impl<'a> Response<'_, 'a> {
     /// Sets the status code (default 200). Values outside 200..=599 become 500.
     pub fn set_status(&mut self, status: u16) {
-        self.data.status = if (200..=599).contains(&status) { status } else { 500 };
+        self.data.status = if (200..=599).contains(&status) {
+            status
+        } else {
+            500
+        };
     }
 
     /// Adds a header field. `Content-Length`, `Transfer-Encoding`, `Connection`, `Date` and

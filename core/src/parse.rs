@@ -245,7 +245,10 @@ impl<'b> Head<'_, 'b> {
     /// The value of the first field named `name` (ASCII case-insensitive).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&'b [u8]> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
     }
 }
 
@@ -277,7 +280,11 @@ pub fn parse_head<'h, 'b>(
     else {
         return Err(Error::Syntax);
     };
-    let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
     let method = Method::from_token(method_token);
     if target.len() > limits.max_target_bytes {
         return Err(Error::UriTooLong);
@@ -336,14 +343,21 @@ pub fn parse_head<'h, 'b>(
 fn partial<'h, 'b>(buf: &[u8], limits: &Limits) -> Result<Status<Head<'h, 'b>>, Error> {
     let seen = &buf[..buf.len().min(limits.max_head_bytes)];
     scan_forbidden(seen)?;
-    let start = seen.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(seen.len());
+    let start = seen
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(seen.len());
     let line_done = seen[start..].contains(&b'\n');
     // Method, two spaces and "HTTP/1.1" take at most 32 bytes beside the target.
     if !line_done && seen.len() - start > limits.max_target_bytes + 32 {
         return Err(Error::UriTooLong);
     }
     if buf.len() >= limits.max_head_bytes {
-        return Err(if line_done { Error::HeadTooLarge } else { Error::UriTooLong });
+        return Err(if line_done {
+            Error::HeadTooLarge
+        } else {
+            Error::UriTooLong
+        });
     }
     Ok(Status::Partial)
 }
@@ -366,15 +380,23 @@ fn classify(buf: &[u8], limits: &Limits, e: httparse::Error) -> Error {
 
 /// Whether the request line ends in a well-formed `HTTP/D.D` other than 1.0 and 1.1.
 fn version_is_well_formed(buf: &[u8]) -> bool {
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
     let line = &buf[start..];
-    let end = line.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(line.len());
+    let end = line
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(line.len());
     let line = &line[..end];
     // Exactly `method SP target SP version`.
     if line.iter().filter(|&&b| b == b' ').count() != 2 {
         return false;
     }
-    let Some(sp) = line.iter().rposition(|&b| b == b' ') else { return false };
+    let Some(sp) = line.iter().rposition(|&b| b == b' ') else {
+        return false;
+    };
     match &line[sp + 1..] {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
             major.is_ascii_digit() && minor.is_ascii_digit()
@@ -385,7 +407,8 @@ fn version_is_well_formed(buf: &[u8]) -> bool {
 
 /// Whether some line of the head starts with SP or HTAB (a folded field line).
 fn has_obs_fold(buf: &[u8]) -> bool {
-    buf.windows(2).any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'))
+    buf.windows(2)
+        .any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'))
 }
 
 /// Refuses NUL anywhere and CR not followed by LF in head bytes.
@@ -490,10 +513,14 @@ fn percent_encoding_ok(bytes: &[u8]) -> bool {
 /// A Host value: `reg-name` or `[IP-literal]`, optionally `:port`; no userinfo.
 fn valid_host(v: &[u8]) -> bool {
     let (host, port) = if v.first() == Some(&b'[') {
-        let Some(close) = v.iter().position(|&b| b == b']') else { return false };
+        let Some(close) = v.iter().position(|&b| b == b']') else {
+            return false;
+        };
         let literal = &v[1..close];
         if literal.is_empty()
-            || !literal.iter().all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
         {
             return false;
         }
@@ -596,12 +623,12 @@ impl Fields {
                     f.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             } else if name.eq_ignore_ascii_case("expect") {
-                f.expect = if value.eq_ignore_ascii_case(b"100-continue") && f.expect != Expect::Other
-                {
-                    Expect::Continue
-                } else {
-                    Expect::Other
-                };
+                f.expect =
+                    if value.eq_ignore_ascii_case(b"100-continue") && f.expect != Expect::Other {
+                        Expect::Continue
+                    } else {
+                        Expect::Other
+                    };
             }
         }
         f.transfer_encoding = codings.verdict();
@@ -651,7 +678,10 @@ impl Codings {
 
 /// Non-empty, OWS-trimmed elements of a comma-separated list.
 fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(trim_ows).filter(|t| !t.is_empty())
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|t| !t.is_empty())
 }
 
 fn trim_ows(mut v: &[u8]) -> &[u8] {
@@ -691,15 +721,30 @@ mod tests {
         assert_eq!(parse_content_length(b"0"), Ok(0));
         assert_eq!(parse_content_length(b"0042"), Ok(42));
         assert_eq!(parse_content_length(b"18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(parse_content_length(b"18446744073709551616"), Err(Error::InvalidContentLength));
-        assert_eq!(parse_content_length(b"+5"), Err(Error::InvalidContentLength));
-        assert_eq!(parse_content_length(b"5 5"), Err(Error::InvalidContentLength));
+        assert_eq!(
+            parse_content_length(b"18446744073709551616"),
+            Err(Error::InvalidContentLength)
+        );
+        assert_eq!(
+            parse_content_length(b"+5"),
+            Err(Error::InvalidContentLength)
+        );
+        assert_eq!(
+            parse_content_length(b"5 5"),
+            Err(Error::InvalidContentLength)
+        );
         assert_eq!(parse_content_length(b""), Err(Error::InvalidContentLength));
     }
 
     #[test]
     fn host_values() {
-        for ok in [&b"example.com"[..], b"a:80", b"[::1]:8080", b"127.0.0.1", b""] {
+        for ok in [
+            &b"example.com"[..],
+            b"a:80",
+            b"[::1]:8080",
+            b"127.0.0.1",
+            b"",
+        ] {
             assert!(valid_host(ok), "{ok:?}");
         }
         for bad in [&b"a b"[..], b"u@h", b"h:x", b"[zz]", b"h/p", b"h:123456"] {

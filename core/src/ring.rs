@@ -53,7 +53,9 @@ unsafe impl<T: Send, const N: usize> Sync for Ring<T, N> {}
 
 impl<T, const N: usize> core::fmt::Debug for Ring<T, N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Ring").field("capacity", &N).finish_non_exhaustive()
+        f.debug_struct("Ring")
+            .field("capacity", &N)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,8 +130,18 @@ impl<T, const N: usize> Ring<T, N> {
         let tail = self.tail.0.load(Ordering::Relaxed);
         let ring = &*self;
         (
-            Producer { ring, tail, cached_head: head, _not_sync: PhantomData },
-            Consumer { ring, head, cached_tail: tail, _not_sync: PhantomData },
+            Producer {
+                ring,
+                tail,
+                cached_head: head,
+                _not_sync: PhantomData,
+            },
+            Consumer {
+                ring,
+                head,
+                cached_tail: tail,
+                _not_sync: PhantomData,
+            },
         )
     }
 }
@@ -171,7 +183,9 @@ pub struct Producer<'r, T, const N: usize> {
 
 impl<T, const N: usize> core::fmt::Debug for Producer<'_, T, N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Producer").field("capacity", &N).finish_non_exhaustive()
+        f.debug_struct("Producer")
+            .field("capacity", &N)
+            .finish_non_exhaustive()
     }
 }
 
@@ -237,7 +251,9 @@ pub struct Consumer<'r, T, const N: usize> {
 
 impl<T, const N: usize> core::fmt::Debug for Consumer<'_, T, N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Consumer").field("capacity", &N).finish_non_exhaustive()
+        f.debug_struct("Consumer")
+            .field("capacity", &N)
+            .finish_non_exhaustive()
     }
 }
 

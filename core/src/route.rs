@@ -54,7 +54,10 @@ pub fn route(method: Method, path: &str) -> Route<'_> {
     };
     let allowed = match resource {
         Route::Run { .. } => {
-            matches!(method, Method::Get | Method::Head | Method::Post | Method::Put | Method::Delete)
+            matches!(
+                method,
+                Method::Get | Method::Head | Method::Post | Method::Put | Method::Delete
+            )
         }
         Route::Shutdown => method == Method::Post,
         _ => matches!(method, Method::Get | Method::Head),
@@ -64,4 +67,31 @@ pub fn route(method: Method, path: &str) -> Route<'_> {
     } else {
         Route::MethodNotAllowed { allow }
     }
+}
+
+/// Whether `POST /shutdown` is allowed: from a loopback peer, or from anywhere with
+/// `Authorization: Bearer TOKEN` when a token is configured (compared in constant time).
+#[must_use]
+pub fn shutdown_permitted(
+    peer_is_loopback: bool,
+    token: Option<&[u8]>,
+    authorization: Option<&[u8]>,
+) -> bool {
+    if peer_is_loopback {
+        return true;
+    }
+    let (Some(token), Some(auth)) = (token, authorization) else {
+        return false;
+    };
+    if token.is_empty()
+        || auth.len() != 7 + token.len()
+        || !auth[..7].eq_ignore_ascii_case(b"Bearer ")
+    {
+        return false;
+    }
+    auth[7..]
+        .iter()
+        .zip(token)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }

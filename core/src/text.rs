@@ -71,7 +71,11 @@ impl<'a> FixedBuf<'a> {
     /// # Errors
     /// [`Full`] when they do not fit; the buffer is unchanged.
     pub fn extend_from_slice(&mut self, bytes: &[u8]) -> Result<(), Full> {
-        let end = self.len.checked_add(bytes.len()).filter(|&e| e <= self.buf.len()).ok_or(Full)?;
+        let end = self
+            .len
+            .checked_add(bytes.len())
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(Full)?;
         self.buf[self.len..end].copy_from_slice(bytes);
         self.len = end;
         Ok(())
@@ -109,7 +113,8 @@ impl<'a> FixedBuf<'a> {
 
 impl core::fmt::Write for FixedBuf<'_> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.extend_from_slice(s.as_bytes()).map_err(|_| core::fmt::Error)
+        self.extend_from_slice(s.as_bytes())
+            .map_err(|_| core::fmt::Error)
     }
 }
 
@@ -134,13 +139,21 @@ pub struct HeaderLines {
 }
 
 /// Header names the server owns; runners may not set them.
-const RESERVED: [&str; 5] = ["content-length", "transfer-encoding", "connection", "date", "server"];
+const RESERVED: [&str; 5] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "date",
+    "server",
+];
 
 impl HeaderLines {
     /// No lines.
     #[must_use]
     pub const fn new() -> Self {
-        Self { bytes: heapless::Vec::new() }
+        Self {
+            bytes: heapless::Vec::new(),
+        }
     }
 
     /// Appends `name: value`.
@@ -154,7 +167,10 @@ impl HeaderLines {
         if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
             return Err(HeaderError::Reserved);
         }
-        if !value.iter().all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)) {
+        if !value
+            .iter()
+            .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f))
+        {
             return Err(HeaderError::InvalidValue);
         }
         let before = self.bytes.len();
@@ -198,7 +214,19 @@ pub const fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`'
-                | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         )
 }

@@ -35,14 +35,18 @@ impl Doorbell {
     #[cfg(not(loom))]
     #[must_use]
     pub const fn new() -> Self {
-        Self { sleeping: AtomicBool::new(false) }
+        Self {
+            sleeping: AtomicBool::new(false),
+        }
     }
 
     /// A doorbell for a consumer that is awake.
     #[cfg(loom)]
     #[must_use]
     pub fn new() -> Self {
-        Self { sleeping: AtomicBool::new(false) }
+        Self {
+            sleeping: AtomicBool::new(false),
+        }
     }
 
     /// Consumer: announce the intent to sleep. Re-check every input ring afterwards and sleep

@@ -2,7 +2,12 @@
 
 use httpd_runner_core::conn::{Conn, ConnConfig, Phase, Timeout};
 
-const CFG: ConnConfig = ConnConfig { header_timeout_ms: 100, body_timeout_ms: 50, idle_timeout_ms: 1000, max_pipeline: 3 };
+const CFG: ConnConfig = ConnConfig {
+    header_timeout_ms: 100,
+    body_timeout_ms: 50,
+    idle_timeout_ms: 1000,
+    max_pipeline: 3,
+};
 
 #[test]
 fn header_deadline_runs_from_accept_and_is_not_extended_by_trickling() {
@@ -78,7 +83,11 @@ fn responses_leave_in_request_order() {
     assert_eq!(c.ready().map(|p| *p).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(c.pop_written(3), Some(1));
     assert!(c.accepts_requests());
-    assert_eq!(c.complete(3, a, 9, false), Err(9), "stale completion is handed back");
+    assert_eq!(
+        c.complete(3, a, 9, false),
+        Err(9),
+        "stale completion is handed back"
+    );
 }
 
 #[test]
@@ -106,7 +115,11 @@ fn failure_after_pipelined_requests_comes_last() {
     let a = c.begin_request(0, true, false).unwrap();
     c.fail(0, 40);
     assert!(!c.accepts_requests());
-    assert_eq!(c.ready().count(), 0, "the 400 waits for the earlier response");
+    assert_eq!(
+        c.ready().count(),
+        0,
+        "the 400 waits for the earlier response"
+    );
     c.complete(1, a, 1, false).unwrap();
     assert_eq!(c.ready().map(|p| *p).collect::<Vec<_>>(), vec![1, 40]);
     c.pop_written(2);

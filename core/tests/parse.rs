@@ -49,40 +49,205 @@ fn parse(buf: &[u8]) -> Outcome {
 fn err(buf: &[u8]) -> Error {
     match parse(buf) {
         Outcome::Err(e) => e,
-        other => panic!("expected an error for {:?}, got {other:?}", String::from_utf8_lossy(buf)),
+        other => panic!(
+            "expected an error for {:?}, got {other:?}",
+            String::from_utf8_lossy(buf)
+        ),
     }
 }
 
 /// Valid requests: (name, bytes, method, path, query, framing, keep_alive).
 const VALID: &[(&str, &[u8], Method, &str, Option<&str>, Framing, bool)] = &[
-    ("simple get", b"GET /run HTTP/1.1\r\nHost: a\r\n\r\n", Method::Get, "/run", None, Framing::None, true),
-    ("query", b"GET /run?x=1&y HTTP/1.1\r\nHost: a\r\n\r\n", Method::Get, "/run", Some("x=1&y"), Framing::None, true),
-    ("post with length", b"POST /run HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", Method::Post, "/run", None, Framing::Length(5), true),
-    ("zero length", b"POST /run HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", Method::Post, "/run", None, Framing::None, true),
-    ("same length twice", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", Method::Post, "/", None, Framing::Length(3), true),
-    ("chunked", b"POST /run HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Method::Post, "/run", None, Framing::Chunked, true),
-    ("chunked any case", b"POST /run HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChUnKeD\r\n\r\n", Method::Post, "/run", None, Framing::Chunked, true),
-    ("connection close", b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", Method::Get, "/", None, Framing::None, false),
-    ("http/1.0 closes", b"GET / HTTP/1.0\r\n\r\n", Method::Get, "/", None, Framing::None, false),
-    ("http/1.0 keep-alive", b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", Method::Get, "/", None, Framing::None, true),
-    ("leading empty line", b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", Method::Get, "/", None, Framing::None, true),
-    ("absolute form", b"GET http://a/run?q HTTP/1.1\r\nHost: a\r\n\r\n", Method::Get, "/run", Some("q"), Framing::None, true),
-    ("absolute form no path", b"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n", Method::Get, "/", None, Framing::None, true),
-    ("options star", b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", Method::Options, "*", None, Framing::None, true),
-    ("unknown method token", b"BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", Method::Other, "/pot", None, Framing::None, true),
-    ("percent encoded", b"GET /a%20b HTTP/1.1\r\nHost: a\r\n\r\n", Method::Get, "/a%20b", None, Framing::None, true),
-    ("host with port", b"GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", Method::Get, "/", None, Framing::None, true),
-    ("ipv6 host", b"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", Method::Get, "/", None, Framing::None, true),
+    (
+        "simple get",
+        b"GET /run HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Get,
+        "/run",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
+        "query",
+        b"GET /run?x=1&y HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Get,
+        "/run",
+        Some("x=1&y"),
+        Framing::None,
+        true,
+    ),
+    (
+        "post with length",
+        b"POST /run HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+        Method::Post,
+        "/run",
+        None,
+        Framing::Length(5),
+        true,
+    ),
+    (
+        "zero length",
+        b"POST /run HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        Method::Post,
+        "/run",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
+        "same length twice",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        Method::Post,
+        "/",
+        None,
+        Framing::Length(3),
+        true,
+    ),
+    (
+        "chunked",
+        b"POST /run HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+        Method::Post,
+        "/run",
+        None,
+        Framing::Chunked,
+        true,
+    ),
+    (
+        "chunked any case",
+        b"POST /run HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChUnKeD\r\n\r\n",
+        Method::Post,
+        "/run",
+        None,
+        Framing::Chunked,
+        true,
+    ),
+    (
+        "connection close",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Method::Get,
+        "/",
+        None,
+        Framing::None,
+        false,
+    ),
+    (
+        "http/1.0 closes",
+        b"GET / HTTP/1.0\r\n\r\n",
+        Method::Get,
+        "/",
+        None,
+        Framing::None,
+        false,
+    ),
+    (
+        "http/1.0 keep-alive",
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+        Method::Get,
+        "/",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
+        "leading empty line",
+        b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Get,
+        "/",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
+        "absolute form",
+        b"GET http://a/run?q HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Get,
+        "/run",
+        Some("q"),
+        Framing::None,
+        true,
+    ),
+    (
+        "absolute form no path",
+        b"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Get,
+        "/",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
+        "options star",
+        b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Options,
+        "*",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
+        "unknown method token",
+        b"BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Other,
+        "/pot",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
+        "percent encoded",
+        b"GET /a%20b HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Get,
+        "/a%20b",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
+        "host with port",
+        b"GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+        Method::Get,
+        "/",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
+        "ipv6 host",
+        b"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+        Method::Get,
+        "/",
+        None,
+        Framing::None,
+        true,
+    ),
 ];
 
 #[test]
 fn valid_requests_parse() {
     for (name, bytes, method, path, query, framing, keep_alive) in VALID {
         match parse(bytes) {
-            Outcome::Done { method: m, path: p, query: q, framing: f, keep_alive: k, head_len, .. } => {
-                assert_eq!((m, p.as_str(), q.as_deref(), f, k), (*method, *path, *query, *framing, *keep_alive), "{name}");
-                let body = match framing { Framing::Length(n) => *n, _ => 0 };
-                assert!(head_len + body <= bytes.len(), "{name}: head_len {head_len}");
+            Outcome::Done {
+                method: m,
+                path: p,
+                query: q,
+                framing: f,
+                keep_alive: k,
+                head_len,
+                ..
+            } => {
+                assert_eq!(
+                    (m, p.as_str(), q.as_deref(), f, k),
+                    (*method, *path, *query, *framing, *keep_alive),
+                    "{name}"
+                );
+                let body = match framing {
+                    Framing::Length(n) => *n,
+                    _ => 0,
+                };
+                assert!(
+                    head_len + body <= bytes.len(),
+                    "{name}: head_len {head_len}"
+                );
             }
             other => panic!("{name}: {other:?}"),
         }
@@ -93,9 +258,15 @@ fn valid_requests_parse() {
 fn every_split_point_parses_like_the_whole() {
     for (name, bytes, ..) in VALID {
         let whole = parse(bytes);
-        let Outcome::Done { head_len, .. } = whole else { panic!("{name}") };
+        let Outcome::Done { head_len, .. } = whole else {
+            panic!("{name}")
+        };
         for cut in 0..head_len {
-            assert_eq!(parse(&bytes[..cut]), Outcome::Partial, "{name}: cut at {cut}");
+            assert_eq!(
+                parse(&bytes[..cut]),
+                Outcome::Partial,
+                "{name}: cut at {cut}"
+            );
         }
         for cut in head_len..=bytes.len() {
             assert_eq!(parse(&bytes[..cut]), whole, "{name}: cut at {cut}");
@@ -169,15 +340,34 @@ fn statuses_match_the_rfc() {
 
 #[test]
 fn limits_give_414_and_431() {
-    let limits = Limits { max_head_bytes: 256, max_target_bytes: 64, max_body_bytes: 10 };
+    let limits = Limits {
+        max_head_bytes: 256,
+        max_target_bytes: 64,
+        max_body_bytes: 10,
+    };
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(100));
-    assert_eq!(parse_with(long_target.as_bytes(), &limits), Outcome::Err(Error::UriTooLong));
+    assert_eq!(
+        parse_with(long_target.as_bytes(), &limits),
+        Outcome::Err(Error::UriTooLong)
+    );
     // Still receiving the request line, already too long for any target.
     let partial = format!("GET /{}", "a".repeat(120));
-    assert_eq!(parse_with(partial.as_bytes(), &limits), Outcome::Err(Error::UriTooLong));
-    let big_head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(300));
-    assert_eq!(parse_with(big_head.as_bytes(), &limits), Outcome::Err(Error::HeadTooLarge));
-    assert_eq!(parse_with(&big_head.as_bytes()[..260], &limits), Outcome::Err(Error::HeadTooLarge));
+    assert_eq!(
+        parse_with(partial.as_bytes(), &limits),
+        Outcome::Err(Error::UriTooLong)
+    );
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+        "v".repeat(300)
+    );
+    assert_eq!(
+        parse_with(big_head.as_bytes(), &limits),
+        Outcome::Err(Error::HeadTooLarge)
+    );
+    assert_eq!(
+        parse_with(&big_head.as_bytes()[..260], &limits),
+        Outcome::Err(Error::HeadTooLarge)
+    );
     let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
     for i in 0..70 {
         many.push_str(&format!("X{i}: v\r\n"));
@@ -185,24 +375,43 @@ fn limits_give_414_and_431() {
     many.push_str("\r\n");
     assert_eq!(parse(many.as_bytes()), Outcome::Err(Error::HeadTooLarge));
     let body = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n";
-    assert_eq!(parse_with(body, &limits), Outcome::Err(Error::PayloadTooLarge));
+    assert_eq!(
+        parse_with(body, &limits),
+        Outcome::Err(Error::PayloadTooLarge)
+    );
 }
 
 #[test]
 fn pipelined_bytes_stay_for_the_next_parse() {
     let two = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
-    let Outcome::Done { head_len, path, .. } = parse(two) else { panic!() };
+    let Outcome::Done { head_len, path, .. } = parse(two) else {
+        panic!()
+    };
     assert_eq!(path, "/a");
-    let Outcome::Done { path, .. } = parse(&two[head_len..]) else { panic!() };
+    let Outcome::Done { path, .. } = parse(&two[head_len..]) else {
+        panic!()
+    };
     assert_eq!(path, "/b");
 }
 
 #[test]
 fn expect_continue_only_on_1_1() {
     let r = b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n";
-    assert!(matches!(parse(r), Outcome::Done { expect_continue: true, .. }));
+    assert!(matches!(
+        parse(r),
+        Outcome::Done {
+            expect_continue: true,
+            ..
+        }
+    ));
     let r = b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
-    assert!(matches!(parse(r), Outcome::Done { expect_continue: false, .. }));
+    assert!(matches!(
+        parse(r),
+        Outcome::Done {
+            expect_continue: false,
+            ..
+        }
+    ));
 }
 
 /// Decodes `input` fed in pieces of `piece` bytes; returns (body, consumed) or the error.
@@ -233,18 +442,35 @@ fn chunked_bodies_decode_at_any_split() {
         ("two chunks", b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n", b"hello"),
         ("upper hex", b"A\r\n0123456789\r\n0\r\n\r\n", b"0123456789"),
         ("leading zeros", b"005\r\nhello\r\n000\r\n\r\n", b"hello"),
-        ("extension", b"5;name=value\r\nhello\r\n0;last\r\n\r\n", b"hello"),
-        ("bws extension", b"5 ;a=\"q\"\r\nhello\r\n0\r\n\r\n", b"hello"),
-        ("trailers", b"5\r\nhello\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n", b"hello"),
+        (
+            "extension",
+            b"5;name=value\r\nhello\r\n0;last\r\n\r\n",
+            b"hello",
+        ),
+        (
+            "bws extension",
+            b"5 ;a=\"q\"\r\nhello\r\n0\r\n\r\n",
+            b"hello",
+        ),
+        (
+            "trailers",
+            b"5\r\nhello\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n",
+            b"hello",
+        ),
         ("empty body", b"0\r\n\r\n", b""),
     ];
     for (name, input, want) in cases {
         let mut with_next = input.to_vec();
         with_next.extend_from_slice(b"GET / HTTP/1.1\r\n");
         for piece in 1..=with_next.len() {
-            let (body, consumed) = decode_in_pieces(&with_next, piece, 64).unwrap_or_else(|e| panic!("{name}/{piece}: {e:?}"));
+            let (body, consumed) = decode_in_pieces(&with_next, piece, 64)
+                .unwrap_or_else(|e| panic!("{name}/{piece}: {e:?}"));
             assert_eq!(body, *want, "{name}/{piece}");
-            assert_eq!(consumed, input.len(), "{name}/{piece}: next request untouched");
+            assert_eq!(
+                consumed,
+                input.len(),
+                "{name}/{piece}: next request untouched"
+            );
         }
     }
 }
@@ -255,24 +481,62 @@ fn chunked_errors() {
         ("no size", b"\r\nhello\r\n0\r\n\r\n", Error::InvalidChunk),
         ("bad hex", b"5g\r\nhello\r\n0\r\n\r\n", Error::InvalidChunk),
         ("negative", b"-5\r\nhello\r\n0\r\n\r\n", Error::InvalidChunk),
-        ("bare lf after size", b"5\nhello\r\n0\r\n\r\n", Error::InvalidChunk),
-        ("missing crlf after data", b"5\r\nhelloX\r\n0\r\n\r\n", Error::InvalidChunk),
-        ("data too long", b"3\r\nhello\r\n0\r\n\r\n", Error::InvalidChunk),
+        (
+            "bare lf after size",
+            b"5\nhello\r\n0\r\n\r\n",
+            Error::InvalidChunk,
+        ),
+        (
+            "missing crlf after data",
+            b"5\r\nhelloX\r\n0\r\n\r\n",
+            Error::InvalidChunk,
+        ),
+        (
+            "data too long",
+            b"3\r\nhello\r\n0\r\n\r\n",
+            Error::InvalidChunk,
+        ),
         ("overflow", b"10000000000000000\r\n", Error::InvalidChunk),
         ("over limit", b"41\r\n", Error::PayloadTooLarge),
-        ("sum over limit", b"20\r\n01234567890123456789012345678901\r\n21\r\n", Error::PayloadTooLarge),
-        ("ctl in extension", b"5;a\x01\r\nhello\r\n0\r\n\r\n", Error::InvalidChunk),
-        ("space after size", b"5 \r\nhello\r\n0\r\n\r\n", Error::InvalidChunk),
-        ("folded trailer", b"0\r\nX: 1\r\n 2\r\n\r\n", Error::InvalidChunk),
+        (
+            "sum over limit",
+            b"20\r\n01234567890123456789012345678901\r\n21\r\n",
+            Error::PayloadTooLarge,
+        ),
+        (
+            "ctl in extension",
+            b"5;a\x01\r\nhello\r\n0\r\n\r\n",
+            Error::InvalidChunk,
+        ),
+        (
+            "space after size",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            Error::InvalidChunk,
+        ),
+        (
+            "folded trailer",
+            b"0\r\nX: 1\r\n 2\r\n\r\n",
+            Error::InvalidChunk,
+        ),
         ("bare lf end", b"0\r\n\n", Error::InvalidChunk),
     ];
     for (name, input, want) in cases {
         for piece in [1, 3, input.len()] {
-            assert_eq!(decode_in_pieces(input, piece, 64).map(|_| ()), Err(*want), "{name}/{piece}");
+            assert_eq!(
+                decode_in_pieces(input, piece, 64).map(|_| ()),
+                Err(*want),
+                "{name}/{piece}"
+            );
         }
     }
     let long_ext = format!("1;{}\r\na\r\n0\r\n\r\n", "e".repeat(2000));
-    assert_eq!(decode_in_pieces(long_ext.as_bytes(), 7, 64).map(|_| ()), Err(Error::InvalidChunk));
+    assert_eq!(
+        decode_in_pieces(long_ext.as_bytes(), 7, 64).map(|_| ()),
+        Err(Error::InvalidChunk)
+    );
     let long_trailer = format!("0\r\nX: {}\r\n\r\n", "t".repeat(9000));
-    assert_eq!(decode_in_pieces(long_trailer.as_bytes(), 100, 64).map(|_| ()), Err(Error::HeadTooLarge));
+    assert_eq!(
+        decode_in_pieces(long_trailer.as_bytes(), 100, 64).map(|_| ()),
+        Err(Error::HeadTooLarge)
+    );
 }

@@ -26,7 +26,10 @@ fn full_and_empty_edges_and_failed_push_returns_the_value() {
         tx.push(i).unwrap();
     }
     assert_eq!(rx.len(), 3);
-    assert_eq!([rx.pop(), rx.pop(), rx.pop(), rx.pop()], [Some(97), Some(98), Some(99), None]);
+    assert_eq!(
+        [rx.pop(), rx.pop(), rx.pop(), rx.pop()],
+        [Some(97), Some(98), Some(99), None]
+    );
 }
 
 #[test]
@@ -70,7 +73,9 @@ fn static_ring_through_a_const_constructor() {
     #[allow(static_mut_refs)]
     let ring: &'static mut Ring<u64, 8> = unsafe { &mut RING };
     let (mut tx, mut rx) = ring.split();
-    std::thread::spawn(move || tx.push(7).unwrap()).join().unwrap();
+    std::thread::spawn(move || tx.push(7).unwrap())
+        .join()
+        .unwrap();
     assert_eq!(rx.pop(), Some(7));
 }
 

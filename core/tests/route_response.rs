@@ -2,7 +2,7 @@
 
 use httpd_runner_core::parse::Method;
 use httpd_runner_core::response::{imf_fixdate, write_head, write_simple, ResponseHead, Simple};
-use httpd_runner_core::route::{route, Route, RUN_ALLOW};
+use httpd_runner_core::route::{route, shutdown_permitted, Route, RUN_ALLOW};
 use httpd_runner_core::text::{FixedBuf, HeaderError, HeaderLines};
 
 #[test]
@@ -11,13 +11,31 @@ fn routes() {
         (Method::Get, "/run", Route::Run { key: None }),
         (Method::Post, "/run", Route::Run { key: None }),
         (Method::Head, "/run", Route::Run { key: None }),
-        (Method::Put, "/run/user-7", Route::Run { key: Some("user-7") }),
+        (
+            Method::Put,
+            "/run/user-7",
+            Route::Run {
+                key: Some("user-7"),
+            },
+        ),
         (Method::Post, "/shutdown", Route::Shutdown),
-        (Method::Get, "/shutdown", Route::MethodNotAllowed { allow: "POST" }),
+        (
+            Method::Get,
+            "/shutdown",
+            Route::MethodNotAllowed { allow: "POST" },
+        ),
         (Method::Get, "/metrics", Route::Metrics),
         (Method::Head, "/health", Route::Health),
-        (Method::Post, "/health", Route::MethodNotAllowed { allow: "GET, HEAD" }),
-        (Method::Patch, "/run", Route::MethodNotAllowed { allow: RUN_ALLOW }),
+        (
+            Method::Post,
+            "/health",
+            Route::MethodNotAllowed { allow: "GET, HEAD" },
+        ),
+        (
+            Method::Patch,
+            "/run",
+            Route::MethodNotAllowed { allow: RUN_ALLOW },
+        ),
         (Method::Get, "/", Route::NotFound),
         (Method::Get, "/runner", Route::NotFound),
         (Method::Other, "/run", Route::NotImplemented),
@@ -35,7 +53,10 @@ fn dates_are_imf_fixdate() {
     assert_eq!(&imf_fixdate(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
     assert_eq!(&imf_fixdate(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(&imf_fixdate(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
-    assert_eq!(&imf_fixdate(1_798_761_599), b"Thu, 31 Dec 2026 23:59:59 GMT");
+    assert_eq!(
+        &imf_fixdate(1_798_761_599),
+        b"Thu, 31 Dec 2026 23:59:59 GMT"
+    );
 }
 
 const DATE: [u8; 29] = *b"Sun, 06 Nov 1994 08:49:37 GMT";
@@ -46,7 +67,21 @@ fn head_has_framing_date_and_server() {
     let mut out = FixedBuf::new(&mut store);
     let mut extra = HeaderLines::new();
     extra.push("X-Trace", b"1").unwrap();
-    write_head(&mut out, &ResponseHead { status: 200, content_length: 5, keep_alive: true, date: &DATE, content_type: Some(b"text/plain"), allow: None, retry_after_secs: None, runner: Some(3), extra: extra.as_bytes() }).unwrap();
+    write_head(
+        &mut out,
+        &ResponseHead {
+            status: 200,
+            content_length: 5,
+            keep_alive: true,
+            date: &DATE,
+            content_type: Some(b"text/plain"),
+            allow: None,
+            retry_after_secs: None,
+            runner: Some(3),
+            extra: extra.as_bytes(),
+        },
+    )
+    .unwrap();
     let text = std::str::from_utf8(out.as_slice()).unwrap();
     assert_eq!(text, "HTTP/1.1 200 OK\r\nServer: httpd-runner\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nX-Runner: 3\r\nX-Trace: 1\r\n\r\n");
 }
@@ -55,16 +90,47 @@ fn head_has_framing_date_and_server() {
 fn simple_responses_and_head_only() {
     let mut store = [0u8; 512];
     let mut out = FixedBuf::new(&mut store);
-    write_simple(&mut out, &Simple { status: 405, keep_alive: false, head_only: false, date: &DATE, allow: Some("GET, HEAD"), retry_after_secs: None }).unwrap();
+    write_simple(
+        &mut out,
+        &Simple {
+            status: 405,
+            keep_alive: false,
+            head_only: false,
+            date: &DATE,
+            allow: Some("GET, HEAD"),
+            retry_after_secs: None,
+        },
+    )
+    .unwrap();
     let text = std::str::from_utf8(out.as_slice()).unwrap();
-    assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{text}");
-    assert!(text.contains("\r\nAllow: GET, HEAD\r\n") && text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\r\nAllow: GET, HEAD\r\n") && text.contains("\r\nConnection: close\r\n"),
+        "{text}"
+    );
     assert!(text.ends_with("\r\n\r\nMethod Not Allowed\n"), "{text}");
     let mut store = [0u8; 512];
     let mut out = FixedBuf::new(&mut store);
-    write_simple(&mut out, &Simple { status: 503, keep_alive: true, head_only: true, date: &DATE, allow: None, retry_after_secs: Some(1) }).unwrap();
+    write_simple(
+        &mut out,
+        &Simple {
+            status: 503,
+            keep_alive: true,
+            head_only: true,
+            date: &DATE,
+            allow: None,
+            retry_after_secs: Some(1),
+        },
+    )
+    .unwrap();
     let text = std::str::from_utf8(out.as_slice()).unwrap();
-    assert!(text.contains("Content-Length: 20\r\n") && text.contains("Retry-After: 1\r\n"), "{text}");
+    assert!(
+        text.contains("Content-Length: 20\r\n") && text.contains("Retry-After: 1\r\n"),
+        "{text}"
+    );
     assert!(text.ends_with("\r\n\r\n"), "HEAD: no body: {text}");
 }
 
@@ -73,7 +139,17 @@ fn too_small_buffer_is_an_error_not_a_panic() {
     for size in 0..120 {
         let mut store = vec![0u8; size];
         let mut out = FixedBuf::new(&mut store);
-        let r = write_simple(&mut out, &Simple { status: 404, keep_alive: true, head_only: false, date: &DATE, allow: None, retry_after_secs: None });
+        let r = write_simple(
+            &mut out,
+            &Simple {
+                status: 404,
+                keep_alive: true,
+                head_only: false,
+                date: &DATE,
+                allow: None,
+                retry_after_secs: None,
+            },
+        );
         assert!(r.is_err(), "{size}");
     }
 }
@@ -82,10 +158,37 @@ fn too_small_buffer_is_an_error_not_a_panic() {
 fn runner_headers_are_checked() {
     let mut h = HeaderLines::new();
     assert_eq!(h.push("Bad Name", b"v"), Err(HeaderError::InvalidName));
-    assert_eq!(h.push("X", b"a\r\nInjected: 1"), Err(HeaderError::InvalidValue));
+    assert_eq!(
+        h.push("X", b"a\r\nInjected: 1"),
+        Err(HeaderError::InvalidValue)
+    );
     assert_eq!(h.push("content-length", b"1"), Err(HeaderError::Reserved));
     assert_eq!(h.push("X-Big", &[b'v'; 2000]), Err(HeaderError::Full));
     h.push("Content-Type", b"text/plain").unwrap();
     assert!(h.contains("content-type"));
     assert_eq!(h.as_bytes(), b"Content-Type: text/plain\r\n");
+}
+
+#[test]
+fn shutdown_permission() {
+    let t = Some(&b"s3cret"[..]);
+    let table: &[(bool, Option<&[u8]>, Option<&[u8]>, bool)] = &[
+        (true, None, None, true),
+        (false, None, None, false),
+        (false, None, Some(b"Bearer s3cret"), false),
+        (false, t, None, false),
+        (false, t, Some(b"Bearer s3cret"), true),
+        (false, t, Some(b"bearer s3cret"), true),
+        (false, t, Some(b"Bearer s3cre"), false),
+        (false, t, Some(b"Bearer s3cretX"), false),
+        (false, t, Some(b"Basic s3cret"), false),
+        (false, Some(b""), Some(b"Bearer "), false),
+    ];
+    for (loopback, token, auth, want) in table {
+        assert_eq!(
+            shutdown_permitted(*loopback, *token, *auth),
+            *want,
+            "{loopback} {token:?} {auth:?}"
+        );
+    }
 }

@@ -36,7 +36,9 @@ fn parse_runner(s: &str) -> Result<RunnerKind, String> {
                 .ok()
                 .filter(|&ms| ms <= 60_000)
                 .map(RunnerKind::Delay)
-                .ok_or_else(|| format!("`{s}`: delay must be 0..=60000 milliseconds, as in delay=5")),
+                .ok_or_else(|| {
+                    format!("`{s}`: delay must be 0..=60000 milliseconds, as in delay=5")
+                }),
             None => Err(format!("`{s}`: expected `echo` or `delay=MS`")),
         },
     }
@@ -48,7 +50,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: u64 = num.parse().map_err(|_| format!("`{s}`: expected a duration like 250ms, 10s or 2m"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a duration like 250ms, 10s or 2m"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -169,7 +173,9 @@ impl Config {
         let max_head_bytes = self.max_head_bytes as usize;
         Limits {
             max_head_bytes,
-            max_target_bytes: max_head_bytes.min(limits::DEFAULT_MAX_TARGET_BYTES).max(max_head_bytes / 2),
+            max_target_bytes: max_head_bytes
+                .min(limits::DEFAULT_MAX_TARGET_BYTES)
+                .max(max_head_bytes / 2),
             max_body_bytes: self.max_body_bytes as usize,
         }
     }
@@ -226,7 +232,7 @@ mod tests {
     fn bad_values_name_the_option() {
         for args in [
             &["x", "--handlers", "0"][..],
-            &["x", "--max-body-bytes", "-1"],
+            &["x", "--max-body-bytes", "lots"],
             &["x", "--listen", "nowhere"],
             &["x", "--ring-capacity", "5000"],
             &["x", "--header-timeout", "soon"],

@@ -18,9 +18,11 @@ use httpd_runner_core::conn::{Conn, Timeout};
 use httpd_runner_core::limits::MAX_HEADERS;
 use httpd_runner_core::msg::{Done, Job, Slot};
 use httpd_runner_core::parse::{self, ChunkedDecoder, Framing, Method, Status, EMPTY_HEADER};
-use httpd_runner_core::response::{self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN};
+use httpd_runner_core::response::{
+    self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN,
+};
 use httpd_runner_core::ring::{Consumer, Producer};
-use httpd_runner_core::route::{route, Route};
+use httpd_runner_core::route::{self, route, Route};
 use httpd_runner_core::sync::Ordering;
 use httpd_runner_core::text::FixedBuf;
 use mio::net::TcpStream;
@@ -146,7 +148,15 @@ struct State {
 impl HandlerThread {
     /// The thread body: serves until shutdown has drained every connection.
     pub(crate) fn run(self, ready: impl FnOnce()) -> io::Result<()> {
-        let HandlerThread { index, mut poll, mut accepts, jobs, mut done, slots, shared } = self;
+        let HandlerThread {
+            index,
+            mut poll,
+            mut accepts,
+            jobs,
+            mut done,
+            slots,
+            shared,
+        } = self;
         let cfg = &shared.cfg;
         let per_handler = cfg.connections_per_handler();
         let rbuf_bytes = cfg.limits().max_head_bytes + 8192;
@@ -214,7 +224,9 @@ impl HandlerThread {
                 next_tick = st.now_ms + TICK.as_millis() as u64;
                 st.tick(poll.registry());
             }
-            if shared.shutdown.is_requested() && st.drain_for_shutdown(poll.registry(), &mut accepts) {
+            if shared.shutdown.is_requested()
+                && st.drain_for_shutdown(poll.registry(), &mut accepts)
+            {
                 shared.shutdown.handler_done();
                 return Ok(());
             }
@@ -254,7 +266,9 @@ impl HandlerThread {
 impl State {
     fn clock(&mut self) {
         self.now_ms = self.started.elapsed().as_millis() as u64;
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         if secs != self.date_secs {
             self.date_secs = secs;
             self.date = imf_fixdate(secs);
@@ -267,13 +281,24 @@ impl State {
 
     /// Takes a new connection from the listener.
     fn adopt(&mut self, mut stream: TcpStream, registry: &mio::Registry) {
-        let Some(idx) = self.free_conns.pop().filter(|_| self.shutdown_deadline_ms.is_none()) else {
+        let Some(idx) = self
+            .free_conns
+            .pop()
+            .filter(|_| self.shutdown_deadline_ms.is_none())
+        else {
             // At capacity (the listener checks first, so only during shutdown): close it.
             self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
             self.metrics.closed.inc();
             return;
         };
-        if registry.register(&mut stream, Token(idx as usize), Interest::READABLE | Interest::WRITABLE).is_err() {
+        if registry
+            .register(
+                &mut stream,
+                Token(idx as usize),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
             self.free_conns.push(idx);
             self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
             self.metrics.closed.inc();
@@ -322,10 +347,16 @@ impl State {
     /// length-framed body has nothing buffered. Returns whether bytes arrived.
     fn read_some(&mut self, idx: u32) -> bool {
         let c = &mut self.conns[idx as usize];
-        let Some(stream) = c.stream.as_mut() else { return false };
+        let Some(stream) = c.stream.as_mut() else {
+            return false;
+        };
         let body_direct = c.rstart == c.rend;
         let direct = match &mut c.body {
-            Some(BodyRead { slot, framing: BodyFraming::Length(left), .. }) if body_direct => {
+            Some(BodyRead {
+                slot,
+                framing: BodyFraming::Length(left),
+                ..
+            }) if body_direct => {
                 let spare = slot.request.body.spare_mut();
                 let n = (*left).min(spare.len());
                 Some(stream.read(&mut spare[..n]))
@@ -360,7 +391,12 @@ impl State {
                 self.metrics.bytes_in.add(n as u64);
                 if is_direct {
                     let now = self.now_ms;
-                    if let Some(BodyRead { slot, framing: BodyFraming::Length(left), .. }) = &mut c.body {
+                    if let Some(BodyRead {
+                        slot,
+                        framing: BodyFraming::Length(left),
+                        ..
+                    }) = &mut c.body
+                    {
                         slot.request.body.advance(n);
                         *left -= n;
                     }
@@ -430,14 +466,18 @@ impl State {
         };
         let (action, label, key) = match route(head.method, head.path) {
             Route::Run { key } => {
-                let key = key.map(str::as_bytes).or_else(|| head.header("x-runner-key"));
+                let key = key
+                    .map(str::as_bytes)
+                    .or_else(|| head.header("x-runner-key"));
                 (Action::Run, ROUTE_RUN, key)
             }
             Route::Shutdown => (Action::Shutdown, ROUTE_SHUTDOWN, None),
             Route::Metrics => (Action::Metrics, ROUTE_METRICS, None),
             Route::Health => (Action::Health, ROUTE_HEALTH, None),
             Route::NotFound => (Action::Status(404, None), ROUTE_OTHER, None),
-            Route::MethodNotAllowed { allow } => (Action::Status(405, Some(allow)), label_of(head.path), None),
+            Route::MethodNotAllowed { allow } => {
+                (Action::Status(405, Some(allow)), label_of(head.path), None)
+            }
             Route::NotImplemented => (Action::Status(501, None), ROUTE_OTHER, None),
             Route::KeyTooLong => (Action::Status(414, None), ROUTE_RUN, None),
         };
@@ -462,7 +502,9 @@ impl State {
         let framing = match head.framing {
             Framing::None => None,
             Framing::Length(n) => Some(BodyFraming::Length(n)),
-            Framing::Chunked => Some(BodyFraming::Chunked(ChunkedDecoder::new(limits.max_body_bytes))),
+            Framing::Chunked => Some(BodyFraming::Chunked(ChunkedDecoder::new(
+                limits.max_body_bytes,
+            ))),
         };
         match framing {
             None => {
@@ -473,13 +515,21 @@ impl State {
                 // 100-continue only when the client is waiting (no body bytes yet) and nothing
                 // else is queued ahead on this connection, so the interim response cannot
                 // land inside another response.
-                if expect_continue && c.rstart == c.rend && c.core.in_flight() == 1 && c.written == 0 {
+                if expect_continue
+                    && c.rstart == c.rend
+                    && c.core.in_flight() == 1
+                    && c.written == 0
+                {
                     let sent = c.stream.as_mut().map(|s| s.write(response::CONTINUE));
                     if !matches!(sent, Some(Ok(n)) if n == response::CONTINUE.len()) {
                         c.core.shutdown();
                     }
                 }
-                c.body = Some(BodyRead { slot, action, framing });
+                c.body = Some(BodyRead {
+                    slot,
+                    action,
+                    framing,
+                });
                 true
             }
         }
@@ -489,12 +539,20 @@ impl State {
     fn advance_body(&mut self, idx: u32) -> bool {
         let now = self.now_ms;
         let c = &mut self.conns[idx as usize];
-        let Some(body) = c.body.as_mut() else { return false };
+        let Some(body) = c.body.as_mut() else {
+            return false;
+        };
         let input = &c.rbuf[c.rstart..c.rend];
         let done = match &mut body.framing {
             BodyFraming::Length(left) => {
                 let n = (*left).min(input.len());
-                if body.slot.request.body.extend_from_slice(&input[..n]).is_err() {
+                if body
+                    .slot
+                    .request
+                    .body
+                    .extend_from_slice(&input[..n])
+                    .is_err()
+                {
                     // Cannot happen: the parser bounded the length by the slot's capacity.
                     let _ = c.body.take().map(|b| self.free_slots.push(b.slot));
                     self.fail(idx, 413, None);
@@ -507,30 +565,34 @@ impl State {
                 }
                 *left == 0
             }
-            BodyFraming::Chunked(decoder) => match decoder.decode(input, body.slot.request.body.spare_mut()) {
-                Ok(p) => {
-                    body.slot.request.body.advance(p.produced);
-                    c.rstart += p.consumed;
-                    if p.consumed > 0 {
-                        c.core.on_data(now);
+            BodyFraming::Chunked(decoder) => {
+                match decoder.decode(input, body.slot.request.body.spare_mut()) {
+                    Ok(p) => {
+                        body.slot.request.body.advance(p.produced);
+                        c.rstart += p.consumed;
+                        if p.consumed > 0 {
+                            c.core.on_data(now);
+                        }
+                        p.done
                     }
-                    p.done
-                }
-                Err(e) => {
-                    self.metrics.parse_errors[e.index()].inc();
-                    let slot = c.body.take().map(|b| b.slot);
-                    if let Some(slot) = slot {
-                        self.free_slots.push(slot);
+                    Err(e) => {
+                        self.metrics.parse_errors[e.index()].inc();
+                        let slot = c.body.take().map(|b| b.slot);
+                        if let Some(slot) = slot {
+                            self.free_slots.push(slot);
+                        }
+                        self.fail(idx, e.status(), None);
+                        return false;
                     }
-                    self.fail(idx, e.status(), None);
-                    return false;
                 }
-            },
+            }
         };
         if !done {
             return false;
         }
-        let Some(BodyRead { slot, action, .. }) = c.body.take() else { return false };
+        let Some(BodyRead { slot, action, .. }) = c.body.take() else {
+            return false;
+        };
         c.core.body_complete(now);
         self.finish(idx, slot, action);
         true
@@ -541,11 +603,14 @@ impl State {
         slot.ticket.started_us = self.now_us();
         match action {
             Action::Run => self.dispatch(slot),
-            Action::Health => self.local(slot, 200, None, |body| body.extend_from_slice(b"ok\n").is_ok()),
+            Action::Health => self.local(slot, 200, None, |body| {
+                body.extend_from_slice(b"ok\n").is_ok()
+            }),
             Action::Metrics => {
                 let metrics = &self.shared.metrics;
                 slot.serve(|_, resp| {
-                    let _ = resp.header("Content-Type", b"text/plain; version=0.0.4; charset=utf-8");
+                    let _ =
+                        resp.header("Content-Type", b"text/plain; version=0.0.4; charset=utf-8");
                     if metrics.render(resp.body_mut()).is_err() {
                         resp.reset();
                         resp.set_status(500);
@@ -556,15 +621,21 @@ impl State {
             Action::Shutdown => {
                 if self.shutdown_allowed(idx, slot) {
                     self.conns[idx as usize].core.shutdown();
-                    self.local(slot, 200, None, |b| b.extend_from_slice(b"shutting down\n").is_ok());
+                    self.local(slot, 200, None, |b| {
+                        b.extend_from_slice(b"shutting down\n").is_ok()
+                    });
                     self.shared.shutdown.trigger(Reason::Request);
                 } else {
-                    self.local(slot, 403, None, |b| b.extend_from_slice(b"Forbidden\n").is_ok());
+                    self.local(slot, 403, None, |b| {
+                        b.extend_from_slice(b"Forbidden\n").is_ok()
+                    });
                 }
             }
             Action::Status(status, allow) => {
                 self.local(slot, status, allow, |b| {
-                    b.extend_from_slice(response::reason(status).as_bytes()).is_ok() && b.extend_from_slice(b"\n").is_ok()
+                    b.extend_from_slice(response::reason(status).as_bytes())
+                        .is_ok()
+                        && b.extend_from_slice(b"\n").is_ok()
                 });
             }
         }
@@ -577,12 +648,8 @@ impl State {
             .as_ref()
             .and_then(|s| s.peer_addr().ok())
             .is_some_and(|a| a.ip().is_loopback());
-        let token_ok = self.shared.cfg.shutdown_token.as_deref().is_some_and(|token| {
-            slot.request.view().header("authorization").is_some_and(|v| {
-                v.len() == 7 + token.len() && v[..7].eq_ignore_ascii_case(b"Bearer ") && v[7..] == *token.as_bytes()
-            })
-        });
-        loopback || token_ok
+        let token = self.shared.cfg.shutdown_token.as_deref().map(str::as_bytes);
+        route::shutdown_permitted(loopback, token, slot.request.view().header("authorization"))
     }
 
     /// Answers with a short text body written by `body`.
@@ -630,7 +697,9 @@ impl State {
 
     fn shed(&mut self, slot: &'static mut Slot<'static>) {
         self.metrics.shed.inc();
-        self.local(slot, 503, None, |b| b.extend_from_slice(b"Service Unavailable\n").is_ok());
+        self.local(slot, 503, None, |b| {
+            b.extend_from_slice(b"Service Unavailable\n").is_ok()
+        });
     }
 
     /// The runner with the fewest of our jobs; ties go round robin so idle runners share.
@@ -638,7 +707,10 @@ impl State {
         let n = self.in_flight.len();
         self.round_robin = (self.round_robin + 1) % n;
         let start = self.round_robin;
-        (0..n).map(|i| (start + i) % n).min_by_key(|&r| self.in_flight[r]).unwrap_or(0)
+        (0..n)
+            .map(|i| (start + i) % n)
+            .min_by_key(|&r| self.in_flight[r])
+            .unwrap_or(0)
     }
 
     fn wake_runners(&mut self) {
@@ -686,16 +758,31 @@ impl State {
                 },
             )
         });
-        let status = if wrote.is_ok() { slot.response.status() } else { 500 };
+        let status = if wrote.is_ok() {
+            slot.response.status()
+        } else {
+            500
+        };
         if wrote.is_err() {
             // The head cannot outgrow its buffer (runner headers are bounded); be safe anyway.
             slot.serve(|_, resp| resp.set_status(500));
             let _ = slot.response.write_wire_head(|buf, _| {
-                write_simple(buf, &Simple { status: 500, keep_alive: false, head_only: true, date, allow: None, retry_after_secs: None })
+                write_simple(
+                    buf,
+                    &Simple {
+                        status: 500,
+                        keep_alive: false,
+                        head_only: true,
+                        date,
+                        allow: None,
+                        retry_after_secs: None,
+                    },
+                )
             });
         }
         self.metrics.requests[usize::from(t.route)][code_index(status)].inc();
-        self.metrics.observe_service_us(self.started.elapsed().as_micros() as u64 - t.started_us);
+        self.metrics
+            .observe_service_us(self.started.elapsed().as_micros() as u64 - t.started_us);
         if let Err(Out::Slot(slot)) = c.core.complete(self.now_ms, t.seq, Out::Slot(slot), false) {
             self.free_slots.push(slot);
             return;
@@ -714,8 +801,19 @@ impl State {
             self.free_slots.push(b.slot);
         }
         let mut out = FixedBuf::new(&mut c.inline);
-        let simple = Simple { status, keep_alive: false, head_only: false, date: &self.date, allow, retry_after_secs: None };
-        c.inline_len = if write_simple(&mut out, &simple).is_ok() { out.len() } else { 0 };
+        let simple = Simple {
+            status,
+            keep_alive: false,
+            head_only: false,
+            date: &self.date,
+            allow,
+            retry_after_secs: None,
+        };
+        c.inline_len = if write_simple(&mut out, &simple).is_ok() {
+            out.len()
+        } else {
+            0
+        };
         self.metrics.requests[usize::from(ROUTE_OTHER)][code_index(status)].inc();
         c.core.fail(now, Out::Inline);
         c.rstart = c.rend;
@@ -756,7 +854,9 @@ impl State {
     fn flush(&mut self, idx: u32, registry: &mio::Registry) {
         loop {
             let c = &mut self.conns[idx as usize];
-            let Some(stream) = c.stream.as_mut() else { return };
+            let Some(stream) = c.stream.as_mut() else {
+                return;
+            };
             let mut parts: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
             let mut count = 0;
             let mut skip = c.written;
@@ -764,7 +864,11 @@ impl State {
             for out in c.core.ready() {
                 let (head, body): (&[u8], &[u8]) = match out {
                     Out::Slot(s) => {
-                        let body = if s.ticket.head_only { &[][..] } else { s.response_body() };
+                        let body = if s.ticket.head_only {
+                            &[][..]
+                        } else {
+                            s.response_body()
+                        };
                         (s.response.wire_head(), body)
                     }
                     Out::Inline => (inline, &[][..]),
@@ -819,7 +923,12 @@ impl State {
         loop {
             let len = match c.core.ready().next() {
                 Some(Out::Slot(s)) => {
-                    s.response.wire_head().len() + if s.ticket.head_only { 0 } else { s.response_body().len() }
+                    s.response.wire_head().len()
+                        + if s.ticket.head_only {
+                            0
+                        } else {
+                            s.response_body().len()
+                        }
                 }
                 Some(Out::Inline) => c.inline_len,
                 None => break,
@@ -837,7 +946,9 @@ impl State {
 
     fn close(&mut self, idx: u32, registry: &mio::Registry) {
         let c = &mut self.conns[idx as usize];
-        let Some(mut stream) = c.stream.take() else { return };
+        let Some(mut stream) = c.stream.take() else {
+            return;
+        };
         // Read what the peer already sent so closing does not turn into a reset that could
         // destroy the response we just wrote.
         if !c.peer_eof {
@@ -939,5 +1050,7 @@ fn label_of(path: &str) -> u8 {
 
 /// FNV-1a: a small, stable hash for runner affinity keys.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

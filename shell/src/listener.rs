@@ -94,7 +94,9 @@ impl ListenerThread {
         let cap = shared.cfg.connections_per_handler();
         let open = |h: usize| shared.handler_open[h].load(Ordering::Relaxed);
         let total: usize = (0..self.handlers.len()).map(open).sum();
-        let best = (0..self.handlers.len()).filter(|&h| open(h) < cap).min_by_key(|&h| open(h));
+        let best = (0..self.handlers.len())
+            .filter(|&h| open(h) < cap)
+            .min_by_key(|&h| open(h));
         let Some(h) = best.filter(|_| total < shared.cfg.max_connections as usize) else {
             return refuse(stream, shared);
         };
@@ -117,11 +119,20 @@ impl ListenerThread {
 /// Answers 503 and closes (best effort: the socket is new, its send buffer empty).
 fn refuse(mut stream: TcpStream, shared: &Shared) {
     shared.metrics.listener.refused.inc();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let date = imf_fixdate(now);
     let mut store = [0u8; 256];
     let mut out = FixedBuf::new(&mut store);
-    let simple = Simple { status: 503, keep_alive: false, head_only: false, date: &date, allow: None, retry_after_secs: Some(1) };
+    let simple = Simple {
+        status: 503,
+        keep_alive: false,
+        head_only: false,
+        date: &date,
+        allow: None,
+        retry_after_secs: Some(1),
+    };
     if write_simple(&mut out, &simple).is_ok() {
         let _ = stream.write(out.as_slice());
     }

@@ -20,7 +20,10 @@ fn main() -> ExitCode {
     };
     eprintln!("{}", server.banner());
     alloc::mark_startup_complete();
-    eprintln!("startup complete: {} heap bytes live, allocations counted from here", alloc::live_at_startup());
+    eprintln!(
+        "startup complete: {} heap bytes live, allocations counted from here",
+        alloc::live_at_startup()
+    );
     match server.wait() {
         Ok(s) => {
             let after = alloc::after_startup();

@@ -22,7 +22,10 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         // Relaxed load+store is exact with a single writer; readers only need some recent value.
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Adds one.
@@ -34,7 +37,10 @@ impl Counter {
     /// Subtracts `n` (for gauges with one writer).
     #[inline]
     pub fn sub(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_sub(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_sub(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// The current value.
@@ -47,16 +53,23 @@ impl Counter {
 /// Route labels for `requests_total`.
 pub const ROUTES: [&str; 5] = ["run", "shutdown", "metrics", "health", "other"];
 /// Status codes with their own label; anything else counts as `other`.
-pub const CODES: [u16; 17] = [200, 400, 403, 404, 405, 408, 413, 414, 417, 431, 500, 501, 503, 505, 201, 204, 0];
+pub const CODES: [u16; 17] = [
+    200, 400, 403, 404, 405, 408, 413, 414, 417, 431, 500, 501, 503, 505, 201, 204, 0,
+];
 /// Timeout kinds.
 pub const TIMEOUTS: [&str; 4] = ["head", "body", "idle", "write"];
 /// Upper bounds of the service-time histogram, in microseconds.
-pub const BUCKETS_US: [u64; 14] = [25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 1_000_000];
+pub const BUCKETS_US: [u64; 14] = [
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 1_000_000,
+];
 
 /// Index of `code` in [`CODES`] (the last is "other").
 #[must_use]
 pub fn code_index(code: u16) -> usize {
-    CODES.iter().position(|&c| c == code).unwrap_or(CODES.len() - 1)
+    CODES
+        .iter()
+        .position(|&c| c == code)
+        .unwrap_or(CODES.len() - 1)
 }
 
 /// What one handler counts.
@@ -86,7 +99,10 @@ pub struct HandlerMetrics {
 impl HandlerMetrics {
     /// Records a service time.
     pub fn observe_service_us(&self, us: u64) {
-        let i = BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(BUCKETS_US.len());
+        let i = BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(BUCKETS_US.len());
         self.service_buckets[i].inc();
         self.service_sum_us.add(us);
     }
@@ -135,7 +151,9 @@ impl Metrics {
             listener: ListenerMetrics::default(),
             handlers: (0..handlers).map(|_| HandlerMetrics::default()).collect(),
             runners: (0..runners).map(|_| RunnerMetrics::default()).collect(),
-            depth: (0..handlers * runners).map(|_| Counter::default()).collect(),
+            depth: (0..handlers * runners)
+                .map(|_| Counter::default())
+                .collect(),
             reserved_bytes,
         }
     }
@@ -147,7 +165,10 @@ impl Metrics {
     /// Connections open right now.
     #[must_use]
     pub fn open_connections(&self) -> u64 {
-        self.listener.accepted.get().saturating_sub(self.sum(|h| h.closed.get()))
+        self.listener
+            .accepted
+            .get()
+            .saturating_sub(self.sum(|h| h.closed.get()))
     }
 
     /// Total requests answered.
@@ -162,72 +183,185 @@ impl Metrics {
     /// When `out` is too small.
     pub fn render(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
         let p = "httpd_runner";
-        writeln!(out, "# HELP {p}_requests_total Requests answered, by route and status code.")?;
+        writeln!(
+            out,
+            "# HELP {p}_requests_total Requests answered, by route and status code."
+        )?;
         writeln!(out, "# TYPE {p}_requests_total counter")?;
         for (r, route) in ROUTES.iter().enumerate() {
             for (c, code) in CODES.iter().enumerate() {
                 let n = self.sum(|h| h.requests[r][c].get());
                 if n > 0 || (r == 0 && *code == 200) {
                     if *code == 0 {
-                        writeln!(out, "{p}_requests_total{{route=\"{route}\",code=\"other\"}} {n}")?;
+                        writeln!(
+                            out,
+                            "{p}_requests_total{{route=\"{route}\",code=\"other\"}} {n}"
+                        )?;
                     } else {
-                        writeln!(out, "{p}_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}")?;
+                        writeln!(
+                            out,
+                            "{p}_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}"
+                        )?;
                     }
                 }
             }
         }
-        counter(out, p, "received_bytes_total", "Bytes read from client sockets.", self.sum(|h| h.bytes_in.get()))?;
-        counter(out, p, "sent_bytes_total", "Bytes written to client sockets.", self.sum(|h| h.bytes_out.get()))?;
-        gauge(out, p, "connections_open", "Client connections open now.", self.open_connections())?;
-        counter(out, p, "connections_accepted_total", "Client connections accepted.", self.listener.accepted.get())?;
-        counter(out, p, "connections_refused_total", "Client connections refused with 503 (limit or full hand-off).", self.listener.refused.get())?;
-        counter(out, p, "shed_total", "Requests answered 503 because a runner queue was full.", self.sum(|h| h.shed.get()))?;
+        counter(
+            out,
+            p,
+            "received_bytes_total",
+            "Bytes read from client sockets.",
+            self.sum(|h| h.bytes_in.get()),
+        )?;
+        counter(
+            out,
+            p,
+            "sent_bytes_total",
+            "Bytes written to client sockets.",
+            self.sum(|h| h.bytes_out.get()),
+        )?;
+        gauge(
+            out,
+            p,
+            "connections_open",
+            "Client connections open now.",
+            self.open_connections(),
+        )?;
+        counter(
+            out,
+            p,
+            "connections_accepted_total",
+            "Client connections accepted.",
+            self.listener.accepted.get(),
+        )?;
+        counter(
+            out,
+            p,
+            "connections_refused_total",
+            "Client connections refused with 503 (limit or full hand-off).",
+            self.listener.refused.get(),
+        )?;
+        counter(
+            out,
+            p,
+            "shed_total",
+            "Requests answered 503 because a runner queue was full.",
+            self.sum(|h| h.shed.get()),
+        )?;
         writeln!(out, "# HELP {p}_runner_jobs_total Jobs run, per runner.\n# TYPE {p}_runner_jobs_total counter")?;
         for (i, r) in self.runners.iter().enumerate() {
-            writeln!(out, "{p}_runner_jobs_total{{runner=\"{i}\"}} {}", r.jobs.get())?;
+            writeln!(
+                out,
+                "{p}_runner_jobs_total{{runner=\"{i}\"}} {}",
+                r.jobs.get()
+            )?;
         }
         writeln!(out, "# HELP {p}_runner_panics_total Runner panics caught (answered 500).\n# TYPE {p}_runner_panics_total counter")?;
         for (i, r) in self.runners.iter().enumerate() {
-            writeln!(out, "{p}_runner_panics_total{{runner=\"{i}\"}} {}", r.panics.get())?;
+            writeln!(
+                out,
+                "{p}_runner_panics_total{{runner=\"{i}\"}} {}",
+                r.panics.get()
+            )?;
         }
         writeln!(out, "# HELP {p}_runner_queue_depth Jobs queued or running at each runner.\n# TYPE {p}_runner_queue_depth gauge")?;
         let runners = self.runners.len();
         for r in 0..runners {
-            let d: u64 = (0..self.handlers.len()).map(|h| self.depth[h * runners + r].get()).sum();
+            let d: u64 = (0..self.handlers.len())
+                .map(|h| self.depth[h * runners + r].get())
+                .sum();
             writeln!(out, "{p}_runner_queue_depth{{runner=\"{r}\"}} {d}")?;
         }
         writeln!(out, "# HELP {p}_timeouts_total Connections timed out, by phase.\n# TYPE {p}_timeouts_total counter")?;
         for (i, kind) in TIMEOUTS.iter().enumerate() {
-            writeln!(out, "{p}_timeouts_total{{kind=\"{kind}\"}} {}", self.sum(|h| h.timeouts[i].get()))?;
+            writeln!(
+                out,
+                "{p}_timeouts_total{{kind=\"{kind}\"}} {}",
+                self.sum(|h| h.timeouts[i].get())
+            )?;
         }
         writeln!(out, "# HELP {p}_parse_errors_total Requests refused by the parser, by kind.\n# TYPE {p}_parse_errors_total counter")?;
         for (i, e) in ParseError::ALL.iter().enumerate() {
-            writeln!(out, "{p}_parse_errors_total{{kind=\"{}\"}} {}", e.kind(), self.sum(|h| h.parse_errors[i].get()))?;
+            writeln!(
+                out,
+                "{p}_parse_errors_total{{kind=\"{}\"}} {}",
+                e.kind(),
+                self.sum(|h| h.parse_errors[i].get())
+            )?;
         }
         let a = alloc::after_startup();
-        gauge(out, p, "allocator_counting", "1 if the counting allocator is installed (allocation figures are real).", u64::from(alloc::installed()))?;
-        counter(out, p, "allocations_after_startup_total", "Heap allocations since startup completed.", a.allocations)?;
-        counter(out, p, "reallocations_after_startup_total", "Heap reallocations since startup completed.", a.reallocations)?;
-        counter(out, p, "allocated_bytes_after_startup_total", "Bytes allocated since startup completed.", a.bytes)?;
-        gauge(out, p, "memory_reserved_bytes", "Memory reserved at startup for buffers, slots, rings and tables.", self.reserved_bytes)?;
+        gauge(
+            out,
+            p,
+            "allocator_counting",
+            "1 if the counting allocator is installed (allocation figures are real).",
+            u64::from(alloc::installed()),
+        )?;
+        counter(
+            out,
+            p,
+            "allocations_after_startup_total",
+            "Heap allocations since startup completed.",
+            a.allocations,
+        )?;
+        counter(
+            out,
+            p,
+            "reallocations_after_startup_total",
+            "Heap reallocations since startup completed.",
+            a.reallocations,
+        )?;
+        counter(
+            out,
+            p,
+            "allocated_bytes_after_startup_total",
+            "Bytes allocated since startup completed.",
+            a.bytes,
+        )?;
+        gauge(
+            out,
+            p,
+            "memory_reserved_bytes",
+            "Memory reserved at startup for buffers, slots, rings and tables.",
+            self.reserved_bytes,
+        )?;
         writeln!(out, "# HELP {p}_request_duration_seconds Time from dispatch to response ready.\n# TYPE {p}_request_duration_seconds histogram")?;
         let mut cumulative = 0;
         for (i, le) in BUCKETS_US.iter().enumerate() {
             cumulative += self.sum(|h| h.service_buckets[i].get());
-            writeln!(out, "{p}_request_duration_seconds_bucket{{le=\"{}.{:06}\"}} {cumulative}", le / 1_000_000, le % 1_000_000)?;
+            writeln!(
+                out,
+                "{p}_request_duration_seconds_bucket{{le=\"{}.{:06}\"}} {cumulative}",
+                le / 1_000_000,
+                le % 1_000_000
+            )?;
         }
         cumulative += self.sum(|h| h.service_buckets[BUCKETS_US.len()].get());
-        writeln!(out, "{p}_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}")?;
+        writeln!(
+            out,
+            "{p}_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        )?;
         let sum_us = self.sum(|h| h.service_sum_us.get());
-        writeln!(out, "{p}_request_duration_seconds_sum {}.{:06}", sum_us / 1_000_000, sum_us % 1_000_000)?;
+        writeln!(
+            out,
+            "{p}_request_duration_seconds_sum {}.{:06}",
+            sum_us / 1_000_000,
+            sum_us % 1_000_000
+        )?;
         writeln!(out, "{p}_request_duration_seconds_count {cumulative}")
     }
 }
 
 fn counter(out: &mut FixedBuf<'_>, p: &str, name: &str, help: &str, v: u64) -> std::fmt::Result {
-    writeln!(out, "# HELP {p}_{name} {help}\n# TYPE {p}_{name} counter\n{p}_{name} {v}")
+    writeln!(
+        out,
+        "# HELP {p}_{name} {help}\n# TYPE {p}_{name} counter\n{p}_{name} {v}"
+    )
 }
 
 fn gauge(out: &mut FixedBuf<'_>, p: &str, name: &str, help: &str, v: u64) -> std::fmt::Result {
-    writeln!(out, "# HELP {p}_{name} {help}\n# TYPE {p}_{name} gauge\n{p}_{name} {v}")
+    writeln!(
+        out,
+        "# HELP {p}_{name} {help}\n# TYPE {p}_{name} gauge\n{p}_{name} {v}"
+    )
 }

@@ -27,7 +27,9 @@ pub struct Echo;
 
 impl Runner for Echo {
     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
-        let content_type = req.header("content-type").unwrap_or(b"application/octet-stream");
+        let content_type = req
+            .header("content-type")
+            .unwrap_or(b"application/octet-stream");
         if resp.header("Content-Type", content_type).is_err() {
             let _ = resp.header("Content-Type", b"application/octet-stream");
         }
@@ -96,7 +98,8 @@ impl RunnerThread {
                 idle = 0;
                 continue;
             }
-            if self.shared.shutdown.handlers_finished() && self.jobs.iter().all(Consumer::is_empty) {
+            if self.shared.shutdown.handlers_finished() && self.jobs.iter().all(Consumer::is_empty)
+            {
                 return;
             }
             idle += 1;
@@ -116,7 +119,10 @@ impl RunnerThread {
 
 /// Runs `runner` on one slot. Returns `false` if it panicked (the slot then holds a 500).
 fn serve(slot: &mut Slot<'_>, runner: &mut Box<dyn Runner>) -> bool {
-    let ok = catch_unwind(AssertUnwindSafe(|| slot.serve(|req, resp| runner.run(req, resp)))).is_ok();
+    let ok = catch_unwind(AssertUnwindSafe(|| {
+        slot.serve(|req, resp| runner.run(req, resp))
+    }))
+    .is_ok();
     if !ok {
         slot.serve(|_, resp| {
             resp.reset();

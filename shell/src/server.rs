@@ -53,7 +53,9 @@ pub struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +83,9 @@ pub struct Builder {
 
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Builder")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,7 +136,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("local_addr", &self.local_addr).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -152,8 +158,16 @@ impl Server {
     #[must_use]
     pub fn banner(&self) -> String {
         let cfg = &self.shared.cfg;
-        let mut s = format!("httpd-runner {}\nlistening on http://{}\n", env!("CARGO_PKG_VERSION"), self.local_addr);
-        s += &format!("handlers: {}, runners: {}\n", cfg.handler_count(), cfg.runner_count());
+        let mut s = format!(
+            "httpd-runner {}\nlistening on http://{}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.local_addr
+        );
+        s += &format!(
+            "handlers: {}, runners: {}\n",
+            cfg.handler_count(),
+            cfg.runner_count()
+        );
         for (i, p) in self.pinning.iter().enumerate() {
             s += &format!("runner-{i}: {p}\n");
         }
@@ -182,7 +196,9 @@ impl Server {
     pub fn wait(self) -> io::Result<Summary> {
         let mut first_err = None;
         for t in self.threads {
-            let result = t.join().unwrap_or_else(|_| Err(io::Error::other("a server thread panicked")));
+            let result = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a server thread panicked")));
             if let Err(e) = result {
                 first_err.get_or_insert(e);
             }
@@ -191,7 +207,11 @@ impl Server {
             return Err(e);
         }
         let m = &self.shared.metrics;
-        Ok(Summary { connections: m.listener.accepted.get(), requests: m.requests(), reason: self.shared.shutdown.reason() })
+        Ok(Summary {
+            connections: m.listener.accepted.get(),
+            requests: m.requests(),
+            reason: self.shared.shutdown.reason(),
+        })
     }
 }
 
@@ -222,12 +242,16 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     let signals = mio::net::UnixStream::from_std(sig_read);
 
     // Memory reserved for the pools, counted as it is made.
-    let slot_bytes = limits.max_head_bytes + limits.max_body_bytes + response_body_bytes + std::mem::size_of::<Slot<'static>>();
+    let slot_bytes = limits.max_head_bytes
+        + limits.max_body_bytes
+        + response_body_bytes
+        + std::mem::size_of::<Slot<'static>>();
     let conn_bytes = limits.max_head_bytes + 8192 + 1024;
     let ring_bytes = std::mem::size_of::<Ring<Job<'static>, RING_SLOTS>>() * 2 * handlers * runners
         + std::mem::size_of::<Ring<TcpStream, ACCEPT_RING_SLOTS>>() * handlers;
-    let reserved_bytes =
-        (slot_bytes * slots_per_handler * handlers + conn_bytes * cfg.connections_per_handler() * handlers + ring_bytes) as u64;
+    let reserved_bytes = (slot_bytes * slots_per_handler * handlers
+        + conn_bytes * cfg.connections_per_handler() * handlers
+        + ring_bytes) as u64;
 
     let listener_poll = Poll::new()?;
     let listener_waker = Waker::new(listener_poll.registry(), listener::WAKE)?;
@@ -284,26 +308,47 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     let (pin_tx, pin_rx) = std::sync::mpsc::channel();
     let mut runner_threads = Vec::with_capacity(runners);
     for (r, (jobs, done)) in job_rx.into_iter().zip(done_tx).enumerate() {
-        let ctx = RunnerThread { index: r, jobs, done, shared, factory: factory.clone() };
+        let ctx = RunnerThread {
+            index: r,
+            jobs,
+            done,
+            shared,
+            factory: factory.clone(),
+        };
         let barrier = barrier.clone();
-        let core = if shared.cfg.pinning() { pin::core_for(r, &cores) } else { None };
+        let core = if shared.cfg.pinning() {
+            pin::core_for(r, &cores)
+        } else {
+            None
+        };
         let pin_wanted = shared.cfg.pinning();
         let pin_tx = pin_tx.clone();
-        let handle = thread::Builder::new().name(format!("runner-{r}")).spawn(move || {
-            let pinning = if pin_wanted { pin::pin_current(core) } else { Pinning::Off };
-            let _ = pin_tx.send((r, pinning));
-            ctx.run(|| {
-                barrier.wait();
-            });
-            Ok(())
-        })?;
+        let handle = thread::Builder::new()
+            .name(format!("runner-{r}"))
+            .spawn(move || {
+                let pinning = if pin_wanted {
+                    pin::pin_current(core)
+                } else {
+                    Pinning::Off
+                };
+                let _ = pin_tx.send((r, pinning));
+                ctx.run(|| {
+                    barrier.wait();
+                });
+                Ok(())
+            })?;
         runner_threads.push(handle.thread().clone());
         threads.push(handle);
     }
     let _ = shared.runner_threads.set(runner_threads.clone());
     shared.shutdown.set_runner_threads(runner_threads);
 
-    for (h, ((poll, jobs), done)) in handler_polls.into_iter().zip(job_tx).zip(done_rx).enumerate() {
+    for (h, ((poll, jobs), done)) in handler_polls
+        .into_iter()
+        .zip(job_tx)
+        .zip(done_rx)
+        .enumerate()
+    {
         let mut slots = Vec::with_capacity(slots_per_handler);
         for _ in 0..slots_per_handler {
             let head = Box::leak(vec![0u8; limits.max_head_bytes].into_boxed_slice());
@@ -312,25 +357,47 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
             slots.push(leak(Slot::new(head, body, resp)));
         }
         debug_assert!(RESPONSE_HEAD_BYTES > 0);
-        let accepts = accept_rx[h].take().ok_or_else(|| io::Error::other("accept ring taken twice"))?;
-        let ctx = HandlerThread { index: h, poll, accepts, jobs, done, slots, shared };
+        let accepts = accept_rx[h]
+            .take()
+            .ok_or_else(|| io::Error::other("accept ring taken twice"))?;
+        let ctx = HandlerThread {
+            index: h,
+            poll,
+            accepts,
+            jobs,
+            done,
+            slots,
+            shared,
+        };
         let barrier = barrier.clone();
-        threads.push(thread::Builder::new().name(format!("handler-{h}")).spawn(move || {
-            ctx.run(|| {
-                barrier.wait();
-            })
-        })?);
+        threads.push(
+            thread::Builder::new()
+                .name(format!("handler-{h}"))
+                .spawn(move || {
+                    ctx.run(|| {
+                        barrier.wait();
+                    })
+                })?,
+        );
     }
 
-    let lctx = ListenerThread { poll: listener_poll, listener, signals, handlers: accept_tx, shared };
+    let lctx = ListenerThread {
+        poll: listener_poll,
+        listener,
+        signals,
+        handlers: accept_tx,
+        shared,
+    };
     let lbarrier = barrier.clone();
     threads.insert(
         0,
-        thread::Builder::new().name("listener".into()).spawn(move || {
-            lctx.run(|| {
-                lbarrier.wait();
-            })
-        })?,
+        thread::Builder::new()
+            .name("listener".into())
+            .spawn(move || {
+                lctx.run(|| {
+                    lbarrier.wait();
+                })
+            })?,
     );
     drop(pin_tx);
     barrier.wait();
@@ -338,5 +405,11 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     for (r, p) in pin_rx.iter().take(runners) {
         pinning[r] = p;
     }
-    Ok(Server { local_addr, pinning, reserved_bytes, shared, threads })
+    Ok(Server {
+        local_addr,
+        pinning,
+        reserved_bytes,
+        shared,
+        threads,
+    })
 }

@@ -1,1 +1,374 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: start the real `httpd-runner` binary on 127.0.0.1:0,
+//! talk raw HTTP/1.1 to it, stop it. Every server started here is killed on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Generous safety net for any single read or wait; tests never rely on it for timing.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs CPU-loading tests one at a time (the machine has two cores).
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Path of a binary built by `cargo test --workspace` (server or example).
+#[must_use]
+pub fn built_binary(name: &str, example: bool) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let path = if example {
+        profile_dir.join("examples").join(name)
+    } else {
+        profile_dir.join(name)
+    };
+    assert!(
+        path.exists(),
+        "{} not found: run the tests with `cargo test --workspace` (it builds the binary and examples)",
+        path.display()
+    );
+    path
+}
+
+/// The server binary.
+#[must_use]
+pub fn server_binary() -> PathBuf {
+    match std::env::var_os("HTTPD_RUNNER_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => built_binary("httpd-runner", false),
+    }
+}
+
+/// A running server process.
+pub struct Server {
+    child: Child,
+    /// Its address.
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts the server binary with `args` (plus `--listen 127.0.0.1:0`).
+    #[must_use]
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_program(&server_binary(), args)
+    }
+
+    /// Starts any binary that prints the `listening on http://ADDR` banner line.
+    #[must_use]
+    pub fn start_program(program: &std::path::Path, args: &[&str]) -> Self {
+        let mut child = Command::new(program)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(addr.parse::<SocketAddr>().expect("banner address"));
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!(
+                "server did not print its address; log:\n{}",
+                log.lock().unwrap()
+            )
+        });
+        let server = Self { child, addr, log };
+        // Wait until startup completed (the banner is printed before the mark).
+        let deadline = Instant::now() + TIMEOUT;
+        while !server.log().contains("startup complete") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server
+    }
+
+    /// The process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server printed on stderr so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// A new keep-alive client connection.
+    #[must_use]
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// One request on a fresh connection.
+    #[must_use]
+    pub fn request(&self, raw: &[u8]) -> Response {
+        let mut c = self.connect();
+        c.send(raw);
+        c.read_response()
+    }
+
+    /// `GET /metrics` as text.
+    #[must_use]
+    pub fn metrics(&self) -> String {
+        let r = self.request(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.status, 200);
+        String::from_utf8(r.body).expect("metrics are text")
+    }
+
+    /// The sum of every sample of metric `name` whose labels contain `labels`.
+    #[must_use]
+    pub fn metric(&self, name: &str, labels: &str) -> u64 {
+        metric_in(&self.metrics(), name, labels)
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// `POST /shutdown`, then waits for exit; returns the status and how long it took.
+    pub fn shutdown(&mut self) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        let r = self.request(b"POST /shutdown HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(r.status, 200, "shutdown answered {}", r.status);
+        let status = self
+            .wait_exit(TIMEOUT)
+            .unwrap_or_else(|| panic!("server did not exit; log:\n{}", self.log()));
+        (status, started.elapsed())
+    }
+
+    /// Sends a signal with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The sum of samples of `name` whose label set contains `labels`, in Prometheus text.
+#[must_use]
+pub fn metric_in(text: &str, name: &str, labels: &str) -> u64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let (n, rest) = key.split_once('{').unwrap_or((key, ""));
+            (n == name && rest.contains(labels))
+                .then(|| value.parse::<f64>().ok().map(|v| v as u64))?
+        })
+        .sum()
+}
+
+/// A parsed response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header fields as received (names lowercased).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name` (lowercase).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A raw HTTP/1.1 client connection.
+pub struct Client {
+    /// The socket.
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects to `addr`.
+    #[must_use]
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, raw: &[u8]) {
+        self.stream.write_all(raw).expect("send");
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    /// Reads one response (the body framed by Content-Length).
+    #[must_use]
+    pub fn read_response(&mut self) -> Response {
+        self.read_response_to(false)
+    }
+
+    /// Reads one response to a HEAD request (no body whatever Content-Length says).
+    #[must_use]
+    pub fn read_head_response(&mut self) -> Response {
+        self.read_response_to(true)
+    }
+
+    fn read_response_to(&mut self, head: bool) -> Response {
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(
+                self.fill() > 0,
+                "connection closed before a response head; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        };
+        let head_text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        let mut lines = head_text.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            })
+            .collect();
+        let len = if head || status == 100 || status == 204 || status == 304 {
+            0
+        } else {
+            headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map_or(0, |(_, v)| v.parse::<usize>().expect("content-length"))
+        };
+        while self.buf.len() < end + len {
+            assert!(self.fill() > 0, "connection closed inside a body");
+        }
+        let body = self.buf[end..end + len].to_vec();
+        self.buf.drain(..end + len);
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Whether the server closes the connection (EOF or reset) within `TIMEOUT`, with no
+    /// further bytes.
+    #[must_use]
+    pub fn is_closed_by_server(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+
+    /// Whether the connection is still open after `wait` (no EOF; nothing arrived).
+    #[must_use]
+    pub fn is_open_after(&mut self, wait: Duration) -> bool {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut byte = [0u8; 1];
+        let open = match self.stream.read(&mut byte) {
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        self.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        open
+    }
+}
+
+/// A `POST /run` request with `body`.
+#[must_use]
+pub fn post(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// A deterministic body of `n` bytes (all byte values).
+#[must_use]
+pub fn body_of(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}

@@ -119,13 +119,21 @@ impl ChunkedDecoder {
                 i += n;
                 self.total += n;
                 let left = left - n as u64;
-                self.state = if left == 0 { State::DataCr } else { State::Data(left) };
+                self.state = if left == 0 {
+                    State::DataCr
+                } else {
+                    State::Data(left)
+                };
                 continue;
             }
             self.step(input[i])?;
             i += 1;
         }
-        Ok(Progress { consumed: i, produced, done: self.state == State::Done })
+        Ok(Progress {
+            consumed: i,
+            produced,
+            done: self.state == State::Done,
+        })
     }
 
     /// Advances the non-data states by one byte.
@@ -191,17 +199,27 @@ impl ChunkedDecoder {
                 self.check_size()?;
                 match b {
                     b'\r' => Ok(State::SizeLf),
-                    b';' => Ok(State::Ext { after_semicolon: true }),
-                    b' ' | b'\t' => Ok(State::Ext { after_semicolon: false }),
+                    b';' => Ok(State::Ext {
+                        after_semicolon: true,
+                    }),
+                    b' ' | b'\t' => Ok(State::Ext {
+                        after_semicolon: false,
+                    }),
                     _ => Err(Error::InvalidChunk),
                 }
             }
-            State::Ext { after_semicolon: false } => match b {
+            State::Ext {
+                after_semicolon: false,
+            } => match b {
                 b' ' | b'\t' => Ok(self.state),
-                b';' => Ok(State::Ext { after_semicolon: true }),
+                b';' => Ok(State::Ext {
+                    after_semicolon: true,
+                }),
                 _ => Err(Error::InvalidChunk),
             },
-            State::Ext { after_semicolon: true } => match b {
+            State::Ext {
+                after_semicolon: true,
+            } => match b {
                 b'\r' => Ok(State::SizeLf),
                 b'\t' | b' '..=b'~' | 0x80..=0xff => Ok(self.state),
                 _ => Err(Error::InvalidChunk),

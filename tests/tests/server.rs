@@ -1,0 +1,238 @@
+//! The server end to end: echo, limits, keep-alive, concurrency, shutdown, threads.
+
+use std::time::Duration;
+
+use httpd_runner_tests::{body_of, post, serial, Client, Server};
+
+#[test]
+fn echoes_bodies_byte_for_byte() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    for size in [0usize, 1, 1024, 100 * 1024] {
+        let body = body_of(size);
+        for method in ["POST", "GET"] {
+            let mut req = format!("{method} /run HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\nContent-Type: application/x-test\r\n\r\n").into_bytes();
+            req.extend_from_slice(&body);
+            c.send(&req);
+            let r = c.read_response();
+            assert_eq!(r.status, 200, "{method} {size}");
+            assert_eq!(r.body.len(), size, "{method} {size}");
+            assert!(r.body == body, "{method} {size}: body differs");
+            assert_eq!(r.header("content-type"), Some("application/x-test"));
+            assert!(r.header("x-runner").is_some());
+        }
+    }
+    let r = server.request(b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/octet-stream"),
+        "default content type"
+    );
+}
+
+#[test]
+fn one_byte_over_the_limit_is_413_and_closed() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.send(
+        format!(
+            "POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            100 * 1024 + 1
+        )
+        .as_bytes(),
+    );
+    let r = c.read_response();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.is_closed_by_server());
+    // A smaller configured limit applies too.
+    let small = Server::start(&["--max-body-bytes", "10"]);
+    assert_eq!(small.request(&post("/run", &body_of(10))).status, 200);
+    assert_eq!(small.request(&post("/run", &body_of(11))).status, 413);
+}
+
+#[test]
+fn a_thousand_requests_on_one_connection() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    for i in 0..1000 {
+        let body = format!("request {i}");
+        c.send(&post("/run", body.as_bytes()));
+        let r = c.read_response();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, body.as_bytes()),
+            "request {i}"
+        );
+    }
+    assert_eq!(
+        server.metric("httpd_runner_connections_accepted_total", ""),
+        2,
+        "one connection for all of them, plus the metrics request"
+    );
+}
+
+#[test]
+fn two_hundred_connections_fifty_requests_each() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let workers: Vec<_> = (0..200)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                for i in 0..50 {
+                    let body = format!("worker {w} request {i} {}", "x".repeat((w * 7 + i) % 300));
+                    c.send(&post("/run", body.as_bytes()));
+                    let r = c.read_response();
+                    assert_eq!(r.status, 200);
+                    assert_eq!(r.body, body.as_bytes(), "worker {w} request {i}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    assert_eq!(
+        server.metric("httpd_runner_requests_total", "route=\"run\",code=\"200\""),
+        200 * 50
+    );
+}
+
+#[test]
+fn post_shutdown_exits_zero_and_closes_the_port() {
+    let _g = serial();
+    let mut server = Server::start(&[]);
+    let addr = server.addr;
+    let mut idle = server.connect();
+    let (status, took) = server.shutdown();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        idle.is_closed_by_server(),
+        "idle keep-alive connection closed"
+    );
+    assert!(std::net::TcpStream::connect(addr).is_err(), "port closed");
+    let log = server.log();
+    assert!(log.contains("stopped (Request)"), "{log}");
+}
+
+#[test]
+fn shutdown_needs_post() {
+    let _g = serial();
+    let mut server = Server::start(&["--shutdown-token", "s3cret"]);
+    let r = server.request(b"GET /shutdown HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
+    assert_eq!(
+        server
+            .request(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            .status,
+        200,
+        "still running"
+    );
+    // Peers other than loopback need the token (tested in the core: `route::shutdown_permitted`;
+    // these tests may only use 127.0.0.1). A loopback peer with the token is accepted.
+    let r = server.request(b"POST /shutdown HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s3cret\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(server
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit")
+        .success());
+}
+
+#[test]
+fn sigterm_and_sigint_exit_zero() {
+    let _g = serial();
+    for sig in ["TERM", "INT"] {
+        let mut server = Server::start(&[]);
+        let mut c = server.connect();
+        c.send(&post("/run", b"before"));
+        assert_eq!(c.read_response().body, b"before");
+        server.signal(sig);
+        let status = server
+            .wait_exit(Duration::from_secs(5))
+            .expect("exited within 5 s");
+        assert!(status.success(), "SIG{sig}: {status:?}");
+        assert!(
+            server.log().contains("stopped (Signal)"),
+            "{}",
+            server.log()
+        );
+        assert!(std::net::TcpStream::connect(server.addr).is_err());
+    }
+}
+
+#[test]
+fn threads_are_named_and_runners_pinned() {
+    let _g = serial();
+    let server = Server::start(&["--handlers", "2", "--runners", "2"]);
+    let pid = server.pid();
+    let mut names = Vec::new();
+    let mut runner_cpus = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        if name.starts_with("runner-") {
+            let status = std::fs::read_to_string(task.join("status")).unwrap();
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap()
+                .trim()
+                .to_owned();
+            runner_cpus.push((name.clone(), cpus));
+        }
+        names.push(name);
+    }
+    for want in ["listener", "handler-0", "handler-1", "runner-0", "runner-1"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    let log = server.log();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    for (name, cpus) in runner_cpus {
+        let index: usize = name["runner-".len()..].parse().unwrap();
+        if log.contains(&format!("{name}: core ")) {
+            assert_eq!(
+                cpus,
+                (index % cores).to_string(),
+                "{name} pinned to its core"
+            );
+        } else {
+            assert!(
+                log.contains(&format!("{name}: not pinned")),
+                "banner says why {name} is not pinned:\n{log}"
+            );
+        }
+    }
+    let unpinned = Server::start(&["--no-pin"]);
+    assert!(unpinned.log().contains("not pinned (--no-pin)"));
+}
+
+#[test]
+fn banner_reports_address_counts_pinning_and_memory() {
+    let _g = serial();
+    let server = Server::start(&["--runners", "1", "--max-connections", "64"]);
+    let log = server.log();
+    assert!(
+        log.contains(&format!("listening on http://{}", server.addr)),
+        "{log}"
+    );
+    assert!(server.addr.port() != 0);
+    assert!(log.contains("handlers: 1, runners: 1"), "{log}");
+    assert!(log.contains("runner-0: "), "{log}");
+    assert!(log.contains("memory reserved at startup: "), "{log}");
+    assert!(
+        log.contains("max connections: 64, max body: 102400 bytes"),
+        "{log}"
+    );
+}
