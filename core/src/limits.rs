@@ -10,6 +10,9 @@ pub const MAX_HEADERS: usize = 64;
 /// stops reading from a connection that reaches its configured share of this.
 pub const MAX_PIPELINE: usize = 32;
 
+/// Most bytes of a request method token; a request line with no space this far in is 400.
+pub const MAX_METHOD_BYTES: usize = 32;
+
 /// Most bytes of one chunk-size line (size, extensions, CRLF) in a chunked body.
 pub const MAX_CHUNK_LINE_BYTES: usize = 1024;
 
@@ -26,10 +29,10 @@ pub const RESPONSE_HEAD_BYTES: usize = RUNNER_HEADER_BYTES + 512;
 pub const MAX_RUNNER_KEY_BYTES: usize = 128;
 
 /// Default most bytes of a request head (request line and header fields); more is 431.
-pub const DEFAULT_MAX_HEAD_BYTES: usize = 8 * 1024;
+pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Default most bytes of a request target; more is 414.
-pub const DEFAULT_MAX_TARGET_BYTES: usize = 4 * 1024;
+pub const DEFAULT_MAX_TARGET_BYTES: usize = 8 * 1024;
 
 /// Default most bytes of a request body (and of a response body); more is 413.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 100 * 1024;
@@ -58,7 +61,8 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The defaults: 8 KiB head, 4 KiB target, 100 KiB body.
+    /// The defaults: 16 KiB head, 8 KiB target (request lines of 8000 octets pass, as RFC 9112
+    /// §3 recommends), 100 KiB body.
     pub const DEFAULT: Self = Self {
         max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
         max_target_bytes: DEFAULT_MAX_TARGET_BYTES,

@@ -15,7 +15,7 @@ mod chunked;
 pub use chunked::{ChunkedDecoder, Progress};
 pub use httparse::Header;
 
-use crate::limits::{Limits, MAX_HEADERS};
+use crate::limits::{Limits, MAX_HEADERS, MAX_METHOD_BYTES};
 
 /// An empty header slot, to build the array [`parse_head`] fills.
 pub const EMPTY_HEADER: Header<'static> = httparse::EMPTY_HEADER;
@@ -212,6 +212,10 @@ pub enum Framing {
     Length(usize),
     /// `Transfer-Encoding: chunked`: decode with [`ChunkedDecoder`].
     Chunked,
+    /// A Content-Length larger than the body limit. The head is valid, the body will not be
+    /// accepted: answer 413 ([`Error::PayloadTooLarge`]) without reading it, as soon as the
+    /// client commits to sending it (it sent `Expect: 100-continue`, or body bytes arrived).
+    TooLarge(u64),
 }
 
 /// A parsed request head, borrowing from the caller's buffer and header slots.
@@ -303,7 +307,7 @@ pub fn parse_head<'h, 'b>(
     }
     let framing = match (fields.content_length, fields.transfer_encoding) {
         (_, TransferEncoding::Absent) => match fields.content_length {
-            Some(n) if n > limits.max_body_bytes as u64 => return Err(Error::PayloadTooLarge),
+            Some(n) if n > limits.max_body_bytes as u64 => Framing::TooLarge(n),
             Some(0) | None => Framing::None,
             // The cast cannot truncate: n <= max_body_bytes, a usize.
             Some(n) => Framing::Length(n as usize),
@@ -347,7 +351,14 @@ fn partial<'h, 'b>(buf: &[u8], limits: &Limits) -> Result<Status<Head<'h, 'b>>, 
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(seen.len());
-    let line_done = seen[start..].contains(&b'\n');
+    let line = &seen[start..];
+    let line_done = line.contains(&b'\n');
+    // No method is this long: a request line without a space this far in is garbage.
+    if !line[..line.len().min(MAX_METHOD_BYTES + 1)].contains(&b' ')
+        && line.len() > MAX_METHOD_BYTES
+    {
+        return Err(Error::Syntax);
+    }
     // Method, two spaces and "HTTP/1.1" take at most 32 bytes beside the target.
     if !line_done && seen.len() - start > limits.max_target_bytes + 32 {
         return Err(Error::UriTooLong);
@@ -606,7 +617,7 @@ impl Fields {
             let value = trim_ows(h.value);
             if name.eq_ignore_ascii_case("host") {
                 f.hosts += 1;
-                if !valid_host(value) {
+                if value.is_empty() || !valid_host(value) {
                     return Err(Error::InvalidHost);
                 }
             } else if name.eq_ignore_ascii_case("content-length") {

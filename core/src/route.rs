@@ -24,6 +24,11 @@ pub enum Route<'p> {
         /// Value for the `Allow` header.
         allow: &'static str,
     },
+    /// `OPTIONS`: answer 200 with `Allow` (for `*`, every method the server implements).
+    Options {
+        /// Value for the `Allow` header.
+        allow: &'static str,
+    },
     /// A method the server does not implement at all (501).
     NotImplemented,
     /// The `/run/KEY` key is longer than [`MAX_RUNNER_KEY_BYTES`] (414).
@@ -31,15 +36,22 @@ pub enum Route<'p> {
 }
 
 /// Methods `/run` accepts.
-pub const RUN_ALLOW: &str = "GET, HEAD, POST, PUT, DELETE";
-const SHUTDOWN_ALLOW: &str = "POST";
-const READ_ALLOW: &str = "GET, HEAD";
+pub const RUN_ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+const SHUTDOWN_ALLOW: &str = "POST, OPTIONS";
+const READ_ALLOW: &str = "GET, HEAD, OPTIONS";
+/// Every method the server implements somewhere (`OPTIONS *`).
+pub const SERVER_ALLOW: &str = RUN_ALLOW;
 
 /// Routes a request. `path` is the path without the query.
 #[must_use]
 pub fn route(method: Method, path: &str) -> Route<'_> {
     if matches!(method, Method::Other | Method::Connect) {
         return Route::NotImplemented;
+    }
+    if method == Method::Options && path == "*" {
+        return Route::Options {
+            allow: SERVER_ALLOW,
+        };
     }
     let (resource, allow) = match path {
         "/run" | "/run/" => (Route::Run { key: None }, RUN_ALLOW),
@@ -62,7 +74,9 @@ pub fn route(method: Method, path: &str) -> Route<'_> {
         Route::Shutdown => method == Method::Post,
         _ => matches!(method, Method::Get | Method::Head),
     };
-    if allowed {
+    if method == Method::Options {
+        Route::Options { allow }
+    } else if allowed {
         resource
     } else {
         Route::MethodNotAllowed { allow }

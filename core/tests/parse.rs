@@ -279,6 +279,7 @@ const INVALID: &[(&str, &[u8], Error)] = &[
     ("no host on 1.1", b"GET / HTTP/1.1\r\n\r\n", Error::MissingHost),
     ("two hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Error::DuplicateHost),
     ("host with space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", Error::InvalidHost),
+    ("empty host", b"GET / HTTP/1.1\r\nHost: \r\n\r\n", Error::InvalidHost),
     ("host with userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", Error::InvalidHost),
     ("cl not digits", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", Error::InvalidContentLength),
     ("cl negative", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", Error::InvalidContentLength),
@@ -309,7 +310,6 @@ const INVALID: &[(&str, &[u8], Error)] = &[
     ("garbage version", b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", Error::Syntax),
     ("lowercase version", b"GET / http/1.1\r\nHost: a\r\n\r\n", Error::Syntax),
     ("expect other", b"POST / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n", Error::ExpectationFailed),
-    ("body over limit", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 102401\r\n\r\n", Error::PayloadTooLarge),
 ];
 
 #[test]
@@ -375,9 +375,22 @@ fn limits_give_414_and_431() {
     many.push_str("\r\n");
     assert_eq!(parse(many.as_bytes()), Outcome::Err(Error::HeadTooLarge));
     let body = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n";
-    assert_eq!(
+    assert!(matches!(
         parse_with(body, &limits),
-        Outcome::Err(Error::PayloadTooLarge)
+        Outcome::Done {
+            framing: Framing::TooLarge(11),
+            ..
+        }
+    ));
+    let long_method = format!("{} / HTTP/1.1\r\n", "A".repeat(40));
+    assert_eq!(
+        parse_with(long_method.as_bytes(), &limits),
+        Outcome::Err(Error::Syntax)
+    );
+    let url_8000 = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(7900));
+    assert!(
+        matches!(parse(url_8000.as_bytes()), Outcome::Done { .. }),
+        "8000-octet request lines pass by default"
     );
 }
 
@@ -453,6 +466,11 @@ fn chunked_bodies_decode_at_any_split() {
             b"hello",
         ),
         (
+            "several extensions",
+            b"5;a;b = c ;d=\"x\\\"y\"\r\nhello\r\n0\r\n\r\n",
+            b"hello",
+        ),
+        (
             "trailers",
             b"5\r\nhello\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n",
             b"hello",
@@ -511,6 +529,26 @@ fn chunked_errors() {
         (
             "space after size",
             b"5 \r\nhello\r\n0\r\n\r\n",
+            Error::InvalidChunk,
+        ),
+        (
+            "bare semicolon",
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            Error::InvalidChunk,
+        ),
+        (
+            "invalid ext token",
+            b"5;bad[=x\r\nhello\r\n0\r\n\r\n",
+            Error::InvalidChunk,
+        ),
+        (
+            "ext without value",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            Error::InvalidChunk,
+        ),
+        (
+            "unterminated quote",
+            b"5;a=\"x\r\nhello\r\n0\r\n\r\n",
             Error::InvalidChunk,
         ),
         (

@@ -22,14 +22,18 @@ fn routes() {
         (
             Method::Get,
             "/shutdown",
-            Route::MethodNotAllowed { allow: "POST" },
+            Route::MethodNotAllowed {
+                allow: "POST, OPTIONS",
+            },
         ),
         (Method::Get, "/metrics", Route::Metrics),
         (Method::Head, "/health", Route::Health),
         (
             Method::Post,
             "/health",
-            Route::MethodNotAllowed { allow: "GET, HEAD" },
+            Route::MethodNotAllowed {
+                allow: "GET, HEAD, OPTIONS",
+            },
         ),
         (
             Method::Patch,
@@ -37,6 +41,9 @@ fn routes() {
             Route::MethodNotAllowed { allow: RUN_ALLOW },
         ),
         (Method::Get, "/", Route::NotFound),
+        (Method::Options, "/run", Route::Options { allow: RUN_ALLOW }),
+        (Method::Options, "*", Route::Options { allow: RUN_ALLOW }),
+        (Method::Options, "/nope", Route::NotFound),
         (Method::Get, "/runner", Route::NotFound),
         (Method::Other, "/run", Route::NotImplemented),
         (Method::Connect, "a:443", Route::NotImplemented),

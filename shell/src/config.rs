@@ -106,7 +106,7 @@ pub struct Config {
     pub max_body_bytes: u64,
 
     /// Largest request head (request line and header fields) in bytes; larger gets 431.
-    #[arg(long, env = "HTTPD_RUNNER_MAX_HEAD_BYTES", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(256..=65_536))]
+    #[arg(long, env = "HTTPD_RUNNER_MAX_HEAD_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(256..=65_536))]
     pub max_head_bytes: u64,
 
     /// Request slots per handler: requests in flight (parsed, not yet answered) per handler.

@@ -86,6 +86,8 @@ struct BodyRead {
 enum BodyFraming {
     Length(usize),
     Chunked(ChunkedDecoder),
+    /// Declared too large: answer 413 once the client starts sending it.
+    Refuse,
 }
 
 /// One connection's state, reused across connections (its buffers live for the server).
@@ -479,6 +481,9 @@ impl State {
                 (Action::Status(405, Some(allow)), label_of(head.path), None)
             }
             Route::NotImplemented => (Action::Status(501, None), ROUTE_OTHER, None),
+            Route::Options { allow } => {
+                (Action::Status(200, Some(allow)), label_of(head.path), None)
+            }
             Route::KeyTooLong => (Action::Status(414, None), ROUTE_RUN, None),
         };
         slot.reset();
@@ -505,6 +510,12 @@ impl State {
             Framing::Chunked => Some(BodyFraming::Chunked(ChunkedDecoder::new(
                 limits.max_body_bytes,
             ))),
+            Framing::TooLarge(_) if expect_continue => {
+                // The client waits for our word: refuse now, without reading the body.
+                self.free_slots.push(slot);
+                return self.refuse_too_large(idx);
+            }
+            Framing::TooLarge(_) => Some(BodyFraming::Refuse),
         };
         match framing {
             None => {
@@ -515,7 +526,9 @@ impl State {
                 // 100-continue only when the client is waiting (no body bytes yet) and nothing
                 // else is queued ahead on this connection, so the interim response cannot
                 // land inside another response.
-                if expect_continue
+                let refusing = matches!(framing, BodyFraming::Refuse);
+                if !refusing
+                    && expect_continue
                     && c.rstart == c.rend
                     && c.core.in_flight() == 1
                     && c.written == 0
@@ -554,9 +567,7 @@ impl State {
                     .is_err()
                 {
                     // Cannot happen: the parser bounded the length by the slot's capacity.
-                    let _ = c.body.take().map(|b| self.free_slots.push(b.slot));
-                    self.fail(idx, 413, None);
-                    return false;
+                    return self.refuse_too_large(idx);
                 }
                 c.rstart += n;
                 *left -= n;
@@ -577,15 +588,13 @@ impl State {
                     }
                     Err(e) => {
                         self.metrics.parse_errors[e.index()].inc();
-                        let slot = c.body.take().map(|b| b.slot);
-                        if let Some(slot) = slot {
-                            self.free_slots.push(slot);
-                        }
                         self.fail(idx, e.status(), None);
                         return false;
                     }
                 }
             }
+            BodyFraming::Refuse if input.is_empty() => return false,
+            BodyFraming::Refuse => return self.refuse_too_large(idx),
         };
         if !done {
             return false;
@@ -596,6 +605,13 @@ impl State {
         c.core.body_complete(now);
         self.finish(idx, slot, action);
         true
+    }
+
+    /// Answers 413 for a body larger than the limit, without reading it.
+    fn refuse_too_large(&mut self, idx: u32) -> bool {
+        self.metrics.parse_errors[parse::Error::PayloadTooLarge.index()].inc();
+        self.fail(idx, parse::Error::PayloadTooLarge.status(), None);
+        false
     }
 
     /// A request is complete: send it to a runner or answer it here.

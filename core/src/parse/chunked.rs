@@ -15,8 +15,8 @@ use crate::limits::{MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES};
 enum State {
     /// Reading hex digits of a chunk size.
     Size,
-    /// After the size: optional whitespace, then `;` extensions, up to CR.
-    Ext { after_semicolon: bool },
+    /// Inside chunk extensions (RFC 9112 §7.1.1), up to CR.
+    Ext(Ext),
     /// Expecting LF after the size line's CR.
     SizeLf,
     /// Copying chunk data; this many bytes left.
@@ -35,6 +35,27 @@ enum State {
     EndLf,
     /// The body is complete.
     Done,
+}
+
+/// Where the decoder is in `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    /// Before `;` (after the size or a complete extension); `ws`: whitespace seen.
+    BeforeSemicolon { ws: bool },
+    /// After `;`, before the name.
+    BeforeName,
+    /// In the name.
+    Name,
+    /// Whitespace after the name.
+    AfterName,
+    /// After `=`, before the value.
+    BeforeValue,
+    /// In a token value.
+    Token,
+    /// In a quoted-string value.
+    Quoted,
+    /// After a backslash in a quoted-string.
+    QuotedEscape,
 }
 
 /// What one call to [`ChunkedDecoder::decode`] achieved.
@@ -139,7 +160,7 @@ impl ChunkedDecoder {
     /// Advances the non-data states by one byte.
     fn step(&mut self, b: u8) -> Result<(), Error> {
         self.state = match self.state {
-            State::Size | State::Ext { .. } => {
+            State::Size | State::Ext(_) => {
                 self.line_bytes += 1;
                 if self.line_bytes > MAX_CHUNK_LINE_BYTES {
                     return Err(Error::InvalidChunk);
@@ -199,33 +220,46 @@ impl ChunkedDecoder {
                 self.check_size()?;
                 match b {
                     b'\r' => Ok(State::SizeLf),
-                    b';' => Ok(State::Ext {
-                        after_semicolon: true,
-                    }),
-                    b' ' | b'\t' => Ok(State::Ext {
-                        after_semicolon: false,
-                    }),
+                    b';' => Ok(State::Ext(Ext::BeforeName)),
+                    b' ' | b'\t' => Ok(State::Ext(Ext::BeforeSemicolon { ws: true })),
                     _ => Err(Error::InvalidChunk),
                 }
             }
-            State::Ext {
-                after_semicolon: false,
-            } => match b {
-                b' ' | b'\t' => Ok(self.state),
-                b';' => Ok(State::Ext {
-                    after_semicolon: true,
-                }),
-                _ => Err(Error::InvalidChunk),
-            },
-            State::Ext {
-                after_semicolon: true,
-            } => match b {
-                b'\r' => Ok(State::SizeLf),
-                b'\t' | b' '..=b'~' | 0x80..=0xff => Ok(self.state),
-                _ => Err(Error::InvalidChunk),
-            },
+            State::Ext(ext) => Self::ext_byte(ext, b),
             _ => Err(Error::InvalidChunk),
         }
+    }
+
+    /// One byte of the chunk-extension grammar. CR ends the line only after a complete
+    /// extension (or directly after the size).
+    fn ext_byte(ext: Ext, b: u8) -> Result<State, Error> {
+        let ws = b == b' ' || b == b'\t';
+        let token = crate::text::is_token_byte(b);
+        let next = match (ext, b) {
+            (Ext::BeforeSemicolon { .. }, _) if ws => Ext::BeforeSemicolon { ws: true },
+            (Ext::BeforeSemicolon { ws: false } | Ext::Name | Ext::Token, b'\r') => {
+                return Ok(State::SizeLf)
+            }
+            (Ext::BeforeSemicolon { .. } | Ext::Name | Ext::AfterName | Ext::Token, b';') => {
+                Ext::BeforeName
+            }
+            (Ext::BeforeName, _) if ws => Ext::BeforeName,
+            (Ext::BeforeName | Ext::Name, _) if token => Ext::Name,
+            (Ext::Name | Ext::AfterName, _) if ws => Ext::AfterName,
+            (Ext::Name | Ext::AfterName, b'=') => Ext::BeforeValue,
+            (Ext::BeforeValue, _) if ws => Ext::BeforeValue,
+            (Ext::BeforeValue, b'"') => Ext::Quoted,
+            (Ext::BeforeValue | Ext::Token, _) if token => Ext::Token,
+            (Ext::Token, _) if ws => Ext::BeforeSemicolon { ws: true },
+            (Ext::Quoted, b'"') => Ext::BeforeSemicolon { ws: false },
+            (Ext::Quoted, b'\\') => Ext::QuotedEscape,
+            (Ext::Quoted, b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff) => {
+                Ext::Quoted
+            }
+            (Ext::QuotedEscape, b'\t' | b' '..=b'~' | 0x80..=0xff) => Ext::Quoted,
+            _ => return Err(Error::InvalidChunk),
+        };
+        Ok(State::Ext(next))
     }
 
     /// The chunk just sized must fit in what is left of the body limit.
