@@ -52,6 +52,10 @@ const ROUTE_METRICS: u8 = 2;
 const ROUTE_HEALTH: u8 = 3;
 const ROUTE_OTHER: u8 = 4;
 
+/// Longest lingering close: how long input is discarded after we shut our side, so that a
+/// client still sending (a refused body) reads our response instead of a reset.
+const LINGER_MS: u64 = 2_000;
+
 /// Size of a connection's buffer for its final error response.
 const INLINE_BYTES: usize = 512;
 
@@ -110,6 +114,8 @@ struct Connection {
     queued: bool,
     /// In the handler's `dirty` list.
     dirty: bool,
+    /// Lingering close: our side is shut, input is discarded until EOF or this time (ms).
+    linger_until: Option<u64>,
 }
 
 /// Everything one handler thread owns.
@@ -179,6 +185,7 @@ impl HandlerThread {
                 peer_eof: false,
                 queued: false,
                 dirty: false,
+                linger_until: None,
             });
         }
         let runners = jobs.len();
@@ -317,12 +324,19 @@ impl State {
         c.inline_len = 0;
         c.readable = true;
         c.peer_eof = false;
+        c.linger_until = None;
         self.drive(idx, registry);
     }
 
     /// Reads, parses and writes for one connection until it would block or must wait.
     fn drive(&mut self, idx: u32, registry: &mio::Registry) {
         if self.conns[idx as usize].stream.is_none() {
+            return;
+        }
+        if self.conns[idx as usize].linger_until.is_some() {
+            if self.discard_input(idx) {
+                self.close_now(idx, registry);
+            }
             return;
         }
         let mut reads = 0;
@@ -868,6 +882,9 @@ impl State {
     /// Writes every ready response of the connection with as few `writev` calls as the socket
     /// allows, recycles finished slots, and closes the connection when it is done.
     fn flush(&mut self, idx: u32, registry: &mio::Registry) {
+        if self.conns[idx as usize].linger_until.is_some() {
+            return;
+        }
         loop {
             let c = &mut self.conns[idx as usize];
             let Some(stream) = c.stream.as_mut() else {
@@ -960,24 +977,53 @@ impl State {
         c.written = total;
     }
 
+    /// Discards whatever the peer sent. Returns `true` at EOF or on an error.
+    fn discard_input(&mut self, idx: u32) -> bool {
+        let c = &mut self.conns[idx as usize];
+        let Some(stream) = c.stream.as_mut() else {
+            return true;
+        };
+        loop {
+            match stream.read(&mut c.rbuf[..]) {
+                Ok(0) => return true,
+                Ok(n) => self.metrics.bytes_in.add(n as u64),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// Ends a connection whose responses are all written: at once if the peer already closed
+    /// its side, else by a lingering close (shut our side, discard input until EOF or
+    /// [`LINGER_MS`]), so unread input cannot turn into a reset that destroys our response.
     fn close(&mut self, idx: u32, registry: &mio::Registry) {
+        let now = self.now_ms;
+        let c = &mut self.conns[idx as usize];
+        let Some(stream) = c.stream.as_mut() else {
+            return;
+        };
+        if c.peer_eof
+            || c.linger_until.is_some()
+            || self.shutdown_deadline_ms.is_some_and(|d| now >= d)
+        {
+            return self.close_now(idx, registry);
+        }
+        let _ = stream.shutdown(SockShutdown::Write);
+        c.linger_until = Some(now + LINGER_MS);
+        if self.discard_input(idx) {
+            self.close_now(idx, registry);
+        }
+    }
+
+    fn close_now(&mut self, idx: u32, registry: &mio::Registry) {
         let c = &mut self.conns[idx as usize];
         let Some(mut stream) = c.stream.take() else {
             return;
         };
-        // Read what the peer already sent so closing does not turn into a reset that could
-        // destroy the response we just wrote.
-        if !c.peer_eof {
-            let _ = stream.shutdown(SockShutdown::Write);
-            for _ in 0..4 {
-                match stream.read(&mut c.rbuf[..]) {
-                    Ok(n) if n > 0 => {}
-                    _ => break,
-                }
-            }
-        }
         let _ = registry.deregister(&mut stream);
         drop(stream);
+        c.linger_until = None;
         if let Some(b) = c.body.take() {
             self.free_slots.push(b.slot);
         }
@@ -998,6 +1044,12 @@ impl State {
         for idx in 0..self.conns.len() as u32 {
             let c = &mut self.conns[idx as usize];
             if c.stream.is_none() {
+                continue;
+            }
+            if let Some(until) = c.linger_until {
+                if now >= until {
+                    self.close_now(idx, registry);
+                }
                 continue;
             }
             let Some(t) = c.core.tick(now) else { continue };
@@ -1040,11 +1092,20 @@ impl State {
             if c.stream.is_none() {
                 continue;
             }
+            if c.linger_until.is_some() {
+                if force {
+                    self.close_now(idx, registry);
+                } else {
+                    open += 1;
+                }
+                continue;
+            }
             if !c.core.is_closing() {
                 c.core.shutdown();
             }
             if force || c.core.should_close() {
                 self.close(idx, registry);
+                open += usize::from(self.conns[idx as usize].stream.is_some());
             } else {
                 open += 1;
             }

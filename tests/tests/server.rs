@@ -36,13 +36,7 @@ fn one_byte_over_the_limit_is_413_and_closed() {
     let _g = serial();
     let server = Server::start(&[]);
     let mut c = server.connect();
-    c.send(
-        format!(
-            "POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
-            100 * 1024 + 1
-        )
-        .as_bytes(),
-    );
+    c.send(&post("/run", &body_of(100 * 1024 + 1)));
     let r = c.read_response();
     assert_eq!(r.status, 413);
     assert_eq!(r.header("connection"), Some("close"));
@@ -126,7 +120,7 @@ fn shutdown_needs_post() {
     let _g = serial();
     let mut server = Server::start(&["--shutdown-token", "s3cret"]);
     let r = server.request(b"GET /shutdown HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
+    assert_eq!((r.status, r.header("allow")), (405, Some("POST, OPTIONS")));
     assert_eq!(
         server
             .request(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
