@@ -57,7 +57,18 @@ fn err(buf: &[u8]) -> Error {
 }
 
 /// Valid requests: (name, bytes, method, path, query, framing, keep_alive).
-const VALID: &[(&str, &[u8], Method, &str, Option<&str>, Framing, bool)] = &[
+/// (name, bytes, method, path, query, framing, keep_alive)
+type ValidCase = (
+    &'static str,
+    &'static [u8],
+    Method,
+    &'static str,
+    Option<&'static str>,
+    Framing,
+    bool,
+);
+
+const VALID: &[ValidCase] = &[
     (
         "simple get",
         b"GET /run HTTP/1.1\r\nHost: a\r\n\r\n",

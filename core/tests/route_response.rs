@@ -179,7 +179,9 @@ fn runner_headers_are_checked() {
 #[test]
 fn shutdown_permission() {
     let t = Some(&b"s3cret"[..]);
-    let table: &[(bool, Option<&[u8]>, Option<&[u8]>, bool)] = &[
+    /// (peer is loopback, configured token, Authorization, allowed)
+    type Case<'a> = (bool, Option<&'a [u8]>, Option<&'a [u8]>, bool);
+    let table: &[Case<'_>] = &[
         (true, None, None, true),
         (false, None, None, false),
         (false, None, Some(b"Bearer s3cret"), false),

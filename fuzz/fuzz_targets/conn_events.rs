@@ -7,7 +7,12 @@ use httpd_runner_core::limits::MAX_PIPELINE;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|events: Vec<(u8, u16)>| {
-    let cfg = ConnConfig { header_timeout_ms: 100, body_timeout_ms: 50, idle_timeout_ms: 300, max_pipeline: 4 };
+    let cfg = ConnConfig {
+        header_timeout_ms: 100,
+        body_timeout_ms: 50,
+        idle_timeout_ms: 300,
+        max_pipeline: 4,
+    };
     let mut now = 0u64;
     let mut c = Conn::<u32>::new(cfg, now);
     let mut begun: Vec<u32> = Vec::new();
@@ -59,6 +64,9 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
         assert!(c.in_flight() <= MAX_PIPELINE);
         let ready: Vec<u32> = c.ready().map(|v| *v).collect();
         let real: Vec<u32> = ready.iter().copied().filter(|&v| v != u32::MAX).collect();
-        assert!(real.windows(2).all(|w| w[0] < w[1]), "ready prefix in order: {ready:?}");
+        assert!(
+            real.windows(2).all(|w| w[0] < w[1]),
+            "ready prefix in order: {ready:?}"
+        );
     }
 });

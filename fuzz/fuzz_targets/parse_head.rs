@@ -6,7 +6,11 @@ use httpd_runner_core::parse::{parse_head, Status, EMPTY_HEADER};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_head_bytes: 4096, max_target_bytes: 1024, max_body_bytes: 65536 };
+    let limits = Limits {
+        max_head_bytes: 4096,
+        max_target_bytes: 1024,
+        max_body_bytes: 65536,
+    };
     let mut headers = [EMPTY_HEADER; MAX_HEADERS];
     match parse_head(data, &mut headers, &limits) {
         Ok(Status::Complete(h)) => {

@@ -23,7 +23,11 @@ fn outcome(data: &[u8], limits: &Limits) -> Outcome {
 
 fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
     let (data, cuts) = input;
-    let limits = Limits { max_head_bytes: 2048, max_target_bytes: 512, max_body_bytes: 4096 };
+    let limits = Limits {
+        max_head_bytes: 2048,
+        max_target_bytes: 512,
+        max_body_bytes: 4096,
+    };
     let whole = outcome(&data, &limits);
     // Grow the buffer piece by piece, as reads would, re-parsing from the start each time.
     let mut end = 0;
@@ -34,13 +38,19 @@ fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
         match (&got, &whole) {
             (Outcome::Partial, _) if end < data.len() => {}
             (Outcome::Done(n, ..), Outcome::Done(m, ..)) => {
-                assert_eq!(got, whole, "a complete head parses the same from any longer prefix");
+                assert_eq!(
+                    got, whole,
+                    "a complete head parses the same from any longer prefix"
+                );
                 assert!(n == m);
                 break;
             }
             (Outcome::Failed(_), _) => {
                 // An error on a prefix must also be an error on the whole.
-                assert!(matches!(whole, Outcome::Failed(_)), "{got:?} on a prefix, {whole:?} whole");
+                assert!(
+                    matches!(whole, Outcome::Failed(_)),
+                    "{got:?} on a prefix, {whole:?} whole"
+                );
                 break;
             }
             _ => {

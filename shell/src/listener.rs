@@ -74,11 +74,15 @@ impl ListenerThread {
                 Ok((stream, _)) => self.hand_off(stream, &mut woke),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => break true,
-                    // The peer gave up before we accepted (ECONNABORTED and the like).
-                    _ => {}
-                },
+                Err(e) => {
+                    // Out of descriptors or memory: retry after a pause. Anything else means the
+                    // peer gave up before we accepted (ECONNABORTED and the like): go on.
+                    if let Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) =
+                        e.raw_os_error()
+                    {
+                        break true;
+                    }
+                }
             }
         };
         for (h, w) in woke.iter().enumerate().take(self.handlers.len()) {

@@ -77,15 +77,15 @@ impl RunnerThread {
         let mut idle = 0u32;
         loop {
             let mut did = false;
-            for h in 0..handlers {
-                while let Some(slot) = self.jobs[h].pop() {
+            for ((jobs, done), woke) in self.jobs.iter_mut().zip(&mut self.done).zip(&mut woke) {
+                while let Some(slot) = jobs.pop() {
                     if !serve(slot, &mut runner) {
                         metrics.panics.inc();
                         runner = (self.factory)(self.index);
                     }
                     metrics.jobs.inc();
-                    push_back(&mut self.done[h], slot);
-                    woke[h] = true;
+                    push_back(done, slot);
+                    *woke = true;
                     did = true;
                 }
             }

@@ -15,7 +15,6 @@ use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Instant;
 
-use httpd_runner_core::limits::RESPONSE_HEAD_BYTES;
 use httpd_runner_core::msg::{Done, Job, Runner, Slot};
 use httpd_runner_core::ring::Ring;
 use httpd_runner_core::sync::AtomicUsize;
@@ -356,7 +355,6 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
             let resp = Box::leak(vec![0u8; response_body_bytes].into_boxed_slice());
             slots.push(leak(Slot::new(head, body, resp)));
         }
-        debug_assert!(RESPONSE_HEAD_BYTES > 0);
         let accepts = accept_rx[h]
             .take()
             .ok_or_else(|| io::Error::other("accept ring taken twice"))?;
