@@ -275,9 +275,6 @@ pub fn parse_head<'h, 'b>(
         Ok(httparse::Status::Partial) => return partial(buf, limits),
         Err(e) => return Err(classify(buf, limits, e)),
     };
-    if head_len > limits.max_head_bytes {
-        return Err(Error::HeadTooLarge);
-    }
     // httparse accepts a few bytes RFC 9112 forbids in a head; refuse them here.
     scan_forbidden(&buf[..head_len])?;
     let (Some(method_token), Some(target), Some(minor)) = (req.method, req.path, req.version)
@@ -290,8 +287,12 @@ pub fn parse_head<'h, 'b>(
         Version::Http11
     };
     let method = Method::from_token(method_token);
+    // The request line is the more specific problem: check it before the head's size.
     if target.len() > limits.max_target_bytes {
         return Err(Error::UriTooLong);
+    }
+    if head_len > limits.max_head_bytes {
+        return Err(Error::HeadTooLarge);
     }
     let (path, query) = split_target(method, target)?;
     let fields = Fields::scan(req.headers)?;

@@ -38,7 +38,8 @@ impl Runner for Echo {
 }
 
 /// Echo after `ms` milliseconds of simulated work (the thread sleeps), for capacity and
-/// load-shedding tests.
+/// load-shedding tests. A request may ask for its own delay with `X-Delay-Ms` (at most 60 s),
+/// which makes runners finish out of order on purpose.
 #[derive(Debug, Clone, Copy)]
 pub struct Delay {
     /// Milliseconds per request.
@@ -47,7 +48,11 @@ pub struct Delay {
 
 impl Runner for Delay {
     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
-        std::thread::sleep(Duration::from_millis(self.ms));
+        let ms = req
+            .header("x-delay-ms")
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok())
+            .map_or(self.ms, |ms| ms.min(60_000));
+        std::thread::sleep(Duration::from_millis(ms));
         Echo.run(req, resp);
     }
 }

@@ -1,0 +1,427 @@
+//! HTTP/1.1 behaviour end to end, one test per behaviour: raw bytes in, exact status and
+//! connection state out.
+
+use std::time::{Duration, Instant};
+
+use httpd_runner_tests::{body_of, metric_in, post, serial, Client, Server};
+
+const GET_RUN: &[u8] = b"GET /run HTTP/1.1\r\nHost: t\r\n\r\n";
+
+#[test]
+fn keep_alive_rules() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    // HTTP/1.1: open by default.
+    let mut c = server.connect();
+    for _ in 0..3 {
+        c.send(GET_RUN);
+        let r = c.read_response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("connection"), None);
+    }
+    assert!(c.is_open_after(Duration::from_millis(200)));
+    // HTTP/1.1 with Connection: close: the response says so and the server closes.
+    c.send(b"GET /run HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(c.read_response().header("connection"), Some("close"));
+    assert!(c.is_closed_by_server());
+    // HTTP/1.0: closes unless asked to stay.
+    let mut c = server.connect();
+    c.send(b"GET /run HTTP/1.0\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    assert!(c.is_closed_by_server());
+    let mut c = server.connect();
+    c.send(b"GET /run HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(c.read_response().header("connection"), None);
+    c.send(b"GET /run HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    assert!(c.is_open_after(Duration::from_millis(200)));
+}
+
+#[test]
+fn pipelined_responses_keep_request_order_while_runners_finish_out_of_order() {
+    let _g = serial();
+    let server = Server::start(&["--runner", "delay=0", "--runners", "2", "--no-pin"]);
+    let mut c = server.connect();
+    let mut batch = Vec::new();
+    for (i, delay) in [300, 0, 150, 0, 50, 0].iter().enumerate() {
+        let body = format!("request {i}");
+        batch.extend_from_slice(
+            format!("POST /run HTTP/1.1\r\nHost: t\r\nX-Delay-Ms: {delay}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+        );
+    }
+    c.send(&batch);
+    let mut runners = std::collections::BTreeSet::new();
+    for i in 0..6 {
+        let r = c.read_response();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.body,
+            format!("request {i}").as_bytes(),
+            "response {i} out of order"
+        );
+        runners.insert(r.header("x-runner").unwrap().to_owned());
+    }
+    assert_eq!(runners.len(), 2, "both runners worked concurrently");
+}
+
+#[test]
+fn pipelining_depth_is_bounded_and_nothing_is_lost() {
+    let _g = serial();
+    let server = Server::start(&["--max-pipeline", "2", "--runner", "delay=5"]);
+    let mut c = server.connect();
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        batch.extend_from_slice(&post("/run", format!("{i}").as_bytes()));
+    }
+    c.send(&batch);
+    for i in 0..40 {
+        assert_eq!(c.read_response().body, format!("{i}").as_bytes());
+    }
+    // With 2 in flight per connection the runner never saw more than 2 jobs at once.
+    let m = server.metrics();
+    assert_eq!(
+        metric_in(
+            &m,
+            "httpd_runner_requests_total",
+            "route=\"run\",code=\"200\""
+        ),
+        40
+    );
+}
+
+#[test]
+fn chunked_bodies_are_decoded_and_bad_chunks_refused() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.send(b"POST /run HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello world"[..]));
+    c.send(GET_RUN);
+    assert_eq!(c.read_response().status, 200, "the connection stays usable");
+    for bad in [
+        &b"zz\r\nhello\r\n0\r\n\r\n"[..],
+        b"5\r\nhelloXX0\r\n\r\n",
+        b"fffffffffffffffff\r\n",
+        b"5;\r\nhello\r\n0\r\n\r\n",
+    ] {
+        let mut c = server.connect();
+        let mut req =
+            b"POST /run HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        req.extend_from_slice(bad);
+        req.extend_from_slice(GET_RUN);
+        c.send(&req);
+        let r = c.read_response();
+        assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(bad));
+        assert!(
+            c.is_closed_by_server(),
+            "closed after {:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    // Chunk sizes adding up past the body limit: 413.
+    let mut c = server.connect();
+    c.send(b"POST /run HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n19001\r\n");
+    assert_eq!(c.read_response().status, 413);
+    assert!(c.is_closed_by_server());
+}
+
+#[test]
+fn expect_100_continue() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.send(b"POST /run HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    assert_eq!(
+        c.read_response().status,
+        100,
+        "interim response before the body"
+    );
+    c.send(b"hello");
+    let r = c.read_response();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+    // Too large: 413 at once, no 100, body never read.
+    let mut c = server.connect();
+    c.send(
+        b"POST /run HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 999999\r\n\r\n",
+    );
+    let r = c.read_response();
+    assert_eq!(r.status, 413);
+    assert!(c.is_closed_by_server());
+    // Any other expectation: 417.
+    let mut c = server.connect();
+    c.send(
+        b"POST /run HTTP/1.1\r\nHost: t\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\nx",
+    );
+    assert_eq!(c.read_response().status, 417);
+    assert!(c.is_closed_by_server());
+}
+
+#[test]
+fn refusals_get_their_status_and_close_before_the_next_request() {
+    let _g = serial();
+    let server = Server::start(&["--max-head-bytes", "4096"]);
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(5000));
+    let big_header = format!(
+        "GET /run HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(5000)
+    );
+    let mut many = String::from("GET /run HTTP/1.1\r\nHost: t\r\n");
+    for i in 0..80 {
+        many.push_str(&format!("X-{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("target too long", long_target.into_bytes(), 414),
+        ("header section too large", big_header.into_bytes(), 431),
+        ("too many headers", many.into_bytes(), 431),
+        ("body too large", post("/run", &body_of(100 * 1024 + 1)), 413),
+        ("gzip transfer coding", b"POST /run HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
+        ("HTTP/2.0", b"GET /run HTTP/2.0\r\nHost: t\r\n\r\n".to_vec(), 505),
+        ("missing Host", b"GET /run HTTP/1.1\r\n\r\n".to_vec(), 400),
+        ("duplicate Host", b"GET /run HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(), 400),
+        ("CL and TE", b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400),
+        ("malformed CL", b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 3x\r\n\r\nabc".to_vec(), 400),
+        ("differing CLs", b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".to_vec(), 400),
+        ("bare CR", b"GET /run HTTP/1.1\r\nHost: t\rX: y\r\n\r\n".to_vec(), 400),
+        ("NUL", b"GET /run HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n".to_vec(), 400),
+        ("obs-fold", b"GET /run HTTP/1.1\r\nHost: t\r\nX: a\r\n  b\r\n\r\n".to_vec(), 400),
+    ];
+    for (name, mut raw, status) in cases {
+        raw.extend_from_slice(GET_RUN);
+        let mut c = server.connect();
+        c.send(&raw);
+        let r = c.read_response();
+        assert_eq!(r.status, status, "{name}");
+        assert_eq!(r.header("connection"), Some("close"), "{name}");
+        assert!(
+            c.is_closed_by_server(),
+            "{name}: the request after it must not be answered"
+        );
+    }
+}
+
+#[test]
+fn head_404_and_405() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.send(b"GET /run HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody");
+    let get = c.read_response();
+    c.send(b"HEAD /run HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody");
+    let head = c.read_head_response();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), get.header("content-length"));
+    assert_eq!(head.header("content-type"), get.header("content-type"));
+    // No body followed the HEAD response: the next response starts right here.
+    c.send(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.read_response().status, 404);
+    c.send(b"DELETE /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, OPTIONS"))
+    );
+    c.send(b"BREW /run HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.read_response().status, 501);
+    assert!(
+        c.is_open_after(Duration::from_millis(100)),
+        "404/405/501 keep the connection"
+    );
+}
+
+#[test]
+fn header_body_and_idle_timeouts() {
+    let _g = serial();
+    let server = Server::start(&[
+        "--header-timeout",
+        "600ms",
+        "--body-timeout",
+        "400ms",
+        "--idle-timeout",
+        "800ms",
+    ]);
+    // A head trickling in faster than any per-read timeout still hits its deadline.
+    let mut c = server.connect();
+    let slow = b"GET /run HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaa";
+    // 40 ms per byte: far below any per-read timeout, 900 ms in all, past the 600 ms deadline.
+    for b in slow {
+        if std::io::Write::write_all(&mut c.stream, &[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let r = c.read_response();
+    assert_eq!(r.status, 408, "header deadline");
+    assert!(c.is_closed_by_server());
+    // A body that stalls.
+    let mut c = server.connect();
+    c.send(b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    assert_eq!(c.read_response().status, 408, "body timeout");
+    assert!(c.is_closed_by_server());
+    // An idle keep-alive connection is closed without a response.
+    let mut c = server.connect();
+    c.send(GET_RUN);
+    assert_eq!(c.read_response().status, 200);
+    assert!(c.is_open_after(Duration::from_millis(300)));
+    assert!(c.is_closed_by_server(), "idle timeout");
+    let m = server.metrics();
+    for kind in ["head", "body", "idle"] {
+        assert!(
+            metric_in(
+                &m,
+                "httpd_runner_timeouts_total",
+                &format!("kind=\"{kind}\"")
+            ) >= 1,
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_thousand_tricklers_do_not_starve_others_and_are_evicted() {
+    let _g = serial();
+    let server = Server::start(&["--max-connections", "1200", "--header-timeout", "3s"]);
+    let mut tricklers: Vec<Client> = (0..1000)
+        .map(|_| {
+            let mut c = server.connect();
+            c.send(b"GET /run HTTP/1.1\r\n");
+            c
+        })
+        .collect();
+    // Normal clients are served promptly meanwhile, while the tricklers keep sending a byte.
+    let mut c = server.connect();
+    let started = Instant::now();
+    for round in 0..4 {
+        for t in tricklers.iter_mut() {
+            let _ = std::io::Write::write_all(&mut t.stream, b"X");
+        }
+        for i in 0..50 {
+            c.send(&post("/run", format!("{round}-{i}").as_bytes()));
+            assert_eq!(c.read_response().body, format!("{round}-{i}").as_bytes());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let served_in = started.elapsed();
+    assert!(
+        served_in < Duration::from_secs(15),
+        "200 requests took {served_in:?}"
+    );
+    // Every trickler is answered 408 and closed at its deadline.
+    let mut evicted = 0;
+    for t in tricklers.iter_mut() {
+        t.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let r = t.read_response();
+        assert_eq!(r.status, 408);
+        evicted += usize::from(t.is_closed_by_server());
+    }
+    assert_eq!(evicted, 1000);
+    assert!(server.metric("httpd_runner_timeouts_total", "kind=\"head\"") >= 1000);
+}
+
+#[test]
+fn connections_beyond_the_limit_are_refused_promptly() {
+    let _g = serial();
+    let server = Server::start(&["--max-connections", "4"]);
+    let mut held: Vec<Client> = (0..4)
+        .map(|_| {
+            let mut c = server.connect();
+            c.send(GET_RUN);
+            assert_eq!(c.read_response().status, 200);
+            c
+        })
+        .collect();
+    let mut extra = server.connect();
+    let r = extra.read_response();
+    assert_eq!(r.status, 503);
+    assert!(r.header("date").is_some() && r.header("server").is_some());
+    assert!(extra.is_closed_by_server());
+    for c in &mut held {
+        c.send(GET_RUN);
+        assert_eq!(
+            c.read_response().status,
+            200,
+            "existing connections undisturbed"
+        );
+    }
+    // Free a place for the metrics request itself.
+    held[0].send(b"GET /run HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(held[0].read_response().status, 200);
+    assert!(held[0].is_closed_by_server());
+    drop(held.remove(0)); // ends the server's lingering close
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        server.metric("httpd_runner_connections_refused_total", ""),
+        1
+    );
+}
+
+#[test]
+fn a_full_runner_queue_sheds_with_503_and_retry_after() {
+    let _g = serial();
+    let server = Server::start(&[
+        "--runners",
+        "1",
+        "--ring-capacity",
+        "2",
+        "--runner",
+        "delay=300",
+    ]);
+    let addr = server.addr;
+    let started = Instant::now();
+    let answers: Vec<(u16, Option<String>, Duration)> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                c.send(GET_RUN);
+                let t = Instant::now();
+                let r = c.read_response();
+                (
+                    r.status,
+                    r.header("retry-after").map(str::to_owned),
+                    t.elapsed(),
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let shed: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    assert!(!shed.is_empty(), "{answers:?}");
+    assert_eq!(ok + shed.len(), 8, "{answers:?}");
+    for (_, retry_after, took) in &shed {
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert!(
+            *took < Duration::from_millis(250),
+            "shed at once, took {took:?}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        server.metric("httpd_runner_shed_total", "") as usize,
+        shed.len()
+    );
+}
+
+#[test]
+fn every_response_has_date_and_server() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    for raw in [
+        &b"GET /run HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /run HTTP/1.1\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        let r = server.request(raw);
+        let date = r.header("date").unwrap_or_else(|| panic!("no Date: {r:?}"));
+        assert_eq!(date.len(), 29, "IMF-fixdate: {date}");
+        assert!(date.ends_with(" GMT"));
+        assert_eq!(r.header("server"), Some("httpd-runner"));
+    }
+}
