@@ -99,6 +99,12 @@ pub fn mark_startup_complete() {
     MARK_BYTES.store(t.bytes, Ordering::Relaxed);
 }
 
+/// Heap bytes live right now (0 if the allocator is not installed).
+#[must_use]
+pub fn live() -> u64 {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
 /// Heap bytes live at the startup mark (what startup reserved), if the allocator is installed.
 #[must_use]
 pub fn live_at_startup() -> u64 {

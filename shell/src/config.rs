@@ -15,6 +15,10 @@ pub const RING_SLOTS: usize = 1024;
 /// Most connections the listener can queue for one handler before it answers 503.
 pub const ACCEPT_RING_SLOTS: usize = 256;
 
+/// A connection's read buffer holds the head limit plus this much, so pipelined requests and
+/// the start of a body can arrive with a head in one read.
+pub const READ_SLACK_BYTES: usize = 8192;
+
 /// Largest body limit accepted by `--max-body-bytes` (64 MiB).
 const MAX_BODY_LIMIT: u64 = 64 << 20;
 

@@ -99,7 +99,7 @@ struct Connection {
     stream: Option<TcpStream>,
     generation: u32,
     core: Conn<Out>,
-    rbuf: Box<[u8]>,
+    rbuf: &'static mut [u8],
     rstart: usize,
     rend: usize,
     body: Option<BodyRead>,
@@ -126,6 +126,8 @@ pub(crate) struct HandlerThread {
     pub(crate) jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
     pub(crate) done: Vec<Consumer<'static, Done<'static>, RING_SLOTS>>,
     pub(crate) slots: Vec<&'static mut Slot<'static>>,
+    /// One read buffer per connection (carved from one allocation).
+    pub(crate) read_bufs: Vec<&'static mut [u8]>,
     pub(crate) shared: &'static Shared,
 }
 
@@ -163,18 +165,18 @@ impl HandlerThread {
             jobs,
             mut done,
             slots,
+            read_bufs,
             shared,
         } = self;
         let cfg = &shared.cfg;
         let per_handler = cfg.connections_per_handler();
-        let rbuf_bytes = cfg.limits().max_head_bytes + 8192;
         let mut conns = Vec::with_capacity(per_handler);
-        for _ in 0..per_handler {
+        for rbuf in read_bufs {
             conns.push(Connection {
                 stream: None,
                 generation: 0,
                 core: Conn::new(cfg.conn(), 0),
-                rbuf: vec![0u8; rbuf_bytes].into_boxed_slice(),
+                rbuf,
                 rstart: 0,
                 rend: 0,
                 body: None,

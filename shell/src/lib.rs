@@ -42,6 +42,7 @@
 #![deny(unsafe_code)]
 
 pub mod alloc;
+pub mod cli;
 pub mod config;
 mod handler;
 mod listener;

@@ -140,7 +140,7 @@ pub struct Metrics {
     /// Jobs queued or running at each runner, per handler: `depth[h * runners + r]`.
     pub depth: Vec<Counter>,
     /// Bytes reserved at startup.
-    pub reserved_bytes: u64,
+    pub reserved_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -154,7 +154,7 @@ impl Metrics {
             depth: (0..handlers * runners)
                 .map(|_| Counter::default())
                 .collect(),
-            reserved_bytes,
+            reserved_bytes: AtomicU64::new(reserved_bytes),
         }
     }
 
@@ -323,7 +323,7 @@ impl Metrics {
             p,
             "memory_reserved_bytes",
             "Memory reserved at startup for buffers, slots, rings and tables.",
-            self.reserved_bytes,
+            self.reserved_bytes.load(Ordering::Relaxed),
         )?;
         writeln!(out, "# HELP {p}_request_duration_seconds Time from dispatch to response ready.\n# TYPE {p}_request_duration_seconds histogram")?;
         let mut cumulative = 0;

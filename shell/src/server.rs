@@ -22,7 +22,7 @@ use httpd_runner_core::wake::Doorbell;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Poll, Waker};
 
-use crate::config::{Config, RunnerKind, ACCEPT_RING_SLOTS, RING_SLOTS};
+use crate::config::{Config, RunnerKind, ACCEPT_RING_SLOTS, READ_SLACK_BYTES, RING_SLOTS};
 use crate::handler::{self, HandlerThread};
 use crate::listener::{self, ListenerThread};
 use crate::metrics::Metrics;
@@ -177,6 +177,16 @@ impl Server {
         s
     }
 
+    /// Replaces the computed reservation with a measured one (the counting allocator's live
+    /// heap bytes once startup is complete), for the banner and `/metrics`.
+    pub fn set_reserved_bytes(&mut self, bytes: u64) {
+        self.reserved_bytes = bytes;
+        self.shared
+            .metrics
+            .reserved_bytes
+            .store(bytes, httpd_runner_core::sync::Ordering::Relaxed);
+    }
+
     /// Shared state (metrics, shutdown).
     #[must_use]
     pub fn shared(&self) -> &'static Shared {
@@ -214,6 +224,33 @@ impl Server {
     }
 }
 
+/// A zeroed buffer whose pages are already resident: reserved memory is touched at startup,
+/// so serving never page-faults on it and resident memory does not creep up under load.
+pub(crate) fn prefaulted(len: usize) -> Box<[u8]> {
+    let mut buf = vec![0u8; len].into_boxed_slice();
+    // Zeroed pages from the allocator may not be mapped yet; one store per page maps them.
+    // `black_box` keeps the optimizer from dropping stores of zero into zeroed memory.
+    for page in buf.chunks_mut(4096) {
+        page[0] = std::hint::black_box(0);
+    }
+    buf
+}
+
+/// Carves `count` buffers of `len` bytes each off the front of `pool`.
+pub(crate) fn carve(
+    pool: &mut &'static mut [u8],
+    count: usize,
+    len: usize,
+) -> Vec<&'static mut [u8]> {
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (piece, rest) = std::mem::take(pool).split_at_mut(len);
+        out.push(piece);
+        *pool = rest;
+    }
+    out
+}
+
 fn leak<T>(value: T) -> &'static mut T {
     Box::leak(Box::new(value))
 }
@@ -245,11 +282,13 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         + limits.max_body_bytes
         + response_body_bytes
         + std::mem::size_of::<Slot<'static>>();
-    let conn_bytes = limits.max_head_bytes + 8192 + 1024;
+    let per_handler = cfg.connections_per_handler();
+    let read_buf_bytes = limits.max_head_bytes + READ_SLACK_BYTES;
+    let conn_bytes = read_buf_bytes + 2048;
     let ring_bytes = std::mem::size_of::<Ring<Job<'static>, RING_SLOTS>>() * 2 * handlers * runners
         + std::mem::size_of::<Ring<TcpStream, ACCEPT_RING_SLOTS>>() * handlers;
     let reserved_bytes = (slot_bytes * slots_per_handler * handlers
-        + conn_bytes * cfg.connections_per_handler() * handlers
+        + conn_bytes * per_handler * handlers
         + ring_bytes) as u64;
 
     let listener_poll = Poll::new()?;
@@ -348,13 +387,25 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         .zip(done_rx)
         .enumerate()
     {
+        // One allocation per pool: this handler's slot buffers, and its connections' read
+        // buffers, each carved into pieces.
+        let slot_buf_bytes = limits.max_head_bytes + limits.max_body_bytes + response_body_bytes;
+        let mut pool: &'static mut [u8] = Box::leak(prefaulted(slot_buf_bytes * slots_per_handler));
         let mut slots = Vec::with_capacity(slots_per_handler);
         for _ in 0..slots_per_handler {
-            let head = Box::leak(vec![0u8; limits.max_head_bytes].into_boxed_slice());
-            let body = Box::leak(vec![0u8; limits.max_body_bytes].into_boxed_slice());
-            let resp = Box::leak(vec![0u8; response_body_bytes].into_boxed_slice());
-            slots.push(leak(Slot::new(head, body, resp)));
+            let mut bufs = carve(&mut pool, 1, slot_buf_bytes)
+                .pop()
+                .unwrap_or_default();
+            let head = carve(&mut bufs, 1, limits.max_head_bytes)
+                .pop()
+                .unwrap_or_default();
+            let body = carve(&mut bufs, 1, limits.max_body_bytes)
+                .pop()
+                .unwrap_or_default();
+            slots.push(leak(Slot::new(head, body, bufs)));
         }
+        let mut read_pool: &'static mut [u8] = Box::leak(prefaulted(read_buf_bytes * per_handler));
+        let read_bufs = carve(&mut read_pool, per_handler, read_buf_bytes);
         let accepts = accept_rx[h]
             .take()
             .ok_or_else(|| io::Error::other("accept ring taken twice"))?;
@@ -365,6 +416,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
             jobs,
             done,
             slots,
+            read_bufs,
             shared,
         };
         let barrier = barrier.clone();

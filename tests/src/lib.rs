@@ -253,6 +253,11 @@ impl Client {
         self.stream.write_all(raw).expect("send");
     }
 
+    /// Sends raw bytes; `false` if the server had closed the connection.
+    pub fn try_send(&mut self, raw: &[u8]) -> bool {
+        self.stream.write_all(raw).is_ok()
+    }
+
     fn fill(&mut self) -> usize {
         let mut chunk = [0u8; 65536];
         match self.stream.read(&mut chunk) {
@@ -323,6 +328,42 @@ impl Client {
         }
     }
 
+    /// Reads one response, or reports how the connection ended instead: `Err(n)` when the
+    /// server closed it (EOF or reset) after `n` bytes of a response (0: none at all).
+    pub fn try_read_response(&mut self) -> Result<Response, usize> {
+        loop {
+            if let Some(end) = self
+                .buf
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| i + 4)
+            {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let len = head
+                    .split("\r\n")
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap_or(0));
+                if self.buf.len() >= end + len {
+                    return Ok(self.read_response());
+                }
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(self.buf.len()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    return Err(self.buf.len())
+                }
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
     /// Whether the server closes the connection (EOF or reset) within `TIMEOUT`, with no
     /// further bytes.
     #[must_use]
@@ -353,6 +394,27 @@ impl Client {
         self.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         open
     }
+}
+
+/// Resident memory of process `pid` in bytes (`VmRSS`).
+#[must_use]
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// The `memory reserved at startup` figure from a server's banner.
+#[must_use]
+pub fn reserved_from_banner(log: &str) -> u64 {
+    log.lines()
+        .find_map(|l| l.strip_prefix("memory reserved at startup: "))
+        .and_then(|v| v.trim_end_matches(" bytes").parse().ok())
+        .expect("banner has the reserved memory")
 }
 
 /// A `POST /run` request with `body`.
