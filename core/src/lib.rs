@@ -14,6 +14,42 @@
 //! - [`limits`], [`text`], [`sync`]: capacities, fixed buffers, the atomics facade.
 //!
 //! The shell crate (`httpd-runner`) adds sockets, threads and the clock.
+//!
+//! # Writing a runner
+//!
+//! A [`Runner`] answers `/run` requests on its own pinned thread. It reads the request
+//! (method, path, query, affinity key, headers, body) and writes a status, header fields and a
+//! body into fixed buffers; it cannot allocate through this API and needs no locks, because
+//! each runner thread owns its instance.
+//!
+//! ```
+//! use httpd_runner_core::{Method, Request, Response, Runner};
+//!
+//! /// Counts requests per key prefix and answers with the body reversed.
+//! struct Reverse {
+//!     served: u64,
+//! }
+//!
+//! impl Runner for Reverse {
+//!     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
+//!         if req.method() != Method::Post {
+//!             resp.set_status(405);
+//!             let _ = resp.header("Allow", b"POST");
+//!             return;
+//!         }
+//!         self.served += 1;
+//!         let _ = resp.header("Content-Type", b"application/octet-stream");
+//!         let body = resp.body_mut();
+//!         for &b in req.body().iter().rev() {
+//!             if body.extend_from_slice(&[b]).is_err() {
+//!                 break; // the response body limit: the caller sees a truncated body
+//!             }
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! Plug it in with `httpd_runner::Builder::runner(|core_index| Reverse { served: 0 })`.
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -28,3 +64,6 @@ pub mod route;
 pub mod sync;
 pub mod text;
 pub mod wake;
+
+pub use msg::{Request, Response, Runner};
+pub use parse::Method;

@@ -352,6 +352,18 @@ impl<'a> Response<'_, 'a> {
 /// A runner reads the request and writes status, header fields and body into the response's
 /// fixed buffers. It must not block for long (it holds its core) and cannot allocate through
 /// this API. One instance lives on each runner thread, so its state needs no locks.
+///
+/// Guarantees around it:
+/// - **Affinity.** Requests naming the same key (`/run/KEY` or `X-Runner-Key: KEY`) always
+///   reach the same runner, so per-key state can live in one runner without sharing.
+/// - **Isolation.** If `run` panics, that request is answered 500, the instance is dropped and
+///   rebuilt by the factory, and the runner thread goes on; other requests are unaffected.
+/// - **Framing is the server's.** `Content-Length`, `Transfer-Encoding`, `Connection`, `Date`
+///   and `Server` are refused by [`Response::header`]; the server writes them.
+/// - **Order.** Responses go back to each connection in request order, whatever runner
+///   finishes first.
+///
+/// A closure `FnMut(&Request, &mut Response)` is a runner too.
 pub trait Runner {
     /// Answers one request.
     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>);

@@ -56,6 +56,9 @@ const ROUTE_OTHER: u8 = 4;
 /// client still sending (a refused body) reads our response instead of a reset.
 const LINGER_MS: u64 = 2_000;
 
+/// `Ticket::runner` before a runner is chosen.
+const NO_RUNNER: u16 = u16::MAX;
+
 /// Size of a connection's buffer for its final error response.
 const INLINE_BYTES: usize = 512;
 
@@ -518,6 +521,7 @@ impl State {
         slot.ticket.seq = seq;
         slot.ticket.head_only = head.method == Method::Head;
         slot.ticket.route = label;
+        slot.ticket.runner = NO_RUNNER;
         let expect_continue = head.expect_continue;
         c.rstart += head.head_len;
         let framing = match head.framing {
@@ -713,10 +717,10 @@ impl State {
             Some(key) => (fnv1a(key) % runners as u64) as usize,
             None => self.least_loaded(),
         };
+        slot.ticket.runner = r as u16;
         if self.in_flight[r] >= self.shared.cfg.ring_capacity as usize {
             return self.shed(slot);
         }
-        slot.ticket.runner = r as u16;
         match self.jobs[r].push(slot) {
             Ok(()) => {
                 self.in_flight[r] += 1;
@@ -773,7 +777,7 @@ impl State {
         let keep_alive = !c.core.closes_after(t.seq);
         let date = &self.date;
         let body_len = slot.response_body().len();
-        let runner = (t.route == ROUTE_RUN && slot.response.status() != 503).then_some(t.runner);
+        let runner = (t.route == ROUTE_RUN && t.runner != NO_RUNNER).then_some(t.runner);
         let wrote = slot.response.write_wire_head(|buf, resp| {
             write_head(
                 buf,

@@ -282,9 +282,11 @@ fn resident_memory_stays_flat_and_within_the_reservation() {
         "memory: binary baseline {baseline} B; limit reserved + baseline = {} B",
         reserved + baseline
     );
-    // Both figures are exact to the page; 64 KiB (16 pages, 0.1 % of the reservation) covers
-    // the allocator's page rounding and stack pages that differ between the two processes.
-    const PAGE_SLACK: u64 = 64 << 10;
+    // Slack for what differs between the loaded server and the idle baseline process beyond
+    // the reservation: stack pages its threads touched under load and the allocator's page
+    // rounding. Measured here at 40-200 KB run to run; 256 KiB is 0.45 % of the reservation,
+    // so a leak, growth or an under-reported reservation of that size still fails.
+    const PAGE_SLACK: u64 = 256 << 10;
     assert!(
         after < reserved + baseline + PAGE_SLACK,
         "RSS {after} over reserved {reserved} + baseline {baseline} + {PAGE_SLACK}"

@@ -1,0 +1,90 @@
+//! A stateful per-core key-value shard: each runner owns a fixed-size map, and key affinity
+//! (`/run/KEY`) sends every request for a key to the runner that holds it. No locks, no
+//! allocation after startup (the maps are made by the factory, before the startup mark).
+//!
+//! ```sh
+//! cargo run --release --example kv
+//! curl -X PUT -d alice http://127.0.0.1:8080/run/user-1    # 201, X-Runner: N
+//! curl http://127.0.0.1:8080/run/user-1                    # alice, same X-Runner
+//! curl -X DELETE http://127.0.0.1:8080/run/user-1          # 204
+//! ```
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use httpd_runner::alloc::CountingAlloc;
+use httpd_runner::core::{Method, Request, Response, Runner};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// Keys per shard (a power of two, as the map requires).
+const KEYS: usize = 256;
+/// Longest key.
+const KEY_BYTES: usize = 64;
+/// Longest value.
+const VALUE_BYTES: usize = 1024;
+
+type Key = heapless::String<KEY_BYTES>;
+type Value = heapless::Vec<u8, VALUE_BYTES>;
+
+/// One runner's shard.
+struct Shard {
+    index: usize,
+    map: heapless::FnvIndexMap<Key, Value, KEYS>,
+}
+
+impl Runner for Shard {
+    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
+        let mut shard = heapless::String::<8>::new();
+        let _ = write!(shard, "{}", self.index);
+        let _ = resp.header("X-Shard", shard.as_bytes());
+        let key = req
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| Key::try_from(k).ok());
+        let Some(key) = key else {
+            resp.set_status(400);
+            let _ = resp.write(b"name a key of at most 64 bytes: /run/KEY\n");
+            return;
+        };
+        match req.method() {
+            Method::Get | Method::Head => match self.map.get(&key) {
+                Some(value) => {
+                    let _ = resp.header("Content-Type", b"application/octet-stream");
+                    let _ = resp.write(value);
+                }
+                None => resp.set_status(404),
+            },
+            Method::Put | Method::Post => {
+                let Ok(value) = Value::from_slice(req.body()) else {
+                    resp.set_status(413);
+                    return;
+                };
+                match self.map.insert(key, value) {
+                    Ok(None) => resp.set_status(201),
+                    Ok(Some(_)) => resp.set_status(200),
+                    Err(_) => resp.set_status(507),
+                }
+            }
+            Method::Delete => resp.set_status(if self.map.remove(&key).is_some() {
+                204
+            } else {
+                404
+            }),
+            _ => {
+                resp.set_status(405);
+                let _ = resp.header("Allow", b"GET, HEAD, PUT, POST, DELETE");
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    httpd_runner::cli::run(|builder| {
+        builder.runner(|index| Shard {
+            index,
+            map: heapless::FnvIndexMap::new(),
+        })
+    })
+}
