@@ -20,25 +20,29 @@ pub fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Path of a binary built by `cargo test --workspace` (server or example).
+/// Path of a binary built by cargo (server or example), found next to the running
+/// executable: tests live in `target/<profile>/deps`, binaries in `target/<profile>`.
 #[must_use]
 pub fn built_binary(name: &str, example: bool) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    let path = if example {
-        profile_dir.join("examples").join(name)
-    } else {
-        profile_dir.join(name)
-    };
-    assert!(
-        path.exists(),
-        "{} not found: run the tests with `cargo test --workspace` (it builds the binary and examples)",
-        path.display()
-    );
-    path
+    let dir = exe.parent().expect("executable directory");
+    let candidates = [
+        dir.to_path_buf(),
+        dir.parent().map(PathBuf::from).unwrap_or_default(),
+    ];
+    let found = candidates
+        .iter()
+        .map(|d| {
+            if example {
+                d.join("examples").join(name)
+            } else {
+                d.join(name)
+            }
+        })
+        .find(|p| p.exists());
+    found.unwrap_or_else(|| {
+        panic!("{name} not found next to {}: run the tests with `cargo test --workspace` (it builds the binary and examples)", exe.display())
+    })
 }
 
 /// The server binary.
