@@ -13,7 +13,7 @@ use httpd_runner_core::limits::{self, Limits, MAX_PIPELINE};
 pub const RING_SLOTS: usize = 1024;
 
 /// Most connections the listener can queue for one handler before it answers 503.
-pub const ACCEPT_RING_SLOTS: usize = 256;
+pub const ACCEPT_RING_SLOTS: usize = 4096;
 
 /// A connection's read buffer holds the head limit plus this much, so pipelined requests and
 /// the start of a body can arrive with a head in one read.

@@ -10,6 +10,7 @@
 //! startup; a request takes a slot from the free list, the slot travels to a runner and back
 //! by reference, and returns to the free list once its response is written.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -142,8 +143,8 @@ struct State {
     conns: Vec<Connection>,
     free_conns: Vec<u32>,
     free_slots: Vec<&'static mut Slot<'static>>,
-    /// Connections that stopped for want of a slot or of pipeline room.
-    retry: Vec<u32>,
+    /// Connections that stopped for want of a slot or of pipeline room, oldest first.
+    retry: VecDeque<u32>,
     /// Connections with responses to write.
     dirty: Vec<u32>,
     /// Jobs out at each runner.
@@ -201,7 +202,7 @@ impl HandlerThread {
             conns,
             free_conns: (0..per_handler as u32).rev().collect(),
             free_slots: slots,
-            retry: Vec::with_capacity(per_handler),
+            retry: VecDeque::with_capacity(per_handler),
             dirty: Vec::with_capacity(per_handler),
             in_flight: vec![0; runners],
             wake_runner: vec![false; runners],
@@ -234,6 +235,9 @@ impl HandlerThread {
             st.retry_waiting(poll.registry());
             st.flush_dirty(poll.registry());
             st.wake_runners();
+            // Connections waiting for their next turn must not wait for a poll timeout; those
+            // waiting for a slot are retried when a runner hands one back (which wakes us).
+            work |= !st.retry.is_empty() && !st.free_slots.is_empty();
             if st.now_ms >= next_tick {
                 next_tick = st.now_ms + TICK.as_millis() as u64;
                 st.tick(poll.registry());
@@ -870,7 +874,7 @@ impl State {
         let c = &mut self.conns[idx as usize];
         if !c.queued {
             c.queued = true;
-            self.retry.push(idx);
+            self.retry.push_back(idx);
         }
     }
 
@@ -879,7 +883,9 @@ impl State {
         let mut n = self.retry.len();
         while n > 0 && !self.free_slots.is_empty() {
             n -= 1;
-            let idx = self.retry.remove(0);
+            let Some(idx) = self.retry.pop_front() else {
+                break;
+            };
             self.conns[idx as usize].queued = false;
             self.drive(idx, registry);
         }

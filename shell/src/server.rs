@@ -262,11 +262,11 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     let slots_per_handler = cfg.slots as usize;
     let response_body_bytes = limits.max_body_bytes.max(64 * 1024);
 
-    let std_listener = std::net::TcpListener::bind(cfg.listen)
+    // mio's bind: non-blocking, SO_REUSEADDR, and a backlog of 1024 (std's is 128, too
+    // short for a burst of a thousand connections).
+    let listener = TcpListener::bind(cfg.listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen)))?;
-    std_listener.set_nonblocking(true)?;
-    let local_addr = std_listener.local_addr()?;
-    let listener = TcpListener::from_std(std_listener);
+    let local_addr = listener.local_addr()?;
 
     // Signals arrive on a self-pipe the listener polls.
     let (sig_read, sig_write) = std::os::unix::net::UnixStream::pair()?;
