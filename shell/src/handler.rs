@@ -960,8 +960,13 @@ impl State {
         let c = &self.conns[idx as usize];
         if c.stream.is_some() && c.core.should_close() {
             self.close(idx, registry);
-        } else if c.stream.is_some() && c.readable && c.core.accepts_requests() && !c.queued {
-            // Writing made room in the pipeline: read what is waiting.
+        } else if c.stream.is_some()
+            && (c.readable || c.rstart < c.rend)
+            && c.core.accepts_requests()
+            && !c.queued
+        {
+            // Writing made room in the pipeline: parse what is buffered and read what waits
+            // (buffered requests raise no new socket event).
             self.enqueue_retry(idx);
         }
     }

@@ -153,16 +153,16 @@ fn parse_latency_us(s: &str) -> Option<f64> {
     })
 }
 
+/// One wrk run; `load` is (body bytes, connections, pipeline depth).
 fn wrk(
     o: &Options,
     port: u16,
     pid: u32,
     script: &str,
-    body: usize,
-    conns: usize,
-    depth: usize,
+    load: (usize, usize, usize),
     seconds: u64,
 ) -> Result<Run, String> {
+    let (body, conns, depth) = load;
     let mut cmd = Command::new("taskset");
     cmd.args([
         "-c",
@@ -275,10 +275,10 @@ fn main() -> ExitCode {
             eprintln!("loadbench: {name}: echo check failed");
             wrong += 1;
         }
-        let _ = wrk(&o, port, pid, &script, *body, *conns, *depth, 1); // warm-up
+        let _ = wrk(&o, port, pid, &script, (*body, *conns, *depth), 1); // warm-up
         let mut runs = Vec::new();
         for round in 0..o.rounds {
-            match wrk(&o, port, pid, &script, *body, *conns, *depth, o.duration) {
+            match wrk(&o, port, pid, &script, (*body, *conns, *depth), o.duration) {
                 Ok(r) => {
                     eprintln!(
                         "  {name} round {}: {:.0} req/s, p99 {:.0} us, {:.2} us CPU/req, {} bad",
