@@ -479,12 +479,19 @@ fn absolute_path(target: &str) -> Result<&str, Error> {
 
 /// RFC 3986 characters allowed in a request target (no fragment, no spaces, ASCII only).
 fn is_target_char(b: u8) -> bool {
+    is_reg_name_char(b) || matches!(b, b':' | b'@' | b'/' | b'?')
+}
+
+/// RFC 3986 `unreserved / sub-delims` and `%` (of pct-encoded): the characters of a host
+/// name, and the core of every path segment.
+fn is_reg_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
             b'-' | b'.'
                 | b'_'
                 | b'~'
+                | b'%'
                 | b'!'
                 | b'$'
                 | b'&'
@@ -496,11 +503,6 @@ fn is_target_char(b: u8) -> bool {
                 | b','
                 | b';'
                 | b'='
-                | b':'
-                | b'@'
-                | b'/'
-                | b'?'
-                | b'%'
         )
 }
 
@@ -543,28 +545,7 @@ fn valid_host(v: &[u8]) -> bool {
             None => (v, &v[v.len()..]),
         }
     };
-    let host_ok = host.first() == Some(&b'[')
-        || host.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'%'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                )
-        });
+    let host_ok = host.first() == Some(&b'[') || host.iter().all(|&b| is_reg_name_char(b));
     let port_ok = match port {
         [] => true,
         [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
