@@ -249,21 +249,19 @@ impl ResponseData<'_> {
         &self.headers
     }
 
-    /// Serializes the head with `f` into the slot's head buffer (handler side).
+    /// Serializes the head with `f` straight into the slot's head buffer (handler side);
+    /// `f` gets the buffer, the status and the runner's header lines.
     ///
     /// # Errors
     /// [`Full`] from `f`.
     pub fn write_wire_head(
         &mut self,
-        f: impl FnOnce(&mut FixedBuf<'_>, &Self) -> Result<(), Full>,
+        f: impl FnOnce(&mut FixedBuf<'_>, u16, &HeaderLines) -> Result<(), Full>,
     ) -> Result<(), Full> {
-        let mut head = [0u8; RESPONSE_HEAD_BYTES];
-        let mut buf = FixedBuf::new(&mut head);
-        f(&mut buf, self)?;
-        let n = buf.len();
-        self.wire_head[..n].copy_from_slice(&head[..n]);
-        self.wire_head_len = n;
-        Ok(())
+        let mut buf = FixedBuf::new(&mut self.wire_head);
+        let result = f(&mut buf, self.status, &self.headers);
+        self.wire_head_len = if result.is_ok() { buf.len() } else { 0 };
+        result
     }
 
     /// The serialized head.

@@ -15,8 +15,8 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use httpd_runner_core::conn::{Conn, Timeout};
-use httpd_runner_core::limits::MAX_HEADERS;
+use httpd_runner_core::conn::{Conn, ConnConfig, Timeout};
+use httpd_runner_core::limits::{Limits, MAX_HEADERS};
 use httpd_runner_core::msg::{Done, Job, Slot};
 use httpd_runner_core::parse::{self, ChunkedDecoder, Framing, Method, Status, EMPTY_HEADER};
 use httpd_runner_core::response::{
@@ -152,6 +152,9 @@ struct State {
     wake_runner: Vec<bool>,
     jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
     started: Instant,
+    /// The parser's limits and the connections' configuration (fixed at startup).
+    limits: Limits,
+    conn_cfg: ConnConfig,
     now_ms: u64,
     date: [u8; DATE_LEN],
     date_secs: u64,
@@ -208,6 +211,8 @@ impl HandlerThread {
             wake_runner: vec![false; runners],
             jobs,
             started: shared.started,
+            limits: cfg.limits(),
+            conn_cfg: cfg.conn(),
             now_ms: 0,
             date: [0; DATE_LEN],
             date_secs: u64::MAX,
@@ -325,7 +330,7 @@ impl State {
         let c = &mut self.conns[idx as usize];
         c.stream = Some(stream);
         c.generation = c.generation.wrapping_add(1);
-        c.core = Conn::new(self.shared.cfg.conn(), self.now_ms);
+        c.core = Conn::new(self.conn_cfg, self.now_ms);
         c.rstart = 0;
         c.rend = 0;
         c.body = None;
@@ -474,7 +479,7 @@ impl State {
     /// Parses one request head. Returns whether to keep going.
     fn parse_one(&mut self, idx: u32) -> bool {
         let now = self.now_ms;
-        let limits = self.shared.cfg.limits();
+        let limits = self.limits;
         let c = &mut self.conns[idx as usize];
         let raw = &c.rbuf[c.rstart..c.rend];
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
@@ -763,7 +768,7 @@ impl State {
     fn wake_runners(&mut self) {
         for (r, w) in self.wake_runner.iter_mut().enumerate() {
             if std::mem::take(w) && self.shared.runner_bells[r].should_wake() {
-                self.shared.wake_runner(r);
+                self.shared.shutdown.wake_runner(r);
             }
         }
     }
@@ -789,11 +794,11 @@ impl State {
         let date = &self.date;
         let body_len = slot.response_body().len();
         let runner = (t.route == ROUTE_RUN && t.runner != NO_RUNNER).then_some(t.runner);
-        let wrote = slot.response.write_wire_head(|buf, resp| {
+        let wrote = slot.response.write_wire_head(|buf, status, lines| {
             write_head(
                 buf,
                 &ResponseHead {
-                    status: resp.status(),
+                    status,
                     content_length: body_len,
                     keep_alive,
                     date,
@@ -801,7 +806,7 @@ impl State {
                     allow: None,
                     retry_after_secs: None,
                     runner,
-                    extra: resp.header_lines().as_bytes(),
+                    extra: lines.as_bytes(),
                 },
             )
         });
@@ -813,7 +818,7 @@ impl State {
         if wrote.is_err() {
             // The head cannot outgrow its buffer (runner headers are bounded); be safe anyway.
             slot.serve(|_, resp| resp.set_status(500));
-            let _ = slot.response.write_wire_head(|buf, _| {
+            let _ = slot.response.write_wire_head(|buf, _, _| {
                 write_simple(
                     buf,
                     &Simple {

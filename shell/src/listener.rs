@@ -87,7 +87,7 @@ impl ListenerThread {
         };
         for (h, w) in woke.iter().enumerate().take(self.handlers.len()) {
             if *w && self.shared.handler_bells[h].should_wake() {
-                self.shared.wake_handler(h);
+                self.shared.shutdown.wake_handler(h);
             }
         }
         result

@@ -353,15 +353,24 @@ impl Metrics {
 }
 
 fn counter(out: &mut FixedBuf<'_>, p: &str, name: &str, help: &str, v: u64) -> std::fmt::Result {
-    writeln!(
-        out,
-        "# HELP {p}_{name} {help}\n# TYPE {p}_{name} counter\n{p}_{name} {v}"
-    )
+    sample(out, p, name, "counter", help, v)
 }
 
 fn gauge(out: &mut FixedBuf<'_>, p: &str, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    sample(out, p, name, "gauge", help, v)
+}
+
+/// One unlabelled metric with its HELP and TYPE lines.
+fn sample(
+    out: &mut FixedBuf<'_>,
+    p: &str,
+    name: &str,
+    kind: &str,
+    help: &str,
+    v: u64,
+) -> std::fmt::Result {
     writeln!(
         out,
-        "# HELP {p}_{name} {help}\n# TYPE {p}_{name} gauge\n{p}_{name} {v}"
+        "# HELP {p}_{name} {help}\n# TYPE {p}_{name} {kind}\n{p}_{name} {v}"
     )
 }

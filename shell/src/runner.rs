@@ -96,7 +96,7 @@ impl RunnerThread {
             }
             for (h, w) in woke.iter_mut().enumerate() {
                 if std::mem::take(w) && self.shared.handler_bells[h].should_wake() {
-                    self.shared.wake_handler(h);
+                    self.shared.shutdown.wake_handler(h);
                 }
             }
             if did {

@@ -12,7 +12,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
-use std::thread::{self, JoinHandle, Thread};
+use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use httpd_runner_core::msg::{Done, Job, Runner, Slot};
@@ -46,8 +46,6 @@ pub struct Shared {
     pub handler_open: Vec<AtomicUsize>,
     /// When the server started (the handlers' clock origin).
     pub started: Instant,
-    handler_wakers: std::sync::OnceLock<Vec<Arc<Waker>>>,
-    runner_threads: std::sync::OnceLock<Vec<Thread>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -55,22 +53,6 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    /// Wakes handler `h` (an eventfd write: call only when its doorbell says it sleeps).
-    pub fn wake_handler(&self, h: usize) {
-        if let Some(w) = self.handler_wakers.get().and_then(|w| w.get(h)) {
-            let _ = w.wake();
-        }
-    }
-
-    /// Wakes runner `r` (a futex wake: call only when its doorbell says it sleeps).
-    pub fn wake_runner(&self, r: usize) {
-        if let Some(t) = self.runner_threads.get().and_then(|t| t.get(r)) {
-            t.unpark();
-        }
     }
 }
 
@@ -295,11 +277,9 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     let listener_waker = Waker::new(listener_poll.registry(), listener::WAKE)?;
     let mut handler_polls = Vec::with_capacity(handlers);
     let mut handler_wakers = Vec::with_capacity(handlers);
-    let mut shutdown_wakers = Vec::with_capacity(handlers);
     for _ in 0..handlers {
         let poll = Poll::new()?;
-        handler_wakers.push(Arc::new(Waker::new(poll.registry(), handler::WAKE)?));
-        shutdown_wakers.push(Waker::new(poll.registry(), handler::WAKE)?);
+        handler_wakers.push(Waker::new(poll.registry(), handler::WAKE)?);
         handler_polls.push(poll);
     }
 
@@ -310,12 +290,9 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         runner_bells: (0..runners).map(|_| Doorbell::new()).collect(),
         handler_open: (0..handlers).map(|_| AtomicUsize::new(0)).collect(),
         started: Instant::now(),
-        handler_wakers: std::sync::OnceLock::new(),
-        runner_threads: std::sync::OnceLock::new(),
         cfg,
     });
-    let _ = shared.handler_wakers.set(handler_wakers);
-    shared.shutdown.set_wakers(listener_waker, shutdown_wakers);
+    shared.shutdown.set_wakers(listener_waker, handler_wakers);
 
     // Rings: accept (one per handler), jobs (h -> r), done (r -> h).
     let mut accept_tx = Vec::with_capacity(handlers);
@@ -378,7 +355,6 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         runner_threads.push(handle.thread().clone());
         threads.push(handle);
     }
-    let _ = shared.runner_threads.set(runner_threads.clone());
     shared.shutdown.set_runner_threads(runner_threads);
 
     for (h, ((poll, jobs), done)) in handler_polls

@@ -1,4 +1,6 @@
-//! One flag that stops the server, and the wake-ups that make every thread see it.
+//! One flag that stops the server, and the wake-ups: every thread's way to be woken lives
+//! here, used both for the hot path's doorbell wake-ups and to make every thread see a
+//! shutdown.
 
 use std::sync::OnceLock;
 use std::thread::Thread;
@@ -71,6 +73,20 @@ impl Shutdown {
 
     fn wake_runners(&self) {
         for t in self.runner_threads.get().into_iter().flatten() {
+            t.unpark();
+        }
+    }
+
+    /// Wakes handler `h` (an eventfd write: call only when its doorbell says it sleeps).
+    pub fn wake_handler(&self, h: usize) {
+        if let Some(w) = self.handler_wakers.get().and_then(|w| w.get(h)) {
+            let _ = w.wake();
+        }
+    }
+
+    /// Wakes runner `r` (a futex wake: call only when its doorbell says it sleeps).
+    pub fn wake_runner(&self, r: usize) {
+        if let Some(t) = self.runner_threads.get().and_then(|t| t.get(r)) {
             t.unpark();
         }
     }
