@@ -204,9 +204,11 @@ impl<'s> Request<'s> {
     /// The value of the first field named `name` (ASCII case-insensitive).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&'s [u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let data = self.data;
+        data.headers
+            .iter()
+            .find(|(n, _)| data.bytes(n).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| data.bytes(v))
     }
 
     /// The body.

@@ -15,13 +15,22 @@ mod chunked;
 pub use chunked::{ChunkedDecoder, Progress};
 pub use httparse::Header;
 
+use core::mem::MaybeUninit;
+
 use crate::limits::{Limits, MAX_HEADERS, MAX_METHOD_BYTES};
+use crate::text::{is_reg_name_byte, is_target_byte};
 
-/// An empty header slot, to build the array [`parse_head`] fills.
-pub const EMPTY_HEADER: Header<'static> = httparse::EMPTY_HEADER;
+/// The array of header slots [`parse_head`] fills, owned by the caller. It starts
+/// uninitialized: the parser writes only the slots it uses, so a request with three fields
+/// costs three slot writes, not `MAX_HEADERS`.
+pub type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS];
 
-/// The array of header slots [`parse_head`] fills, owned by the caller.
-pub type HeaderSlots<'b> = [Header<'b>; MAX_HEADERS];
+/// A fresh [`HeaderSlots`] array (no bytes written).
+#[must_use]
+#[inline]
+pub const fn header_slots<'b>() -> HeaderSlots<'b> {
+    [MaybeUninit::uninit(); MAX_HEADERS]
+}
 
 /// Whether a parse finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,7 +267,7 @@ impl<'b> Head<'_, 'b> {
 
 /// Parses the request head at the start of `buf`.
 ///
-/// `headers` must be a fresh array of [`EMPTY_HEADER`]s; it is filled with the fields found.
+/// `headers` (see [`header_slots`]) receives the fields found; [`Head::headers`] borrows them.
 /// Empty lines before the request line are skipped (RFC 9112 §2.2).
 ///
 /// # Errors
@@ -266,11 +275,11 @@ impl<'b> Head<'_, 'b> {
 /// the framing of anything after a bad head cannot be trusted.
 pub fn parse_head<'h, 'b>(
     buf: &'b [u8],
-    headers: &'h mut [Header<'b>],
+    headers: &'h mut [MaybeUninit<Header<'b>>],
     limits: &Limits,
 ) -> Result<Status<Head<'h, 'b>>, Error> {
-    let mut req = httparse::Request::new(headers);
-    let head_len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return partial(buf, limits),
         Err(e) => return Err(classify(buf, limits, e)),
@@ -438,7 +447,7 @@ fn scan_forbidden(head: &[u8]) -> Result<(), Error> {
 /// Splits a target into path and query, checking its form and characters.
 fn split_target(method: Method, target: &str) -> Result<(&str, Option<&str>), Error> {
     let bytes = target.as_bytes();
-    if !bytes.iter().all(|&b| is_target_char(b)) || !percent_encoding_ok(bytes) {
+    if !bytes.iter().all(|&b| is_target_byte(b)) || !percent_encoding_ok(bytes) {
         return Err(Error::InvalidTarget);
     }
     let origin = if bytes.first() == Some(&b'/') {
@@ -475,35 +484,6 @@ fn absolute_path(target: &str) -> Result<&str, Error> {
         return Err(Error::InvalidTarget);
     }
     Ok(if end == rest.len() { "/" } else { &rest[end..] })
-}
-
-/// RFC 3986 characters allowed in a request target (no fragment, no spaces, ASCII only).
-fn is_target_char(b: u8) -> bool {
-    is_reg_name_char(b) || matches!(b, b':' | b'@' | b'/' | b'?')
-}
-
-/// RFC 3986 `unreserved / sub-delims` and `%` (of pct-encoded): the characters of a host
-/// name, and the core of every path segment.
-fn is_reg_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'%'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-        )
 }
 
 /// Every `%` is followed by two hex digits.
@@ -545,7 +525,7 @@ fn valid_host(v: &[u8]) -> bool {
             None => (v, &v[v.len()..]),
         }
     };
-    let host_ok = host.first() == Some(&b'[') || host.iter().all(|&b| is_reg_name_char(b));
+    let host_ok = host.first() == Some(&b'[') || host.iter().all(|&b| is_reg_name_byte(b));
     let port_ok = match port {
         [] => true,
         [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),

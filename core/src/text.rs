@@ -133,9 +133,16 @@ pub enum HeaderError {
 
 /// Response header lines (`name: value\r\n`...) a runner adds, validated on the way in so a
 /// runner cannot split the response or override framing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HeaderLines {
-    bytes: heapless::Vec<u8, RUNNER_HEADER_BYTES>,
+    bytes: [u8; RUNNER_HEADER_BYTES],
+    len: usize,
+}
+
+impl Default for HeaderLines {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Header names the server owns; runners may not set them.
@@ -152,7 +159,8 @@ impl HeaderLines {
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            bytes: heapless::Vec::new(),
+            bytes: [0; RUNNER_HEADER_BYTES],
+            len: 0,
         }
     }
 
@@ -173,29 +181,30 @@ impl HeaderLines {
         {
             return Err(HeaderError::InvalidValue);
         }
-        let before = self.bytes.len();
-        let ok = self.bytes.extend_from_slice(name.as_bytes()).is_ok()
-            && self.bytes.extend_from_slice(b": ").is_ok()
-            && self.bytes.extend_from_slice(value).is_ok()
-            && self.bytes.extend_from_slice(b"\r\n").is_ok();
-        if ok {
-            Ok(())
-        } else {
-            self.bytes.truncate(before);
-            Err(HeaderError::Full)
+        let end = [name.len(), 2, value.len(), 2]
+            .iter()
+            .try_fold(self.len, |at, &n| at.checked_add(n))
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(HeaderError::Full)?;
+        let mut at = self.len;
+        for part in [name.as_bytes(), b": ", value, b"\r\n"] {
+            self.bytes[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
         }
+        self.len = end;
+        Ok(())
     }
 
     /// The lines, each ending in CRLF.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..self.len]
     }
 
     /// Whether a field named `name` was added.
     #[must_use]
     pub fn contains(&self, name: &str) -> bool {
-        self.bytes.split(|&b| b == b'\n').any(|line| {
+        self.as_bytes().split(|&b| b == b'\n').any(|line| {
             line.len() > name.len()
                 && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
                 && line[name.len()] == b':'
@@ -204,29 +213,85 @@ impl HeaderLines {
 
     /// Removes every line.
     pub fn clear(&mut self) {
-        self.bytes.clear();
+        self.len = 0;
     }
 }
 
 /// `tchar` of RFC 9110 §5.6.2.
 #[must_use]
+#[inline]
 pub const fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
+    CLASSES[b as usize] & TOKEN != 0
 }
+
+/// RFC 3986 `unreserved / sub-delims` and `%` (of pct-encoded): the characters of a host
+/// name, and the core of every path segment.
+#[must_use]
+#[inline]
+pub const fn is_reg_name_byte(b: u8) -> bool {
+    CLASSES[b as usize] & REG_NAME != 0
+}
+
+/// RFC 3986 characters allowed in a request target (no fragment, no spaces, ASCII only).
+#[must_use]
+#[inline]
+pub const fn is_target_byte(b: u8) -> bool {
+    CLASSES[b as usize] & TARGET != 0
+}
+
+const TOKEN: u8 = 1;
+const REG_NAME: u8 = 2;
+const TARGET: u8 = 4;
+
+/// One lookup per byte instead of a chain of comparisons (these run over every request line,
+/// host and header name).
+static CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        let token = alnum
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        let reg_name = alnum
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        let target = reg_name || matches!(b, b':' | b'@' | b'/' | b'?');
+        table[i] =
+            ((token as u8) * TOKEN) | ((reg_name as u8) * REG_NAME) | ((target as u8) * TARGET);
+        i += 1;
+    }
+    table
+};

@@ -2,7 +2,7 @@
 
 use httpd_runner_core::limits::Limits;
 use httpd_runner_core::parse::{
-    parse_head, ChunkedDecoder, Error, Framing, Method, Status, Version, EMPTY_HEADER,
+    header_slots, parse_head, ChunkedDecoder, Error, Framing, Method, Status, Version,
 };
 
 /// What a parse came to, owned so results can be compared.
@@ -24,7 +24,7 @@ enum Outcome {
 }
 
 fn parse_with(buf: &[u8], limits: &Limits) -> Outcome {
-    let mut headers = [EMPTY_HEADER; httpd_runner_core::limits::MAX_HEADERS];
+    let mut headers = header_slots();
     match parse_head(buf, &mut headers, limits) {
         Ok(Status::Partial) => Outcome::Partial,
         Err(e) => Outcome::Err(e),
@@ -588,4 +588,21 @@ fn chunked_errors() {
         decode_in_pieces(long_trailer.as_bytes(), 100, 64).map(|_| ()),
         Err(Error::HeadTooLarge)
     );
+}
+
+#[test]
+fn character_classes_match_the_rfc_sets() {
+    use httpd_runner_core::text::{is_reg_name_byte, is_target_byte, is_token_byte};
+    let alnum = |b: u8| b.is_ascii_alphanumeric();
+    let tchar = b"!#$%&'*+-.^_`|~";
+    let reg_name = b"-._~%!$&'()*+,;=";
+    let target_extra = b":@/?";
+    for b in 0..=255u8 {
+        let token = alnum(b) || tchar.contains(&b);
+        let host = alnum(b) || reg_name.contains(&b);
+        let target = host || target_extra.contains(&b);
+        assert_eq!(is_token_byte(b), token, "token byte {b:#04x}");
+        assert_eq!(is_reg_name_byte(b), host, "reg-name byte {b:#04x}");
+        assert_eq!(is_target_byte(b), target, "target byte {b:#04x}");
+    }
 }

@@ -1,8 +1,8 @@
 //! The parser on arbitrary bytes: no panic, and a complete head never claims more bytes than
 //! it was given; its path and target come from inside the buffer.
 #![no_main]
-use httpd_runner_core::limits::{Limits, MAX_HEADERS};
-use httpd_runner_core::parse::{parse_head, Status, EMPTY_HEADER};
+use httpd_runner_core::limits::Limits;
+use httpd_runner_core::parse::{header_slots, parse_head, Status};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         max_target_bytes: 1024,
         max_body_bytes: 65536,
     };
-    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    let mut headers = header_slots();
     match parse_head(data, &mut headers, &limits) {
         Ok(Status::Complete(h)) => {
             assert!(h.head_len <= data.len());

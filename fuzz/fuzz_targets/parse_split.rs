@@ -1,8 +1,8 @@
 //! The parser fed the same bytes in arbitrary pieces reaches the same outcome as when fed
 //! them whole: each prefix is Partial until the whole head is there, or fails the same way.
 #![no_main]
-use httpd_runner_core::limits::{Limits, MAX_HEADERS};
-use httpd_runner_core::parse::{parse_head, Error, Status, EMPTY_HEADER};
+use httpd_runner_core::limits::Limits;
+use httpd_runner_core::parse::{header_slots, parse_head, Error, Status};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, PartialEq)]
@@ -13,7 +13,7 @@ enum Outcome {
 }
 
 fn outcome(data: &[u8], limits: &Limits) -> Outcome {
-    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    let mut headers = header_slots();
     match parse_head(data, &mut headers, limits) {
         Ok(Status::Partial) => Outcome::Partial,
         Ok(Status::Complete(h)) => Outcome::Done(h.head_len, h.path.to_owned(), h.headers.len()),

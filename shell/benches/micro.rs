@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use httpd_runner::core::limits::{Limits, MAX_HEADERS};
-use httpd_runner::core::parse::{parse_head, ChunkedDecoder, Status, EMPTY_HEADER};
+use httpd_runner::core::limits::Limits;
+use httpd_runner::core::parse::{header_slots, parse_head, ChunkedDecoder, Status};
 use httpd_runner::core::response::{imf_fixdate, write_head, ResponseHead};
 use httpd_runner::core::ring::Ring;
 use httpd_runner::core::text::FixedBuf;
@@ -30,7 +30,7 @@ fn parsing(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("small GET", |b| {
         b.iter(|| {
-            let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+            let mut headers = header_slots();
             match parse_head(black_box(SMALL_GET), &mut headers, &limits) {
                 Ok(Status::Complete(h)) => black_box(h.head_len),
                 _ => unreachable!(),
@@ -41,7 +41,7 @@ fn parsing(c: &mut Criterion) {
     g.bench_function("1 KiB POST (head + body copy)", |b| {
         let mut body = vec![0u8; 1024];
         b.iter(|| {
-            let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+            let mut headers = header_slots();
             let Ok(Status::Complete(h)) = parse_head(black_box(&post), &mut headers, &limits)
             else {
                 unreachable!()

@@ -16,9 +16,9 @@ use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::conn::{Conn, ConnConfig, Timeout};
-use httpd_runner_core::limits::{Limits, MAX_HEADERS};
+use httpd_runner_core::limits::Limits;
 use httpd_runner_core::msg::{Done, Job, Slot};
-use httpd_runner_core::parse::{self, ChunkedDecoder, Framing, Method, Status, EMPTY_HEADER};
+use httpd_runner_core::parse::{self, header_slots, ChunkedDecoder, Framing, Method, Status};
 use httpd_runner_core::response::{
     self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN,
 };
@@ -157,7 +157,10 @@ struct State {
     conn_cfg: ConnConfig,
     now_ms: u64,
     date: [u8; DATE_LEN],
-    date_secs: u64,
+    /// Monotonic ms at which the wall clock is read again for `Date`.
+    date_refresh_ms: u64,
+    /// Microseconds since start at the last clock reading.
+    now_us: u64,
     round_robin: usize,
     shutdown_deadline_ms: Option<u64>,
 }
@@ -215,7 +218,8 @@ impl HandlerThread {
             conn_cfg: cfg.conn(),
             now_ms: 0,
             date: [0; DATE_LEN],
-            date_secs: u64::MAX,
+            date_refresh_ms: 0,
+            now_us: 0,
             round_robin: index,
             shutdown_deadline_ms: None,
         };
@@ -287,19 +291,18 @@ impl HandlerThread {
 }
 
 impl State {
+    /// Reads the monotonic clock (once per loop turn: every request of a batch shares the
+    /// reading) and the wall clock only when the `Date` second may have changed.
     fn clock(&mut self) {
-        self.now_ms = self.started.elapsed().as_millis() as u64;
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if secs != self.date_secs {
-            self.date_secs = secs;
-            self.date = imf_fixdate(secs);
+        self.now_us = self.started.elapsed().as_micros() as u64;
+        self.now_ms = self.now_us / 1000;
+        if self.now_ms >= self.date_refresh_ms {
+            let wall = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            self.date = imf_fixdate(wall.as_secs());
+            self.date_refresh_ms = self.now_ms + 1000 - u64::from(wall.subsec_millis());
         }
-    }
-
-    fn now_us(&self) -> u64 {
-        self.started.elapsed().as_micros() as u64
     }
 
     /// Takes a new connection from the listener.
@@ -482,7 +485,7 @@ impl State {
         let limits = self.limits;
         let c = &mut self.conns[idx as usize];
         let raw = &c.rbuf[c.rstart..c.rend];
-        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = header_slots();
         let head = match parse::parse_head(raw, &mut headers, &limits) {
             Ok(Status::Complete(head)) => head,
             Ok(Status::Partial) => {
@@ -652,7 +655,7 @@ impl State {
 
     /// A request is complete: send it to a runner or answer it here.
     fn finish(&mut self, idx: u32, slot: &'static mut Slot<'static>, action: Action) {
-        slot.ticket.started_us = self.now_us();
+        slot.ticket.started_us = self.now_us;
         match action {
             Action::Run => self.dispatch(slot),
             Action::Health => self.local(slot, 200, None, |body| {
@@ -834,7 +837,7 @@ impl State {
         }
         self.metrics.requests[usize::from(t.route)][code_index(status)].inc();
         self.metrics
-            .observe_service_us(self.started.elapsed().as_micros() as u64 - t.started_us);
+            .observe_service_us(self.now_us.saturating_sub(t.started_us));
         if let Err(Out::Slot(slot)) = c.core.complete(self.now_ms, t.seq, Out::Slot(slot), false) {
             self.free_slots.push(slot);
             return;
