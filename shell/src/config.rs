@@ -89,7 +89,8 @@ pub struct Config {
     #[arg(long, env = "HTTPD_RUNNER_HANDLERS", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub handlers: Option<u16>,
 
-    /// Runner threads (each pinned to its own core). [default: available cores]
+    /// Runner threads, pinned to cores 0, 1, ... [default: available cores minus handler
+    /// threads, at least 1, so that handlers keep a core of their own]
     #[arg(long, env = "HTTPD_RUNNER_RUNNERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub runners: Option<u16>,
 
@@ -162,7 +163,14 @@ impl Config {
     /// Runner threads to start.
     #[must_use]
     pub fn runner_count(&self) -> usize {
-        self.runners.map_or_else(available_cores, usize::from)
+        self.runners.map_or_else(
+            || {
+                available_cores()
+                    .saturating_sub(self.handler_count())
+                    .max(1)
+            },
+            usize::from,
+        )
     }
 
     /// Whether runners are pinned.
@@ -248,5 +256,10 @@ mod tests {
         let c = Config::try_parse_from(["x", "--no-pin", "--runners", "3"]).unwrap();
         assert!(!c.pinning());
         assert_eq!(c.runner_count(), 3);
+        let cores = available_cores();
+        let c = Config::try_parse_from(["x", "--handlers", "1"]).unwrap();
+        assert_eq!(c.runner_count(), cores.saturating_sub(1).max(1));
+        let c = Config::try_parse_from(["x", "--handlers", "64"]).unwrap();
+        assert_eq!(c.runner_count(), 1);
     }
 }

@@ -40,6 +40,10 @@ pub(crate) const WAKE: Token = Token(usize::MAX - 1);
 /// How often deadlines are checked (the granularity of every timeout).
 const TICK: Duration = Duration::from_millis(100);
 
+/// How long a handler with nothing else to do waits for runners' answers before it sleeps
+/// (only while their recent service time is below this).
+const AWAIT_RUNNERS: Duration = Duration::from_micros(50);
+
 /// Most `writev` parts per call (two per response: head and body).
 const MAX_IOV: usize = 64;
 
@@ -149,6 +153,10 @@ struct State {
     dirty: Vec<u32>,
     /// Jobs out at each runner.
     in_flight: Vec<usize>,
+    /// Jobs out at all runners.
+    jobs_out: usize,
+    /// Moving average of runner service time (dispatch to completion), µs.
+    service_avg_us: u64,
     wake_runner: Vec<bool>,
     jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
     started: Instant,
@@ -211,6 +219,8 @@ impl HandlerThread {
             retry: VecDeque::with_capacity(per_handler),
             dirty: Vec::with_capacity(per_handler),
             in_flight: vec![0; runners],
+            jobs_out: 0,
+            service_avg_us: u64::MAX,
             wake_runner: vec![false; runners],
             jobs,
             started: shared.started,
@@ -257,7 +267,7 @@ impl HandlerThread {
                 shared.shutdown.handler_done();
                 return Ok(());
             }
-            let timeout = if work {
+            let timeout = if work || st.await_runners(&done) {
                 Duration::ZERO
             } else {
                 bell.prepare_sleep();
@@ -302,6 +312,28 @@ impl State {
                 .unwrap_or_default();
             self.date = imf_fixdate(wall.as_secs());
             self.date_refresh_ms = self.now_ms + 1000 - u64::from(wall.subsec_millis());
+        }
+    }
+
+    /// With nothing else to do but jobs out at runners that usually answer within
+    /// [`AWAIT_RUNNERS`], waits for their answers here instead of sleeping in `poll`: the
+    /// answers come back without an eventfd write by the runner and an `epoll_wait` wake-up
+    /// here. Yields between checks, so a runner sharing this core gets it at once. Returns
+    /// whether an answer arrived (sockets are looked at again either way).
+    fn await_runners(&self, done: &[Consumer<'static, Done<'static>, RING_SLOTS>]) -> bool {
+        let limit = AWAIT_RUNNERS.as_micros() as u64;
+        if self.jobs_out == 0 || self.service_avg_us > limit {
+            return false;
+        }
+        let until = self.started.elapsed() + AWAIT_RUNNERS;
+        loop {
+            if done.iter().any(|r| !r.is_empty()) {
+                return true;
+            }
+            if self.started.elapsed() >= until {
+                return false;
+            }
+            std::thread::yield_now();
         }
     }
 
@@ -743,6 +775,7 @@ impl State {
         match self.jobs[r].push(slot) {
             Ok(()) => {
                 self.in_flight[r] += 1;
+                self.jobs_out += 1;
                 self.shared.metrics.depth[self.index * runners + r].inc();
                 self.wake_runner[r] = true;
             }
@@ -780,7 +813,14 @@ impl State {
     fn runner_done(&mut self, slot: &'static mut Slot<'static>) {
         let r = slot.ticket.runner as usize;
         self.in_flight[r] -= 1;
+        self.jobs_out -= 1;
         self.shared.metrics.depth[self.index * self.jobs.len() + r].sub(1);
+        let service_us = self.now_us.saturating_sub(slot.ticket.started_us);
+        self.service_avg_us = if self.service_avg_us == u64::MAX {
+            service_us
+        } else {
+            (self.service_avg_us * 7 + service_us) / 8
+        };
         self.complete(slot);
     }
 
