@@ -606,3 +606,24 @@ fn character_classes_match_the_rfc_sets() {
         assert_eq!(is_target_byte(b), target, "target byte {b:#04x}");
     }
 }
+
+#[test]
+fn nul_or_bare_cr_anywhere_in_a_field_value_is_refused() {
+    // Every offset inside the value, so the byte lands in every position of the scanner's
+    // eight-byte words and in the tail.
+    let value = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    for at in 0..value.len() {
+        for (bad, want) in [(0u8, Error::Nul), (b'\r', Error::BareCr)] {
+            let mut v = value.to_vec();
+            v[at] = bad;
+            let mut req = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+            req.extend_from_slice(&v);
+            req.extend_from_slice(b"\r\n\r\n");
+            let got = parse_with(&req, &Limits::default());
+            assert!(
+                matches!(got, Outcome::Err(e) if e == want),
+                "byte {bad:#04x} at {at}: {got:?}"
+            );
+        }
+    }
+}

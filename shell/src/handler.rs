@@ -11,7 +11,7 @@
 //! by reference, and returns to the free list once its response is written.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -422,15 +422,24 @@ impl State {
                 framing: BodyFraming::Length(left),
                 ..
             }) if body_direct => {
+                // The rest of the body goes straight into the slot; whatever follows it (a
+                // pipelined request) lands in the empty read buffer in the same call, so a
+                // short count still proves the socket drained.
                 let spare = slot.request.body.spare_mut();
                 let n = (*left).min(spare.len());
-                Some((stream.read(&mut spare[..n]), n))
+                c.rstart = 0;
+                c.rend = 0;
+                let mut bufs = [
+                    IoSliceMut::new(&mut spare[..n]),
+                    IoSliceMut::new(&mut c.rbuf[..]),
+                ];
+                Some((stream.read_vectored(&mut bufs), n + c.rbuf.len(), n))
             }
             _ => None,
         };
-        let is_direct = direct.is_some();
-        let (result, asked) = if let Some(direct) = direct {
-            direct
+        let direct_body = direct.as_ref().map(|d| d.2);
+        let (result, asked) = if let Some((result, asked, _)) = direct {
+            (result, asked)
         } else {
             if c.rstart == c.rend {
                 c.rstart = 0;
@@ -461,17 +470,19 @@ impl State {
                     // skipped (one system call less per request).
                     c.readable = false;
                 }
-                if is_direct {
+                if let Some(body_room) = direct_body {
                     let now = self.now_ms;
+                    let to_body = n.min(body_room);
                     if let Some(BodyRead {
                         slot,
                         framing: BodyFraming::Length(left),
                         ..
                     }) = &mut c.body
                     {
-                        slot.request.body.advance(n);
-                        *left -= n;
+                        slot.request.body.advance(to_body);
+                        *left -= to_body;
                     }
+                    c.rend = n - to_body;
                     c.core.on_data(now);
                 } else {
                     c.rend += n;

@@ -8,7 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
@@ -80,6 +80,7 @@ impl RunnerThread {
         let metrics = &self.shared.metrics.runners[self.index];
         ready();
         let mut idle = 0u32;
+        let spin = Duration::from_micros(u64::from(self.shared.cfg.spin_us));
         loop {
             let mut did = false;
             for ((jobs, done), woke) in self.jobs.iter_mut().zip(&mut self.done).zip(&mut woke) {
@@ -112,6 +113,10 @@ impl RunnerThread {
                 std::hint::spin_loop();
                 continue;
             }
+            if !spin.is_zero() && self.poll_for(spin) {
+                idle = 0;
+                continue;
+            }
             bell.prepare_sleep();
             if self.jobs.iter().all(Consumer::is_empty) {
                 // The timeout is a safety net only: pushes and shutdown unpark us.
@@ -119,6 +124,24 @@ impl RunnerThread {
             }
             bell.awake();
         }
+    }
+}
+
+impl RunnerThread {
+    /// `--spin-us`: polls the input rings for up to `window`, yielding the core between checks
+    /// (so a thread sharing it runs at once). Returns whether a job arrived.
+    fn poll_for(&self, window: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < window {
+            if self.jobs.iter().any(|r| !r.is_empty()) {
+                return true;
+            }
+            if self.shared.shutdown.is_requested() {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        false
     }
 }
 

@@ -51,6 +51,20 @@ fn one_byte_over_the_limit_is_413_and_closed() {
 fn a_thousand_requests_on_one_connection() {
     let _g = serial();
     let server = Server::start(&[]);
+    thousand_requests(&server);
+}
+
+#[test]
+fn polling_runners_serve_and_stop_like_sleeping_ones() {
+    let _g = serial();
+    let mut server = Server::start(&["--spin-us", "200", "--runners", "2", "--no-pin"]);
+    thousand_requests(&server);
+    let (status, took) = server.shutdown();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+fn thousand_requests(server: &Server) {
     let mut c = server.connect();
     for i in 0..1000 {
         let body = format!("request {i}");
