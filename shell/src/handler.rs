@@ -149,6 +149,8 @@ struct State {
     free_slots: Vec<&'static mut Slot<'static>>,
     /// Connections that stopped for want of a slot or of pipeline room, oldest first.
     retry: VecDeque<u32>,
+    /// A connection from `retry` is being served (it may take a slot ahead of newer ones).
+    retrying: bool,
     /// Connections with responses to write.
     dirty: Vec<u32>,
     /// Jobs out at each runner.
@@ -217,6 +219,7 @@ impl HandlerThread {
             free_conns: (0..per_handler as u32).rev().collect(),
             free_slots: slots,
             retry: VecDeque::with_capacity(per_handler),
+            retrying: false,
             dirty: Vec::with_capacity(per_handler),
             in_flight: vec![0; runners],
             jobs_out: 0,
@@ -251,8 +254,9 @@ impl HandlerThread {
                     work = true;
                 }
             }
-            st.retry_waiting(poll.registry());
+            // Flush first: slots it frees go to the connections queued for one.
             st.flush_dirty(poll.registry());
+            st.retry_waiting(poll.registry());
             st.wake_runners();
             // Connections waiting for their next turn must not wait for a poll timeout; those
             // waiting for a slot are retried when a runner hands one back (which wakes us).
@@ -386,6 +390,20 @@ impl State {
             if self.discard_input(idx) {
                 self.close_now(idx, registry);
             }
+            return;
+        }
+        // First come, first served: while connections wait for slots, a newly readable one
+        // joins the end of the queue instead of taking a slot the queue is owed. Its bytes
+        // wait in the kernel until its turn (no read, no parse twice).
+        let c = &self.conns[idx as usize];
+        if !self.retrying
+            && !c.queued
+            && c.body.is_none()
+            && self.retry.len() >= self.free_slots.len()
+            && !self.retry.is_empty()
+        {
+            self.enqueue_retry(idx);
+            self.flush(idx, registry);
             return;
         }
         let mut reads = 0;
@@ -946,7 +964,9 @@ impl State {
                 break;
             };
             self.conns[idx as usize].queued = false;
+            self.retrying = true;
             self.drive(idx, registry);
+            self.retrying = false;
         }
     }
 
