@@ -159,6 +159,8 @@ struct State {
     jobs_out: usize,
     /// Moving average of runner service time (dispatch to completion), µs.
     service_avg_us: u64,
+    /// The last wait for runners ran out; no more waiting until an answer arrives.
+    await_ran_out: bool,
     wake_runner: Vec<bool>,
     jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
     started: Instant,
@@ -224,6 +226,7 @@ impl HandlerThread {
             in_flight: vec![0; runners],
             jobs_out: 0,
             service_avg_us: u64::MAX,
+            await_ran_out: false,
             wake_runner: vec![false; runners],
             jobs,
             started: shared.started,
@@ -323,10 +326,12 @@ impl State {
     /// [`AWAIT_RUNNERS`], waits for their answers here instead of sleeping in `poll`: the
     /// answers come back without an eventfd write by the runner and an `epoll_wait` wake-up
     /// here. Yields between checks, so a runner sharing this core gets it at once. Returns
-    /// whether an answer arrived (sockets are looked at again either way).
-    fn await_runners(&self, done: &[Consumer<'static, Done<'static>, RING_SLOTS>]) -> bool {
+    /// whether an answer arrived (sockets are looked at again either way). After a wait that
+    /// ran out, the next one waits for an answer to arrive first, so a runner busy with a
+    /// long job costs one wasted wait, not one per loop turn.
+    fn await_runners(&mut self, done: &[Consumer<'static, Done<'static>, RING_SLOTS>]) -> bool {
         let limit = AWAIT_RUNNERS.as_micros() as u64;
-        if self.jobs_out == 0 || self.service_avg_us > limit {
+        if self.jobs_out == 0 || self.service_avg_us > limit || self.await_ran_out {
             return false;
         }
         let until = self.started.elapsed() + AWAIT_RUNNERS;
@@ -335,6 +340,7 @@ impl State {
                 return true;
             }
             if self.started.elapsed() >= until {
+                self.await_ran_out = true;
                 return false;
             }
             std::thread::yield_now();
@@ -843,6 +849,7 @@ impl State {
         let r = slot.ticket.runner as usize;
         self.in_flight[r] -= 1;
         self.jobs_out -= 1;
+        self.await_ran_out = false;
         self.shared.metrics.depth[self.index * self.jobs.len() + r].sub(1);
         let service_us = self.now_us.saturating_sub(slot.ticket.started_us);
         self.service_avg_us = if self.service_avg_us == u64::MAX {
