@@ -125,9 +125,7 @@ impl RunnerThread {
             bell.awake();
         }
     }
-}
 
-impl RunnerThread {
     /// `--spin-us`: polls the input rings for up to `window`, yielding the core between checks
     /// (so a thread sharing it runs at once). Returns whether a job arrived.
     fn poll_for(&self, window: Duration) -> bool {
