@@ -155,8 +155,6 @@ struct State {
     dirty: Vec<u32>,
     /// Jobs out at each runner.
     in_flight: Vec<usize>,
-    /// Jobs out at all runners.
-    jobs_out: usize,
     /// Moving average of runner service time (dispatch to completion), µs.
     service_avg_us: u64,
     /// The last wait for runners ran out; no more waiting until an answer arrives.
@@ -224,7 +222,6 @@ impl HandlerThread {
             retrying: false,
             dirty: Vec::with_capacity(per_handler),
             in_flight: vec![0; runners],
-            jobs_out: 0,
             service_avg_us: u64::MAX,
             await_ran_out: false,
             wake_runner: vec![false; runners],
@@ -331,7 +328,10 @@ impl State {
     /// long job costs one wasted wait, not one per loop turn.
     fn await_runners(&mut self, done: &[Consumer<'static, Done<'static>, RING_SLOTS>]) -> bool {
         let limit = AWAIT_RUNNERS.as_micros() as u64;
-        if self.jobs_out == 0 || self.service_avg_us > limit || self.await_ran_out {
+        if self.service_avg_us > limit
+            || self.await_ran_out
+            || self.in_flight.iter().all(|&n| n == 0)
+        {
             return false;
         }
         let until = self.started.elapsed() + AWAIT_RUNNERS;
@@ -810,7 +810,6 @@ impl State {
         match self.jobs[r].push(slot) {
             Ok(()) => {
                 self.in_flight[r] += 1;
-                self.jobs_out += 1;
                 self.shared.metrics.depth[self.index * runners + r].inc();
                 self.wake_runner[r] = true;
             }
@@ -848,7 +847,6 @@ impl State {
     fn runner_done(&mut self, slot: &'static mut Slot<'static>) {
         let r = slot.ticket.runner as usize;
         self.in_flight[r] -= 1;
-        self.jobs_out -= 1;
         self.await_ran_out = false;
         self.shared.metrics.depth[self.index * self.jobs.len() + r].sub(1);
         let service_us = self.now_us.saturating_sub(slot.ticket.started_us);
