@@ -67,6 +67,12 @@ const NO_RUNNER: u16 = u16::MAX;
 /// Size of a connection's buffer for its final error response.
 const INLINE_BYTES: usize = 512;
 
+/// After a request whose body did not fit in the read buffer, the next read of a head asks for
+/// this much only: a request like it leaves the head plus a few KiB in the read buffer (copied
+/// into the slot) and its body goes straight into the slot. Asking for the whole read buffer
+/// would read (then copy) as much body as fits, for the same number of system calls.
+const HEAD_READ_AFTER_LARGE_BODY: usize = 4096;
+
 /// A response waiting in a connection's queue.
 #[derive(Debug)]
 enum Out {
@@ -124,6 +130,9 @@ struct Connection {
     dirty: bool,
     /// Lingering close: our side is shut, input is discarded until EOF or this time (ms).
     linger_until: Option<u64>,
+    /// Bytes to ask for when reading into an empty buffer: the whole buffer, or
+    /// [`HEAD_READ_AFTER_LARGE_BODY`] after a large length-framed body.
+    head_read: usize,
 }
 
 /// Everything one handler thread owns.
@@ -208,6 +217,7 @@ impl HandlerThread {
                 queued: false,
                 dirty: false,
                 linger_until: None,
+                head_read: 0,
             });
         }
         let runners = jobs.len();
@@ -384,6 +394,7 @@ impl State {
         c.readable = true;
         c.peer_eof = false;
         c.linger_until = None;
+        c.head_read = c.rbuf.len();
         self.drive(idx, registry);
     }
 
@@ -476,8 +487,13 @@ impl State {
             if c.rend == c.rbuf.len() {
                 return false;
             }
-            let asked = c.rbuf.len() - c.rend;
-            (stream.read(&mut c.rbuf[c.rend..]), asked)
+            let end = if c.rend == 0 {
+                c.head_read.clamp(1, c.rbuf.len())
+            } else {
+                c.rbuf.len()
+            };
+            let asked = end - c.rend;
+            (stream.read(&mut c.rbuf[c.rend..end]), asked)
         };
         match result {
             Ok(0) => {
@@ -610,6 +626,10 @@ impl State {
         slot.ticket.runner = NO_RUNNER;
         let expect_continue = head.expect_continue;
         c.rstart += head.head_len;
+        c.head_read = match head.framing {
+            Framing::Length(n) if n >= c.rbuf.len() => HEAD_READ_AFTER_LARGE_BODY,
+            _ => c.rbuf.len(),
+        };
         let framing = match head.framing {
             Framing::None => None,
             Framing::Length(n) => Some(BodyFraming::Length(n)),

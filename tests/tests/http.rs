@@ -91,6 +91,49 @@ fn pipelining_depth_is_bounded_and_nothing_is_lost() {
 }
 
 #[test]
+fn large_bodies_then_large_heads_on_one_connection() {
+    // After a body larger than the read buffer the next head is read with a smaller request;
+    // a head larger than that (and a body behind it, or pipelined requests) must still arrive
+    // whole, whether the client waits for each answer or sends everything at once.
+    let _g = serial();
+    let server = Server::start(&[]);
+    let big = body_of(100 * 1024);
+    let pad = "p".repeat(9000);
+    let padded = format!("GET /run HTTP/1.1\r\nHost: t\r\nX-Pad: {pad}\r\n\r\n");
+    let mut padded_post = format!(
+        "POST /run HTTP/1.1\r\nHost: t\r\nX-Pad: {pad}\r\nContent-Length: {}\r\n\r\n",
+        big.len()
+    )
+    .into_bytes();
+    padded_post.extend_from_slice(&big);
+    let sequence: [(&[u8], &[u8]); 5] = [
+        (&post("/run", &big), &big),
+        (padded.as_bytes(), b""),
+        (&post("/run", &big[..70_000]), &big[..70_000]),
+        (&padded_post, &big),
+        (&post("/run", b"small"), b"small"),
+    ];
+    let mut c = server.connect();
+    for (i, (request, body)) in sequence.iter().enumerate() {
+        c.send(request);
+        let r = c.read_response();
+        assert_eq!((r.status, r.body.len()), (200, body.len()), "request {i}");
+        assert!(r.body == *body, "request {i}: body differs");
+    }
+    let mut all = Vec::new();
+    for (request, _) in &sequence {
+        all.extend_from_slice(request);
+    }
+    c.send(&all);
+    for (i, (_, body)) in sequence.iter().enumerate() {
+        let r = c.read_response();
+        assert_eq!((r.status, r.body.len()), (200, body.len()), "pipelined {i}");
+        assert!(r.body == *body, "pipelined {i}: body differs");
+    }
+    assert!(c.is_open_after(Duration::from_millis(100)));
+}
+
+#[test]
 fn chunked_bodies_are_decoded_and_bad_chunks_refused() {
     let _g = serial();
     let server = Server::start(&[]);
