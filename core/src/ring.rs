@@ -133,6 +133,7 @@ impl<T, const N: usize> Ring<T, N> {
             Producer {
                 ring,
                 tail,
+                published: tail,
                 cached_head: head,
                 _not_sync: PhantomData,
             },
@@ -172,8 +173,10 @@ impl<T, const N: usize> Drop for Ring<T, N> {
 /// The writing half of a [`Ring`]. `Send`, not `Sync`, not `Clone`.
 pub struct Producer<'r, T, const N: usize> {
     ring: &'r Ring<T, N>,
-    /// Our own copy of `ring.tail` (we are its only writer).
+    /// The next position to write; runs ahead of `ring.tail` while values are staged.
     tail: usize,
+    /// What `ring.tail` holds (we are its only writer): the consumer sees `[head, published)`.
+    published: usize,
     /// The consumer's `head` as last seen; may lag behind, which only makes us think the ring
     /// is fuller than it is until we reload it.
     cached_head: usize,
@@ -190,12 +193,29 @@ impl<T, const N: usize> core::fmt::Debug for Producer<'_, T, N> {
 }
 
 impl<T, const N: usize> Producer<'_, T, N> {
-    /// Appends `value`, or hands it back in `Err` when the ring is full.
+    /// Appends `value` and publishes it (with anything [staged](Self::stage) before it), or
+    /// hands it back in `Err` when the ring is full.
     ///
     /// # Errors
     /// `Err(value)` when the consumer has not yet made room.
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), T> {
+        self.stage(value)?;
+        self.published = self.tail;
+        // Release: as in `publish`.
+        self.ring.tail.0.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes `value` into the ring without showing it to the consumer yet: it becomes
+    /// visible, with every value staged before it, at the next [`publish`](Self::publish) or
+    /// [`push`](Self::push), or when the producer is dropped. A batch then crosses with one
+    /// index store, and the consumer's first look finds all of it.
+    ///
+    /// # Errors
+    /// `Err(value)` when the ring is full (staged values count as written).
+    #[inline]
+    pub fn stage(&mut self, value: T) -> Result<(), T> {
         if distance::<N>(self.cached_head, self.tail) == N {
             // Acquire pairs with the consumer's Release store of `head` in `pop`: the reads of
             // the slots it freed are complete before we write them again.
@@ -205,16 +225,31 @@ impl<T, const N: usize> Producer<'_, T, N> {
             }
         }
         self.ring.buf[slot::<N>(self.tail)].with_mut(|p| {
-            // SAFETY: the slot at `tail` is outside [head, tail), so the consumer will not read
-            // it until we publish it below, and the Acquire above ordered any earlier read of it
-            // before this write. It holds no live value, so nothing is leaked by overwriting.
+            // SAFETY: the slot at `tail` is outside [head, published), so the consumer will not
+            // read it until `publish` stores a position past it, and the Acquire above ordered
+            // any earlier read of it before this write. It holds no live value, so nothing is
+            // leaked by overwriting.
             unsafe { (*p).write(value) };
         });
         self.tail = increment::<N>(self.tail);
-        // Release pairs with the consumer's Acquire load of `tail` in `pop`/`is_empty`:
-        // the value written above is visible to a consumer that sees this position.
-        self.ring.tail.0.store(self.tail, Ordering::Release);
         Ok(())
+    }
+
+    /// Shows every staged value to the consumer (one store; nothing when none is staged).
+    #[inline]
+    pub fn publish(&mut self) {
+        if self.published != self.tail {
+            self.published = self.tail;
+            // Release pairs with the consumer's Acquire load of `tail` in `pop`/`is_empty`:
+            // the values written before this store are visible to a consumer that sees it.
+            self.ring.tail.0.store(self.tail, Ordering::Release);
+        }
+    }
+
+    /// How many values are staged and not yet published.
+    #[must_use]
+    pub fn staged(&self) -> usize {
+        distance::<N>(self.published, self.tail)
     }
 
     /// How many values can be pushed right now (at least; the consumer may free more).
@@ -225,7 +260,8 @@ impl<T, const N: usize> Producer<'_, T, N> {
         N - distance::<N>(head, self.tail)
     }
 
-    /// How many values wait in the ring (at most; the consumer may have taken some).
+    /// How many values wait in the ring, staged ones included (at most; the consumer may have
+    /// taken some).
     #[must_use]
     pub fn len(&self) -> usize {
         N - self.free()
@@ -235,6 +271,13 @@ impl<T, const N: usize> Producer<'_, T, N> {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl<T, const N: usize> Drop for Producer<'_, T, N> {
+    /// Publishes what is staged, so the consumer (or the ring's own drop) still gets it.
+    fn drop(&mut self) {
+        self.publish();
     }
 }
 

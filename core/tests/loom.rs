@@ -57,6 +57,41 @@ fn capacity_4_fills_and_drains() {
 }
 
 #[test]
+fn staged_batches_arrive_whole_and_in_order() {
+    // The producer stages two values per batch and publishes once; the consumer must see each
+    // batch complete (never a value without the one staged before it) and in order.
+    loom::model(|| {
+        let ring: &'static mut Ring<usize, 4> = Box::leak(Box::new(Ring::new()));
+        let (mut tx, mut rx) = ring.split();
+        let producer = thread::spawn(move || {
+            for batch in 0..2 {
+                while tx.free() < 2 {
+                    thread::yield_now();
+                }
+                tx.stage(2 * batch).unwrap();
+                tx.stage(2 * batch + 1).unwrap();
+                tx.publish();
+            }
+        });
+        let mut next = 0;
+        while next < 4 {
+            if next % 2 == 0 {
+                assert!(rx.len() % 2 == 0, "a batch is seen whole or not at all");
+            }
+            match rx.pop() {
+                Some(v) => {
+                    assert_eq!(v, next);
+                    next += 1;
+                }
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(rx.pop(), None);
+    });
+}
+
+#[test]
 fn full_push_hands_back_and_empty_pop_is_none() {
     loom::model(|| {
         let ring: &'static mut Ring<Box<u32>, 2> = Box::leak(Box::new(Ring::new()));

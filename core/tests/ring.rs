@@ -67,6 +67,56 @@ fn dropping_the_ring_drops_what_is_left_once() {
 }
 
 #[test]
+fn staged_values_wait_for_publish_and_count_toward_full() {
+    let mut ring = Ring::<u32, 4>::new();
+    let (mut tx, mut rx) = ring.split();
+    tx.stage(0).unwrap();
+    tx.stage(1).unwrap();
+    assert_eq!(tx.staged(), 2);
+    assert_eq!(rx.pop(), None, "staged values are invisible");
+    assert!(rx.is_empty());
+    tx.publish();
+    assert_eq!(tx.staged(), 0);
+    assert_eq!(rx.len(), 2);
+    tx.stage(2).unwrap();
+    tx.stage(3).unwrap();
+    assert_eq!(tx.stage(4), Err(4), "staged values take room");
+    assert_eq!([rx.pop(), rx.pop(), rx.pop()], [Some(0), Some(1), None]);
+    tx.stage(4).unwrap();
+    // `push` publishes what was staged before it, in order.
+    tx.push(5).unwrap();
+    assert_eq!(
+        [rx.pop(), rx.pop(), rx.pop(), rx.pop(), rx.pop()],
+        [Some(2), Some(3), Some(4), Some(5), None]
+    );
+    tx.publish();
+    assert_eq!(rx.pop(), None, "publishing nothing shows nothing");
+}
+
+static STAGED_DROPS: AtomicUsize = AtomicUsize::new(0);
+struct StagedCounted(u8);
+impl Drop for StagedCounted {
+    fn drop(&mut self) {
+        STAGED_DROPS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn dropping_the_producer_publishes_what_it_staged() {
+    {
+        let mut ring = Ring::<StagedCounted, 4>::new();
+        let (mut tx, mut rx) = ring.split();
+        assert!(tx.stage(StagedCounted(7)).is_ok());
+        assert!(tx.stage(StagedCounted(8)).is_ok());
+        drop(tx);
+        assert_eq!(rx.pop().map(|v| v.0), Some(7));
+        assert_eq!(STAGED_DROPS.load(Ordering::Relaxed), 1);
+    }
+    // The one left in the ring is dropped with it, not leaked.
+    assert_eq!(STAGED_DROPS.load(Ordering::Relaxed), 2);
+}
+
+#[test]
 fn static_ring_through_a_const_constructor() {
     static mut RING: Ring<u64, 8> = Ring::new();
     // SAFETY: this test is the only user of RING and takes one &mut to it.

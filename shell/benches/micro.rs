@@ -96,36 +96,51 @@ fn response_head(c: &mut Criterion) {
     g.finish();
 }
 
+/// Sends `iters` values to a consumer thread, publishing every `batch` staged values (or
+/// when the ring is full). Returns the producer's time.
+fn hand_off(iters: u64, batch: u64) -> Duration {
+    let mut ring = Ring::<u64, 1024>::new();
+    let (mut tx, mut rx) = ring.split();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut got = 0;
+            while got < iters {
+                if rx.pop().is_some() {
+                    got += 1;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        let start = Instant::now();
+        for i in 0..iters {
+            let mut v = i;
+            while let Err(back) = tx.stage(v) {
+                v = back;
+                tx.publish();
+                std::hint::spin_loop();
+            }
+            if (i + 1) % batch == 0 {
+                tx.publish();
+            }
+        }
+        tx.publish();
+        start.elapsed()
+    })
+}
+
 fn rings(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring");
     g.throughput(Throughput::Elements(1));
     g.bench_function("hand-off to another thread (messages/s)", |b| {
-        b.iter_custom(|iters| {
-            let mut ring = Ring::<u64, 1024>::new();
-            let (mut tx, mut rx) = ring.split();
-            std::thread::scope(|s| {
-                s.spawn(move || {
-                    let mut got = 0;
-                    while got < iters {
-                        if rx.pop().is_some() {
-                            got += 1;
-                        } else {
-                            std::hint::spin_loop();
-                        }
-                    }
-                });
-                let start = Instant::now();
-                for i in 0..iters {
-                    let mut v = i;
-                    while let Err(back) = tx.push(v) {
-                        v = back;
-                        std::hint::spin_loop();
-                    }
-                }
-                start.elapsed()
-            })
-        });
+        b.iter_custom(|iters| hand_off(iters, 1));
     });
+    g.bench_function(
+        "hand-off in batches of 16, one publish each (messages/s)",
+        |b| {
+            b.iter_custom(|iters| hand_off(iters, 16));
+        },
+    );
     g.bench_function("round trip through two rings", |b| {
         b.iter_custom(|iters| {
             let mut there = Ring::<u64, 8>::new();

@@ -440,7 +440,16 @@ impl State {
                 break;
             }
         }
+        self.publish_jobs();
         self.flush(idx, registry);
+    }
+
+    /// Publishes the jobs staged for each runner (one store per ring that has any). The
+    /// runners are woken, if asleep, once per loop turn by [`wake_runners`](Self::wake_runners).
+    fn publish_jobs(&mut self) {
+        for ring in &mut self.jobs {
+            ring.publish();
+        }
     }
 
     /// One `read` into the connection's buffer, or straight into the body slot when a
@@ -827,7 +836,9 @@ impl State {
         if self.in_flight[r] >= self.shared.cfg.ring_capacity as usize {
             return self.shed(slot);
         }
-        match self.jobs[r].push(slot) {
+        // Staged, not yet published: everything one read brought in crosses to the runner with
+        // one index store at the end of `drive` (`publish_jobs`).
+        match self.jobs[r].stage(slot) {
             Ok(()) => {
                 self.in_flight[r] += 1;
                 self.shared.metrics.depth[self.index * runners + r].inc();
@@ -856,6 +867,9 @@ impl State {
     }
 
     fn wake_runners(&mut self) {
+        // Publish before the wake check: a runner that finds its ring empty after we see it
+        // asleep would sleep through the jobs (see `wake`).
+        self.publish_jobs();
         for (r, w) in self.wake_runner.iter_mut().enumerate() {
             if std::mem::take(w) && self.shared.runner_bells[r].should_wake() {
                 self.shared.shutdown.wake_runner(r);
