@@ -344,14 +344,21 @@ impl State {
         {
             return false;
         }
-        let until = self.started.elapsed() + AWAIT_RUNNERS;
+        let start = self.started.elapsed();
+        let until = start + AWAIT_RUNNERS;
+        self.metrics.awaits.inc();
         loop {
-            if done.iter().any(|r| !r.is_empty()) {
-                return true;
-            }
-            if self.started.elapsed() >= until {
-                self.await_ran_out = true;
-                return false;
+            let answered = done.iter().any(|r| !r.is_empty());
+            let now = self.started.elapsed();
+            if answered || now >= until {
+                self.metrics
+                    .await_us
+                    .add(now.saturating_sub(start).as_micros() as u64);
+                if !answered {
+                    self.await_ran_out = true;
+                    self.metrics.awaits_ran_out.inc();
+                }
+                return answered;
             }
             std::thread::yield_now();
         }

@@ -86,6 +86,12 @@ pub struct HandlerMetrics {
     pub closed: Counter,
     /// Requests answered 503 because a runner's queue was full.
     pub shed: Counter,
+    /// Times the handler waited for quick runners (yielding) instead of sleeping.
+    pub awaits: Counter,
+    /// Of those, waits that ran out with no answer (then it slept).
+    pub awaits_ran_out: Counter,
+    /// Microseconds spent in those waits.
+    pub await_us: Counter,
     /// Timeouts by kind.
     pub timeouts: [Counter; TIMEOUTS.len()],
     /// Parse errors by kind.
@@ -247,6 +253,27 @@ impl Metrics {
             "shed_total",
             "Requests answered 503 because a runner queue was full.",
             self.sum(|h| h.shed.get()),
+        )?;
+        counter(
+            out,
+            p,
+            "runner_awaits_total",
+            "Times a handler waited for quick runners' answers (yielding its core) instead of sleeping.",
+            self.sum(|h| h.awaits.get()),
+        )?;
+        counter(
+            out,
+            p,
+            "runner_awaits_ran_out_total",
+            "Waits for runners that ran out with no answer (the handler then slept).",
+            self.sum(|h| h.awaits_ran_out.get()),
+        )?;
+        let await_us = self.sum(|h| h.await_us.get());
+        writeln!(
+            out,
+            "# HELP {p}_runner_await_seconds_total Time handlers spent waiting for runners' answers instead of sleeping.\n# TYPE {p}_runner_await_seconds_total counter\n{p}_runner_await_seconds_total {}.{:06}",
+            await_us / 1_000_000,
+            await_us % 1_000_000
         )?;
         writeln!(out, "# HELP {p}_runner_jobs_total Jobs run, per runner.\n# TYPE {p}_runner_jobs_total counter")?;
         for (i, r) in self.runners.iter().enumerate() {

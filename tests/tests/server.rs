@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use httpd_runner_tests::{body_of, post, serial, Client, Server};
+use httpd_runner_tests::{body_of, metric_in, post, serial, Client, Server};
 
 #[test]
 fn echoes_bodies_byte_for_byte() {
@@ -51,7 +51,38 @@ fn one_byte_over_the_limit_is_413_and_closed() {
 fn a_thousand_requests_on_one_connection() {
     let _g = serial();
     let server = Server::start(&[]);
+    let started = std::time::Instant::now();
     thousand_requests(&server);
+    let took = started.elapsed().as_secs_f64();
+    // Echo answers in microseconds, so the handler waited for answers instead of sleeping;
+    // the wait is accounted for.
+    let m = server.metrics();
+    let awaits = metric_in(&m, "httpd_runner_runner_awaits_total", "");
+    let ran_out = metric_in(&m, "httpd_runner_runner_awaits_ran_out_total", "");
+    assert!(awaits > 0, "no waits for a quick runner:\n{m}");
+    assert!(ran_out <= awaits);
+    let seconds: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("httpd_runner_runner_await_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("await seconds reported");
+    assert!(
+        seconds > 0.0 && seconds <= took,
+        "{seconds} s of waits in {took} s"
+    );
+}
+
+#[test]
+fn handlers_sleep_instead_of_waiting_for_slow_runners() {
+    let _g = serial();
+    let server = Server::start(&["--runner", "delay=2"]);
+    let mut c = server.connect();
+    for i in 0..20 {
+        c.send(&post("/run", format!("{i}").as_bytes()));
+        assert_eq!(c.read_response().status, 200);
+    }
+    // 2 ms jobs are far above the 50 µs a handler waits for: it sleeps until the answer.
+    assert_eq!(server.metric("httpd_runner_runner_awaits_total", ""), 0);
 }
 
 #[test]
