@@ -86,18 +86,26 @@ impl<'a> FixedBuf<'a> {
     /// # Errors
     /// [`Full`] when it does not fit.
     pub fn push_decimal(&mut self, n: u64) -> Result<(), Full> {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+        // Digits go straight into place, last first (no scratch array and no copy call: this
+        // runs twice per response head).
+        let mut width = 1;
+        let mut rest = n / 10;
+        while rest > 0 {
+            width += 1;
+            rest /= 10;
         }
-        self.extend_from_slice(&digits[i..])
+        let end = self
+            .len
+            .checked_add(width)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(Full)?;
+        let mut n = n;
+        for d in self.buf[self.len..end].iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.len = end;
+        Ok(())
     }
 
     /// The unfilled part, to read or decode into; then call [`advance`](Self::advance).
@@ -169,16 +177,18 @@ impl HeaderLines {
     /// # Errors
     /// A [`HeaderError`]; nothing is appended then.
     pub fn push(&mut self, name: &str, value: &[u8]) -> Result<(), HeaderError> {
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
+        if name.is_empty() || !name.bytes().fold(true, |ok, b| ok & is_token_byte(b)) {
             return Err(HeaderError::InvalidName);
         }
         if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
             return Err(HeaderError::Reserved);
         }
-        if !value
-            .iter()
-            .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f))
-        {
+        // No early exit, so the compiler checks many bytes per instruction (values are short
+        // and almost always valid).
+        let valid = value.iter().fold(true, |ok, &b| {
+            ok & ((b == b'\t') | ((b >= b' ') & (b != 0x7f)))
+        });
+        if !valid {
             return Err(HeaderError::InvalidValue);
         }
         let end = [name.len(), 2, value.len(), 2]

@@ -174,6 +174,22 @@ fn runner_headers_are_checked() {
     h.push("Content-Type", b"text/plain").unwrap();
     assert!(h.contains("content-type"));
     assert_eq!(h.as_bytes(), b"Content-Type: text/plain\r\n");
+    // Every byte, at the start, middle and end of a value: HTAB, SP..~ and obs-text pass.
+    for b in 0..=255u8 {
+        let allowed = b == b'\t' || (b >= b' ' && b != 0x7f);
+        for value in [[b, b'a', b'z'], [b'a', b, b'z'], [b'a', b'z', b]] {
+            let mut h = HeaderLines::new();
+            let got = h.push("X-Byte", &value);
+            assert_eq!(got.is_ok(), allowed, "value byte {b:#04x} in {value:?}");
+        }
+        // Names: tchar only.
+        let token = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if let Ok(name) = core::str::from_utf8(&[b'X', b, b'Y']) {
+            let mut h = HeaderLines::new();
+            let got = h.push(name, b"v");
+            assert_eq!(got.is_ok(), token, "name byte {b:#04x}");
+        }
+    }
 }
 
 #[test]
@@ -199,5 +215,42 @@ fn shutdown_permission() {
             *want,
             "{loopback} {token:?} {auth:?}"
         );
+    }
+}
+
+#[test]
+fn decimals_are_written_in_place_or_not_at_all() {
+    for n in [
+        0u64,
+        7,
+        9,
+        10,
+        99,
+        100,
+        1_024,
+        65_536,
+        999_999,
+        1_000_000,
+        u64::from(u32::MAX),
+        u64::MAX,
+    ] {
+        let mut store = [b'#'; 24];
+        let mut out = FixedBuf::new(&mut store);
+        out.extend_from_slice(b"n=").unwrap();
+        out.push_decimal(n).unwrap();
+        assert_eq!(out.as_slice(), format!("n={n}").as_bytes());
+        // One byte short: refused, and the buffer is unchanged.
+        let digits = n.to_string().len();
+        let mut store = [b'#'; 24];
+        let mut out = FixedBuf::new(&mut store[..1 + digits]);
+        out.extend_from_slice(b"n").unwrap();
+        out.push_decimal(n).unwrap();
+        assert_eq!(out.push_decimal(n), Err(httpd_runner_core::text::Full));
+        assert_eq!(out.as_slice(), format!("n{n}").as_bytes());
+        let mut store = [b'#'; 24];
+        let mut out = FixedBuf::new(&mut store[..digits]);
+        out.extend_from_slice(b"n").unwrap();
+        assert!(out.push_decimal(n).is_err(), "{n} must not fit");
+        assert_eq!(out.as_slice(), b"n");
     }
 }

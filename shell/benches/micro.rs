@@ -13,7 +13,7 @@ use httpd_runner::core::limits::Limits;
 use httpd_runner::core::parse::{header_slots, parse_head, ChunkedDecoder, Status};
 use httpd_runner::core::response::{imf_fixdate, write_head, ResponseHead};
 use httpd_runner::core::ring::Ring;
-use httpd_runner::core::text::FixedBuf;
+use httpd_runner::core::text::{FixedBuf, HeaderLines};
 
 const SMALL_GET: &[u8] =
     b"GET /run HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n";
@@ -88,6 +88,19 @@ fn response_head(c: &mut Criterion) {
             };
             write_head(&mut out, &head).unwrap();
             black_box(out.len())
+        });
+    });
+    g.bench_function("runner header line (Content-Type)", |b| {
+        let mut lines = HeaderLines::new();
+        b.iter(|| {
+            lines.clear();
+            lines
+                .push(
+                    black_box("Content-Type"),
+                    black_box(b"application/octet-stream"),
+                )
+                .unwrap();
+            black_box(lines.as_bytes().len())
         });
     });
     g.bench_function("imf_fixdate", |b| {
