@@ -434,14 +434,16 @@ fn has_obs_fold(buf: &[u8]) -> bool {
 
 /// Refuses NUL anywhere and CR not followed by LF in head bytes.
 ///
-/// Eight bytes at a time: a word with neither a NUL nor a CR (most of them) costs a few
-/// arithmetic operations; only words holding one are looked at byte by byte.
+/// Eight bytes at a time, without branching on the bytes: exact per-byte masks of NUL, CR and
+/// LF show whether the word holds a NUL or a CR whose next byte (possibly the next word's
+/// first) is not LF. Only such a word, which is refused, is looked at byte by byte to name the
+/// error. A CR as the very last byte passes: its LF may not have arrived yet.
 fn scan_forbidden(head: &[u8]) -> Result<(), Error> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
-    // Exact test for "some byte of v is zero" (no false negatives, no false positives).
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    const LOWS: u64 = u64::from_le_bytes([0x7f; 8]);
+    const CRS: u64 = u64::from_le_bytes([b'\r'; 8]);
+    const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
+    // 0x80 in exactly the bytes of v that are zero (no carries between bytes).
+    let zeros = |v: u64| !(((v & LOWS).wrapping_add(LOWS)) | v | LOWS);
     let check = |i: usize| match head[i] {
         0 => Err(Error::Nul),
         b'\r' if i + 1 < head.len() && head[i + 1] != b'\n' => Err(Error::BareCr),
@@ -452,8 +454,13 @@ fn scan_forbidden(head: &[u8]) -> Result<(), Error> {
     for (w, word) in words.enumerate() {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
-        let v = u64::from_ne_bytes(bytes);
-        if has_zero(v) || has_zero(v ^ CRS) {
+        let v = u64::from_le_bytes(bytes);
+        // Byte k of `lf_after` flags an LF at byte k + 1 (the next word's first for k = 7;
+        // past the end counts as LF).
+        let next_is_lf = head.get(w * 8 + 8).is_none_or(|&b| b == b'\n');
+        let lf_after = (zeros(v ^ LFS) >> 8) | (u64::from(next_is_lf) << 63);
+        let bad = zeros(v) | (zeros(v ^ CRS) & !lf_after);
+        if bad != 0 {
             (w * 8..w * 8 + 8).try_for_each(check)?;
         }
     }

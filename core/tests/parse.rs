@@ -608,6 +608,21 @@ fn character_classes_match_the_rfc_sets() {
 }
 
 #[test]
+fn crlf_at_every_alignment_is_accepted() {
+    // Line ends land at every position of the scanner's eight-byte words and across their
+    // boundaries; none of them may look like a bare CR.
+    for pad in 0..24 {
+        let mut req = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+        req.extend(std::iter::repeat_n(b'v', pad));
+        req.extend_from_slice(b"\r\nY: ");
+        req.extend(std::iter::repeat_n(b'w', pad / 2));
+        req.extend_from_slice(b"\r\n\r\n");
+        let got = parse_with(&req, &Limits::default());
+        assert!(matches!(got, Outcome::Done { .. }), "pad {pad}: {got:?}");
+    }
+}
+
+#[test]
 fn nul_or_bare_cr_anywhere_in_a_field_value_is_refused() {
     // Every offset inside the value, so the byte lands in every position of the scanner's
     // eight-byte words and in the tail.
