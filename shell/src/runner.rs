@@ -21,23 +21,19 @@ use crate::server::Shared;
 pub type Factory = Arc<dyn Fn(usize) -> Box<dyn Runner> + Send + Sync>;
 
 /// The default runner: the response body is the request body (no copy), with the request's
-/// `Content-Type` or `application/octet-stream`; an empty body gets no `Content-Type` (there
-/// is no content to describe).
+/// `Content-Type` or `application/octet-stream`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Echo;
 
 impl Runner for Echo {
     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
-        resp.echo_request_body();
-        if req.body().is_empty() {
-            return;
-        }
         let content_type = req
             .header("content-type")
             .unwrap_or(b"application/octet-stream");
         if resp.header("Content-Type", content_type).is_err() {
             let _ = resp.header("Content-Type", b"application/octet-stream");
         }
+        resp.echo_request_body();
     }
 }
 
