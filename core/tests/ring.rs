@@ -44,13 +44,15 @@ fn capacity_one_works() {
     }
 }
 
-static DROPS: AtomicUsize = AtomicUsize::new(0);
-struct Counted;
+/// Counts its drops in the static it points to (one static per test: tests run in parallel).
+struct Counted(&'static AtomicUsize, u8);
 impl Drop for Counted {
     fn drop(&mut self) {
-        DROPS.fetch_add(1, Ordering::Relaxed);
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+static DROPS: AtomicUsize = AtomicUsize::new(0);
 
 #[test]
 fn dropping_the_ring_drops_what_is_left_once() {
@@ -58,7 +60,7 @@ fn dropping_the_ring_drops_what_is_left_once() {
         let mut ring = Ring::<Counted, 4>::new();
         let (mut tx, mut rx) = ring.split();
         for _ in 0..4 {
-            assert!(tx.push(Counted).is_ok());
+            assert!(tx.push(Counted(&DROPS, 0)).is_ok());
         }
         drop(rx.pop());
         assert_eq!(DROPS.load(Ordering::Relaxed), 1);
@@ -94,22 +96,16 @@ fn staged_values_wait_for_publish_and_count_toward_full() {
 }
 
 static STAGED_DROPS: AtomicUsize = AtomicUsize::new(0);
-struct StagedCounted(u8);
-impl Drop for StagedCounted {
-    fn drop(&mut self) {
-        STAGED_DROPS.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 #[test]
 fn dropping_the_producer_publishes_what_it_staged() {
     {
-        let mut ring = Ring::<StagedCounted, 4>::new();
+        let mut ring = Ring::<Counted, 4>::new();
         let (mut tx, mut rx) = ring.split();
-        assert!(tx.stage(StagedCounted(7)).is_ok());
-        assert!(tx.stage(StagedCounted(8)).is_ok());
+        assert!(tx.stage(Counted(&STAGED_DROPS, 7)).is_ok());
+        assert!(tx.stage(Counted(&STAGED_DROPS, 8)).is_ok());
         drop(tx);
-        assert_eq!(rx.pop().map(|v| v.0), Some(7));
+        assert_eq!(rx.pop().map(|v| v.1), Some(7));
         assert_eq!(STAGED_DROPS.load(Ordering::Relaxed), 1);
     }
     // The one left in the ring is dropped with it, not leaked.
