@@ -201,9 +201,9 @@ impl<T, const N: usize> Producer<'_, T, N> {
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), T> {
         self.stage(value)?;
-        self.published = self.tail;
-        // Release: as in `publish`.
-        self.ring.tail.0.store(self.tail, Ordering::Release);
+        // Straight to the store, without `publish`'s "anything staged?" test: with that branch
+        // the two-thread round-trip bench went from ~400 to ~550-770 ns.
+        self.store_tail();
         Ok(())
     }
 
@@ -239,11 +239,16 @@ impl<T, const N: usize> Producer<'_, T, N> {
     #[inline]
     pub fn publish(&mut self) {
         if self.published != self.tail {
-            self.published = self.tail;
-            // Release pairs with the consumer's Acquire load of `tail` in `pop`/`is_empty`:
-            // the values written before this store are visible to a consumer that sees it.
-            self.ring.tail.0.store(self.tail, Ordering::Release);
+            self.store_tail();
         }
+    }
+
+    #[inline(always)]
+    fn store_tail(&mut self) {
+        self.published = self.tail;
+        // Release pairs with the consumer's Acquire load of `tail` in `pop`/`is_empty`: the
+        // values written before this store are visible to a consumer that sees it.
+        self.ring.tail.0.store(self.tail, Ordering::Release);
     }
 
     /// How many values are staged and not yet published.
