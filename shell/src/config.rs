@@ -125,11 +125,12 @@ pub struct Config {
     pub ring_capacity: u32,
 
     /// Microseconds an idle runner keeps polling its rings (yielding the core between checks)
-    /// before it sleeps. A request that arrives within the window skips the wake-up system
-    /// call and scheduler latency (on a 2-core test machine, p50 with one connection went from 26 to 13 us),
-    /// but the runner keeps its core busy; use it when runners have cores of their own. 0
-    /// sleeps almost at once.
-    #[arg(long, env = "HTTPD_RUNNER_SPIN_US", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    /// before it sleeps, while requests arrive one at a time (each handler serving one
+    /// connection per turn). A request that arrives within the window skips the runner's
+    /// wake-up (on a 2-core test machine, p50 with one connection went from 26-30 to 11 us).
+    /// Under load runners sleep at once, and a poll stops early when another thread wants the
+    /// core. 0: never poll.
+    #[arg(long, env = "HTTPD_RUNNER_SPIN_US", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub spin_us: u32,
 
     /// Requests one connection may have in flight (HTTP/1.1 pipelining depth).

@@ -31,7 +31,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::config::{ACCEPT_RING_SLOTS, RING_SLOTS};
 use crate::metrics::{code_index, HandlerMetrics};
-use crate::server::Shared;
+use crate::server::{Shared, Streak};
 use crate::shutdown::Reason;
 
 /// The waker's token; connection tokens are their table index.
@@ -249,6 +249,9 @@ impl HandlerThread {
         let mut events = Events::with_capacity(1024);
         let bell = &shared.handler_bells[index];
         let mut next_tick = 0;
+        // Turns in a row that served at most one connection, and what our `LoadHint` says.
+        let mut light_turns = Streak::default();
+        let mut light = false;
         st.clock();
         ready();
         loop {
@@ -300,15 +303,21 @@ impl HandlerThread {
                 Err(e) => return Err(e),
             }
             st.clock();
+            let mut driven = 0u32;
             for ev in &events {
                 if ev.token() == WAKE {
                     continue;
                 }
+                driven += 1;
                 let idx = ev.token().0 as u32;
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     st.conns[idx as usize].readable = true;
                 }
                 st.drive(idx, poll.registry());
+            }
+            if light_turns.observe(driven <= 1) != light {
+                light = !light;
+                shared.handler_light[index].set(light);
             }
         }
     }

@@ -122,7 +122,16 @@ pub struct RunnerMetrics {
     pub jobs: Counter,
     /// Runner panics caught (each answered 500).
     pub panics: Counter,
+    /// Times the runner polled its rings instead of sleeping (`--spin-us`, light load).
+    pub polls: Counter,
+    /// Polls that found a job (the rest ran out and slept).
+    pub poll_hits: Counter,
+    /// Times the runner went to sleep with its rings empty.
+    pub sleeps: Counter,
 }
+
+/// Picks one counter out of a runner's metrics.
+type RunnerField = fn(&RunnerMetrics) -> &Counter;
 
 /// What the listener counts.
 #[derive(Debug, Default)]
@@ -275,21 +284,29 @@ impl Metrics {
             await_us / 1_000_000,
             await_us % 1_000_000
         )?;
-        writeln!(out, "# HELP {p}_runner_jobs_total Jobs run, per runner.\n# TYPE {p}_runner_jobs_total counter")?;
-        for (i, r) in self.runners.iter().enumerate() {
+        let per_runner: [(&str, &str, RunnerField); 5] = [
+            ("jobs_total", "Jobs run, per runner.", |r| &r.jobs),
+            ("panics_total", "Runner panics caught (answered 500).", |r| &r.panics),
+            (
+                "polls_total",
+                "Times an idle runner polled its rings instead of sleeping (--spin-us, light load).",
+                |r| &r.polls,
+            ),
+            ("poll_hits_total", "Polls that found a job before they ran out.", |r| &r.poll_hits),
+            ("sleeps_total", "Times a runner slept with its rings empty.", |r| &r.sleeps),
+        ];
+        for (name, help, field) in per_runner {
             writeln!(
                 out,
-                "{p}_runner_jobs_total{{runner=\"{i}\"}} {}",
-                r.jobs.get()
+                "# HELP {p}_runner_{name} {help}\n# TYPE {p}_runner_{name} counter"
             )?;
-        }
-        writeln!(out, "# HELP {p}_runner_panics_total Runner panics caught (answered 500).\n# TYPE {p}_runner_panics_total counter")?;
-        for (i, r) in self.runners.iter().enumerate() {
-            writeln!(
-                out,
-                "{p}_runner_panics_total{{runner=\"{i}\"}} {}",
-                r.panics.get()
-            )?;
+            for (i, r) in self.runners.iter().enumerate() {
+                writeln!(
+                    out,
+                    "{p}_runner_{name}{{runner=\"{i}\"}} {}",
+                    field(r).get()
+                )?;
+            }
         }
         writeln!(out, "# HELP {p}_runner_queue_depth Jobs queued or running at each runner.\n# TYPE {p}_runner_queue_depth gauge")?;
         let runners = self.runners.len();

@@ -14,7 +14,7 @@ use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
 
 use crate::config::RING_SLOTS;
-use crate::server::Shared;
+use crate::server::{Shared, Streak};
 
 /// Builds the runner for runner thread `index`; called once per runner thread, on that thread
 /// (and again after a panic).
@@ -61,6 +61,10 @@ impl Runner for Delay {
 /// spinning runner steals time from the handler that would feed it.
 const IDLE_SPINS: u32 = 64;
 
+/// A yield that kept a polling runner away this long means another thread ran on its core:
+/// the core is wanted, so the runner stops polling and sleeps.
+const CONTENDED_YIELD: Duration = Duration::from_micros(20);
+
 /// Everything one runner thread owns.
 pub(crate) struct RunnerThread {
     pub(crate) index: usize,
@@ -80,6 +84,10 @@ impl RunnerThread {
         let metrics = &self.shared.metrics.runners[self.index];
         ready();
         let mut idle = 0u32;
+        // Jobs run since the rings were last found empty, and how many stretches in a row were
+        // one job each (requests arriving one at a time).
+        let mut stretch = 0u32;
+        let mut singles = Streak::default();
         let spin = Duration::from_micros(u64::from(self.shared.cfg.spin_us));
         loop {
             let mut did = false;
@@ -91,6 +99,7 @@ impl RunnerThread {
                     }
                     metrics.jobs.inc();
                     push_back(done, slot);
+                    stretch += 1;
                     *woke = true;
                     did = true;
                 }
@@ -108,17 +117,32 @@ impl RunnerThread {
             {
                 return;
             }
+            if idle == 0 {
+                singles.observe(std::mem::take(&mut stretch) == 1);
+            }
             idle += 1;
             if idle < IDLE_SPINS {
                 std::hint::spin_loop();
                 continue;
             }
-            if !spin.is_zero() && self.poll_for(spin) {
-                idle = 0;
-                continue;
+            // Poll only while requests come one at a time (one-job stretches here, one
+            // connection per turn at every handler, `LIGHT_STREAK` in a row): then this
+            // runner's wake-up is most of a request's latency, and polling takes no time a
+            // busy handler needs. Under load stretches are long, handlers busy, runners sleep.
+            // A poll that runs out starts the streak again: a client slower than the window
+            // costs one wasted window per `LIGHT_STREAK` requests, not one per request.
+            if !spin.is_zero() && singles.is_light() && self.shared.load_is_light() {
+                metrics.polls.inc();
+                if self.poll_for(spin) {
+                    metrics.poll_hits.inc();
+                    idle = 0;
+                    continue;
+                }
+                singles.reset();
             }
             bell.prepare_sleep();
             if self.jobs.iter().all(Consumer::is_empty) {
+                metrics.sleeps.inc();
                 // The timeout is a safety net only: pushes and shutdown unpark us.
                 std::thread::park_timeout(Duration::from_millis(500));
             }
@@ -127,19 +151,25 @@ impl RunnerThread {
     }
 
     /// `--spin-us`: polls the input rings for up to `window`, yielding the core between checks
-    /// (so a thread sharing it runs at once). Returns whether a job arrived.
+    /// (so a thread sharing it runs at once). Gives up early when load stops being light or a
+    /// yield shows the core is wanted ([`CONTENDED_YIELD`]). Returns whether a job arrived.
     fn poll_for(&self, window: Duration) -> bool {
         let start = Instant::now();
-        while start.elapsed() < window {
+        let mut last = start;
+        loop {
             if self.jobs.iter().any(|r| !r.is_empty()) {
                 return true;
             }
-            if self.shared.shutdown.is_requested() {
+            if self.shared.shutdown.is_requested() || !self.shared.load_is_light() {
                 return false;
             }
             std::thread::yield_now();
+            let now = Instant::now();
+            if now - start >= window || now - last >= CONTENDED_YIELD {
+                return false;
+            }
+            last = now;
         }
-        false
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use httpd_runner_core::msg::{Done, Job, Runner, Slot};
 use httpd_runner_core::ring::Ring;
-use httpd_runner_core::sync::AtomicUsize;
+use httpd_runner_core::sync::{AtomicBool, AtomicUsize, Ordering};
 use httpd_runner_core::wake::Doorbell;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Poll, Waker};
@@ -42,10 +42,73 @@ pub struct Shared {
     pub handler_bells: Vec<Doorbell>,
     /// Each runner's sleep flag.
     pub runner_bells: Vec<Doorbell>,
+    /// Each handler's load hint for runners that consider polling.
+    pub handler_light: Vec<LoadHint>,
     /// Open connections per handler (listener adds, handler subtracts).
     pub handler_open: Vec<AtomicUsize>,
     /// When the server started (the handlers' clock origin).
     pub started: Instant,
+}
+
+impl Shared {
+    /// Whether every handler has been serving one connection per loop turn: requests come
+    /// one at a time, so an idle runner that polls answers the next one sooner, and takes
+    /// no time a busy handler needs.
+    pub(crate) fn load_is_light(&self) -> bool {
+        self.handler_light.iter().all(LoadHint::is_light)
+    }
+}
+
+/// Light load takes this many handler turns in a row that served at most one connection (and
+/// for a runner, this many one-job stretches in a row): a moment's lull under load is not it.
+pub(crate) const LIGHT_STREAK: u32 = 16;
+
+/// Counts light observations in a row (a handler turn that served at most one connection, a
+/// runner stretch of one job); light load is [`LIGHT_STREAK`] of them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Streak(u32);
+
+impl Streak {
+    /// Records one observation; returns whether load is now light.
+    pub(crate) fn observe(&mut self, light: bool) -> bool {
+        self.0 = if light { self.0.saturating_add(1) } else { 0 };
+        self.is_light()
+    }
+
+    /// Whether the last [`LIGHT_STREAK`] observations were all light.
+    pub(crate) fn is_light(self) -> bool {
+        self.0 >= LIGHT_STREAK
+    }
+
+    /// Starts counting again.
+    pub(crate) fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+/// A handler's "my last [`LIGHT_STREAK`] loop turns each served at most one connection", on
+/// its own cache line (the handler writes it only when it changes; idle runners read it while
+/// they poll). A hint: it orders nothing, so it is relaxed.
+#[derive(Debug)]
+#[repr(align(128))]
+pub struct LoadHint(AtomicBool);
+
+impl Default for LoadHint {
+    fn default() -> Self {
+        Self(AtomicBool::new(false))
+    }
+}
+
+impl LoadHint {
+    /// Handler: records its last turn.
+    pub(crate) fn set(&self, light: bool) {
+        self.0.store(light, Ordering::Relaxed);
+    }
+
+    /// Runner: reads it.
+    pub(crate) fn is_light(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -288,6 +351,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         metrics: Metrics::new(handlers, runners, reserved_bytes),
         handler_bells: (0..handlers).map(|_| Doorbell::new()).collect(),
         runner_bells: (0..runners).map(|_| Doorbell::new()).collect(),
+        handler_light: (0..handlers).map(|_| LoadHint::default()).collect(),
         handler_open: (0..handlers).map(|_| AtomicUsize::new(0)).collect(),
         started: Instant::now(),
         cfg,
@@ -438,4 +502,31 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         shared,
         threads,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Streak, LIGHT_STREAK};
+
+    #[test]
+    fn light_load_takes_a_whole_streak_and_one_busy_turn_ends_it() {
+        let mut s = Streak::default();
+        for _ in 1..LIGHT_STREAK {
+            assert!(!s.observe(true));
+        }
+        assert!(
+            s.observe(true),
+            "the streak's last light turn makes load light"
+        );
+        assert!(s.observe(true));
+        assert!(!s.observe(false), "one busy turn ends light load");
+        assert!(!s.observe(true), "and the streak starts again");
+        for _ in 2..LIGHT_STREAK {
+            assert!(!s.observe(true));
+        }
+        assert!(s.observe(true));
+        s.reset();
+        assert!(!s.is_light(), "a reset starts again");
+        assert!(!s.observe(true));
+    }
 }

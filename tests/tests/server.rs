@@ -70,6 +70,36 @@ fn a_thousand_requests_on_one_connection() {
         seconds > 0.0 && seconds <= took,
         "{seconds} s of waits in {took} s"
     );
+    // One request at a time is light load: with the default `--spin-us`, the idle runner
+    // polls instead of sleeping after every 16 one-job stretches in a row at the least (every
+    // stretch when polls find the next job, every 17th when they all run out).
+    let polls = metric_in(&m, "httpd_runner_runner_polls_total", "");
+    let hits = metric_in(&m, "httpd_runner_runner_poll_hits_total", "");
+    assert!(
+        polls >= 50,
+        "{polls} polls in 1000 one-at-a-time requests:\n{m}"
+    );
+    assert!(hits <= polls);
+}
+
+#[test]
+fn runners_never_poll_with_spin_off() {
+    let _g = serial();
+    let server = Server::start(&["--spin-us", "0"]);
+    let mut c = server.connect();
+    for i in 0..100 {
+        c.send(&post("/run", format!("{i}").as_bytes()));
+        assert_eq!(c.read_response().status, 200);
+    }
+    let m = server.metrics();
+    assert!(
+        m.contains("httpd_runner_runner_polls_total{runner=\"0\"} 0"),
+        "{m}"
+    );
+    assert!(
+        metric_in(&m, "httpd_runner_runner_sleeps_total", "") > 0,
+        "{m}"
+    );
 }
 
 #[test]
