@@ -86,11 +86,7 @@ fn a_thousand_requests_on_one_connection() {
 fn runners_never_poll_with_spin_off() {
     let _g = serial();
     let server = Server::start(&["--spin-us", "0"]);
-    let mut c = server.connect();
-    for i in 0..100 {
-        c.send(&post("/run", format!("{i}").as_bytes()));
-        assert_eq!(c.read_response().status, 200);
-    }
+    one_at_a_time(&server, 100);
     let m = server.metrics();
     assert!(
         m.contains("httpd_runner_runner_polls_total{runner=\"0\"} 0"),
@@ -106,11 +102,7 @@ fn runners_never_poll_with_spin_off() {
 fn handlers_sleep_instead_of_waiting_for_slow_runners() {
     let _g = serial();
     let server = Server::start(&["--runner", "delay=2"]);
-    let mut c = server.connect();
-    for i in 0..20 {
-        c.send(&post("/run", format!("{i}").as_bytes()));
-        assert_eq!(c.read_response().status, 200);
-    }
+    one_at_a_time(&server, 20);
     // 2 ms jobs are far above the 50 µs a handler waits for: it sleeps until the answer.
     assert_eq!(server.metric("httpd_runner_runner_awaits_total", ""), 0);
 }
@@ -123,6 +115,15 @@ fn polling_runners_serve_and_stop_like_sleeping_ones() {
     let (status, took) = server.shutdown();
     assert!(status.success(), "exit status {status:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+/// `n` small POSTs on one connection, each sent after the answer to the one before.
+fn one_at_a_time(server: &Server, n: usize) {
+    let mut c = server.connect();
+    for i in 0..n {
+        c.send(&post("/run", format!("{i}").as_bytes()));
+        assert_eq!(c.read_response().status, 200, "request {i}");
+    }
 }
 
 fn thousand_requests(server: &Server) {
