@@ -468,3 +468,36 @@ fn every_response_has_date_and_server() {
         assert_eq!(r.header("server"), Some("httpd-runner"));
     }
 }
+
+#[test]
+fn connections_waiting_for_a_slot_are_served_in_arrival_order() {
+    let _g = serial();
+    // One request slot and 60 ms jobs: the first request holds the slot, the next four
+    // connections queue for it, each arriving well after the one before.
+    let server = Server::start(&["--slots", "1", "--runner", "delay=60"]);
+    let names = ["a", "b", "c", "d", "e"];
+    let readers: Vec<_> = names
+        .iter()
+        .map(|&name| {
+            let mut c = server.connect();
+            c.send(&post("/run", name.as_bytes()));
+            std::thread::sleep(Duration::from_millis(15));
+            std::thread::spawn(move || {
+                let r = c.read_response();
+                (Instant::now(), r.status, r.body)
+            })
+        })
+        .collect();
+    let mut answered: Vec<_> = names
+        .iter()
+        .zip(readers)
+        .map(|(&name, h)| {
+            let (at, status, body) = h.join().unwrap();
+            assert_eq!((status, body.as_slice()), (200, name.as_bytes()));
+            (at, name)
+        })
+        .collect();
+    answered.sort();
+    let order: Vec<&str> = answered.iter().map(|&(_, name)| name).collect();
+    assert_eq!(order, names, "answered out of arrival order");
+}
