@@ -249,9 +249,9 @@ impl HandlerThread {
         let mut events = Events::with_capacity(1024);
         let bell = &shared.handler_bells[index];
         let mut next_tick = 0;
-        // Turns in a row that served at most one connection, and what our `LoadHint` says.
+        // Turns in a row that served at most one connection; our `LoadHint` mirrors whether
+        // it is a whole streak.
         let mut light_turns = Streak::default();
-        let mut light = false;
         st.clock();
         ready();
         loop {
@@ -315,8 +315,9 @@ impl HandlerThread {
                 }
                 st.drive(idx, poll.registry());
             }
-            if light_turns.observe(driven <= 1) != light {
-                light = !light;
+            let was_light = light_turns.is_light();
+            let light = light_turns.observe(driven <= 1);
+            if light != was_light {
                 shared.handler_light[index].set(light);
             }
         }

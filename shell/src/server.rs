@@ -100,7 +100,7 @@ impl Default for LoadHint {
 }
 
 impl LoadHint {
-    /// Handler: records its last turn.
+    /// Handler: records whether its load is light (called only when that changes).
     pub(crate) fn set(&self, light: bool) {
         self.0.store(light, Ordering::Relaxed);
     }
