@@ -73,6 +73,33 @@ const INLINE_BYTES: usize = 512;
 /// would read (then copy) as much body as fits, for the same number of system calls.
 const HEAD_READ_AFTER_LARGE_BODY: usize = 4096;
 
+/// Smallest body worth reading in place (see [`Guess`]): below it, copying the body out of the
+/// read buffer costs less than the extra `iovec` and the bookkeeping.
+const IN_PLACE_MIN_BODY: usize = 2048;
+
+/// The shape of a connection's last request, when it had a length-framed body: clients that
+/// send one such request tend to send the next alike (same head length, same body length).
+#[derive(Debug, Clone, Copy)]
+struct Guess {
+    head: usize,
+    body: usize,
+}
+
+/// A read made on a [`Guess`]: the first `head` bytes went to the read buffer, the next
+/// `body` (up to `room`) into a slot's body, and `tail` more to the read buffer at
+/// `head + room`. The parser then sees only the `head` bytes; if they are a head of exactly
+/// that length announcing at least `body` bytes of body, the slot becomes the request's
+/// (no copy); otherwise the slot's bytes are copied to the read buffer at `head`, which
+/// makes the input contiguous, as a plain read would have left it.
+#[derive(Debug)]
+struct Placed {
+    slot: &'static mut Slot<'static>,
+    head: usize,
+    room: usize,
+    body: usize,
+    tail: usize,
+}
+
 /// A response waiting in a connection's queue.
 #[derive(Debug)]
 enum Out {
@@ -133,6 +160,10 @@ struct Connection {
     /// Bytes to ask for when reading into an empty buffer: the whole buffer, or
     /// [`HEAD_READ_AFTER_LARGE_BODY`] after a large length-framed body.
     head_read: usize,
+    /// How the next request will probably look (from the last one), for reading in place.
+    guess: Option<Guess>,
+    /// A read made on `guess`, until the parser settles it (within the same turn).
+    placed: Option<Placed>,
 }
 
 /// Everything one handler thread owns.
@@ -218,6 +249,8 @@ impl HandlerThread {
                 dirty: false,
                 linger_until: None,
                 head_read: 0,
+                guess: None,
+                placed: None,
             });
         }
         let runners = jobs.len();
@@ -412,6 +445,7 @@ impl State {
         c.peer_eof = false;
         c.linger_until = None;
         c.head_read = c.rbuf.len();
+        c.guess = None;
         self.drive(idx, registry);
     }
 
@@ -469,104 +503,152 @@ impl State {
         }
     }
 
-    /// One `read` into the connection's buffer, or straight into the body slot when a
-    /// length-framed body has nothing buffered. Returns whether bytes arrived.
+    /// One `read` into the connection's buffer, straight into the body slot when a
+    /// length-framed body has nothing buffered, or split between the two on a [`Guess`].
+    /// Returns whether bytes arrived.
     fn read_some(&mut self, idx: u32) -> bool {
         let c = &mut self.conns[idx as usize];
         let Some(stream) = c.stream.as_mut() else {
             return false;
         };
-        let body_direct = c.rstart == c.rend;
-        let direct = match &mut c.body {
-            Some(BodyRead {
-                slot,
-                framing: BodyFraming::Length(left),
-                ..
-            }) if body_direct => {
+        if c.rstart == c.rend {
+            c.rstart = 0;
+            c.rend = 0;
+        } else if c.rend == c.rbuf.len() && c.rstart > 0 {
+            c.rbuf.copy_within(c.rstart..c.rend, 0);
+            c.rend -= c.rstart;
+            c.rstart = 0;
+        }
+        let empty = c.rend == 0;
+        // A guess needs an empty buffer, no body under way, and a slot nobody waits for.
+        let guessed = match c.guess {
+            Some(g) if empty && c.body.is_none() && self.retry.is_empty() => {
+                self.free_slots.pop().map(|slot| (slot, g))
+            }
+            _ => None,
+        };
+        let mut body_room = None;
+        let mut placing = None;
+        let (result, asked) = match (&mut c.body, guessed) {
+            (_, Some((slot, g))) => {
+                // Head, body, and what follows: the tail starts after the body's whole room,
+                // so a wrong guess is undone by copying the slot's bytes in front of it.
+                let head = g.head;
+                slot.request.body.clear();
+                let spare = slot.request.body.spare_mut();
+                let room = g.body.min(c.rbuf.len() - head).min(spare.len());
+                let (front, back) = c.rbuf.split_at_mut(head);
+                let mut bufs = [
+                    IoSliceMut::new(front),
+                    IoSliceMut::new(&mut spare[..room]),
+                    IoSliceMut::new(&mut back[room..]),
+                ];
+                let result = stream.read_vectored(&mut bufs);
+                placing = Some((slot, head, room));
+                (result, c.rbuf.len())
+            }
+            (
+                Some(BodyRead {
+                    slot,
+                    framing: BodyFraming::Length(left),
+                    ..
+                }),
+                None,
+            ) if empty => {
                 // The rest of the body goes straight into the slot; whatever follows it (a
                 // pipelined request) lands in the empty read buffer in the same call, so a
                 // short count still proves the socket drained.
                 let spare = slot.request.body.spare_mut();
                 let n = (*left).min(spare.len());
-                c.rstart = 0;
-                c.rend = 0;
                 let mut bufs = [
                     IoSliceMut::new(&mut spare[..n]),
                     IoSliceMut::new(&mut c.rbuf[..]),
                 ];
-                Some((stream.read_vectored(&mut bufs), n + c.rbuf.len(), n))
+                body_room = Some(n);
+                (stream.read_vectored(&mut bufs), n + c.rbuf.len())
             }
-            _ => None,
+            _ => {
+                if c.rend == c.rbuf.len() {
+                    return false;
+                }
+                let end = if empty {
+                    c.head_read.clamp(1, c.rbuf.len())
+                } else {
+                    c.rbuf.len()
+                };
+                (stream.read(&mut c.rbuf[c.rend..end]), end - c.rend)
+            }
         };
-        let direct_body = direct.as_ref().map(|d| d.2);
-        let (result, asked) = if let Some((result, asked, _)) = direct {
-            (result, asked)
-        } else {
-            if c.rstart == c.rend {
-                c.rstart = 0;
-                c.rend = 0;
-            } else if c.rend == c.rbuf.len() && c.rstart > 0 {
-                c.rbuf.copy_within(c.rstart..c.rend, 0);
-                c.rend -= c.rstart;
-                c.rstart = 0;
-            }
-            if c.rend == c.rbuf.len() {
-                return false;
-            }
-            let end = if c.rend == 0 {
-                c.head_read.clamp(1, c.rbuf.len())
-            } else {
-                c.rbuf.len()
-            };
-            let asked = end - c.rend;
-            (stream.read(&mut c.rbuf[c.rend..end]), asked)
-        };
-        match result {
+        let n = match result {
             Ok(0) => {
                 c.peer_eof = true;
                 c.readable = false;
                 c.core.peer_closed();
-                false
+                0
             }
-            Ok(n) => {
-                self.metrics.bytes_in.add(n as u64);
-                if n < asked {
-                    // A short read drained the socket; with edge-triggered readiness any later
-                    // data raises a new event, so the EAGAIN read that would confirm it is
-                    // skipped (one system call less per request).
-                    c.readable = false;
-                }
-                if let Some(body_room) = direct_body {
-                    let now = self.now_ms;
-                    let to_body = n.min(body_room);
-                    if let Some(BodyRead {
-                        slot,
-                        framing: BodyFraming::Length(left),
-                        ..
-                    }) = &mut c.body
-                    {
-                        slot.request.body.advance(to_body);
-                        *left -= to_body;
-                    }
-                    c.rend = n - to_body;
-                    c.core.on_data(now);
-                } else {
-                    c.rend += n;
-                }
-                true
-            }
+            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 c.readable = false;
-                false
+                0
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if let Some((slot, ..)) = placing {
+                    self.free_slots.push(slot);
+                }
+                return true;
+            }
             Err(_) => {
                 c.peer_eof = true;
                 c.readable = false;
                 c.core.shutdown();
-                false
+                0
             }
+        };
+        if n == 0 {
+            if let Some((slot, ..)) = placing {
+                self.free_slots.push(slot);
+            }
+            return false;
         }
+        self.metrics.bytes_in.add(n as u64);
+        if n < asked {
+            // A short read drained the socket; with edge-triggered readiness any later data
+            // raises a new event, so the EAGAIN read that would confirm it is skipped (one
+            // system call less per request).
+            c.readable = false;
+        }
+        if let Some((slot, head, room)) = placing {
+            if n > head {
+                let body = (n - head).min(room);
+                c.placed = Some(Placed {
+                    slot,
+                    head,
+                    room,
+                    body,
+                    tail: n - head - body,
+                });
+                c.rend = head;
+            } else {
+                self.free_slots.push(slot);
+                c.rend = n;
+            }
+        } else if let Some(room) = body_room {
+            let to_body = n.min(room);
+            if let Some(BodyRead {
+                slot,
+                framing: BodyFraming::Length(left),
+                ..
+            }) = &mut c.body
+            {
+                slot.request.body.advance(to_body);
+                *left -= to_body;
+            }
+            c.rend = n - to_body;
+            c.core.on_data(self.now_ms);
+        } else {
+            c.rend += n;
+        }
+        true
     }
 
     /// Consumes buffered bytes: body progress, then as many complete requests as allowed.
@@ -580,6 +662,9 @@ impl State {
             }
             let c = &mut self.conns[idx as usize];
             if !c.core.accepts_requests() || c.rstart == c.rend || c.stream.is_none() {
+                if let Some(p) = c.placed.take() {
+                    unplace(c, p, &mut self.free_slots);
+                }
                 return;
             }
             if !self.parse_one(idx) {
@@ -595,7 +680,24 @@ impl State {
         let c = &mut self.conns[idx as usize];
         let raw = &c.rbuf[c.rstart..c.rend];
         let mut headers = header_slots();
-        let head = match parse::parse_head(raw, &mut headers, &limits) {
+        let parsed = parse::parse_head(raw, &mut headers, &limits);
+        let placed = match c.placed.take() {
+            Some(p)
+                if matches!(&parsed, Ok(Status::Complete(h))
+                    if h.head_len == p.head
+                        && matches!(h.framing, Framing::Length(n) if n >= p.body)) =>
+            {
+                Some(p)
+            }
+            Some(p) => {
+                // A wrong guess: make the input contiguous and parse it again.
+                self.metrics.in_place_misses.inc();
+                unplace(c, p, &mut self.free_slots);
+                return true;
+            }
+            None => None,
+        };
+        let head = match parsed {
             Ok(Status::Complete(head)) => head,
             Ok(Status::Partial) => {
                 c.core.on_data(now);
@@ -607,11 +709,23 @@ impl State {
                 return false;
             }
         };
-        let Some(slot) = self.free_slots.pop() else {
-            // Back-pressure: leave the bytes where they are until a slot frees up.
-            c.core.on_data(now);
-            self.enqueue_retry(idx);
-            return false;
+        let (slot, in_place) = match placed {
+            Some(Placed {
+                slot,
+                room,
+                body,
+                tail,
+                ..
+            }) => (slot, Some((body, room, tail))),
+            None => {
+                let Some(slot) = self.free_slots.pop() else {
+                    // Back-pressure: leave the bytes where they are until a slot frees up.
+                    c.core.on_data(now);
+                    self.enqueue_retry(idx);
+                    return false;
+                };
+                (slot, None)
+            }
         };
         let (action, label, key) = match route(head.method, head.path) {
             Route::Run { key } => {
@@ -641,7 +755,19 @@ impl State {
         }
         let has_body = head.framing != Framing::None;
         let Ok(seq) = c.core.begin_request(now, head.keep_alive, has_body) else {
-            self.free_slots.push(slot);
+            match in_place {
+                Some((body, room, tail)) => {
+                    let p = Placed {
+                        slot,
+                        head: head.head_len,
+                        room,
+                        body,
+                        tail,
+                    };
+                    unplace(c, p, &mut self.free_slots);
+                }
+                None => self.free_slots.push(slot),
+            }
             return false;
         };
         slot.ticket.conn = idx;
@@ -652,13 +778,36 @@ impl State {
         slot.ticket.runner = NO_RUNNER;
         let expect_continue = head.expect_continue;
         c.rstart += head.head_len;
+        let mut body_in_place = 0;
+        if let Some((body, room, tail)) = in_place {
+            // The slot already holds `body` bytes of the body; what came after them (more body,
+            // or the next request) is in the read buffer past the slot's room.
+            self.metrics.bodies_in_place.inc();
+            slot.request.body.advance(body);
+            body_in_place = body;
+            if tail > 0 {
+                c.rstart += room;
+            }
+            c.rend = c.rstart + tail;
+        }
         c.head_read = match head.framing {
             Framing::Length(n) if n >= c.rbuf.len() => HEAD_READ_AFTER_LARGE_BODY,
             _ => c.rbuf.len(),
         };
+        c.guess = match head.framing {
+            Framing::Length(n)
+                if n >= IN_PLACE_MIN_BODY && head.head_len + IN_PLACE_MIN_BODY <= c.rbuf.len() =>
+            {
+                Some(Guess {
+                    head: head.head_len,
+                    body: n,
+                })
+            }
+            _ => None,
+        };
         let framing = match head.framing {
             Framing::None => None,
-            Framing::Length(n) => Some(BodyFraming::Length(n)),
+            Framing::Length(n) => Some(BodyFraming::Length(n - body_in_place)),
             Framing::Chunked => Some(BodyFraming::Chunked(ChunkedDecoder::new(
                 limits.max_body_bytes,
             ))),
@@ -681,6 +830,7 @@ impl State {
                 let refusing = matches!(framing, BodyFraming::Refuse);
                 if !refusing
                     && expect_continue
+                    && body_in_place == 0
                     && c.rstart == c.rend
                     && c.core.in_flight() == 1
                     && c.written == 0
@@ -1186,6 +1336,9 @@ impl State {
         if let Some(b) = c.body.take() {
             self.free_slots.push(b.slot);
         }
+        if let Some(p) = c.placed.take() {
+            self.free_slots.push(p.slot);
+        }
         while let Some(out) = c.core.pop_any() {
             if let Out::Slot(slot) = out {
                 self.free_slots.push(slot);
@@ -1274,6 +1427,22 @@ impl State {
 }
 
 /// The route label of a path, for 405s.
+/// Undoes a read made on a wrong [`Guess`]: copies the slot's bytes to the read buffer right
+/// after the head part, where they join the tail (which was read to just past the slot's
+/// room, and is non-empty only if that room was filled), and frees the slot.
+fn unplace(c: &mut Connection, p: Placed, free_slots: &mut Vec<&'static mut Slot<'static>>) {
+    let Placed {
+        slot,
+        head,
+        body,
+        tail,
+        ..
+    } = p;
+    c.rbuf[head..head + body].copy_from_slice(&slot.request.body.spare_mut()[..body]);
+    c.rend = head + body + tail;
+    free_slots.push(slot);
+}
+
 fn label_of(path: &str) -> u8 {
     match path {
         "/shutdown" => ROUTE_SHUTDOWN,

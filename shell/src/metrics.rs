@@ -82,6 +82,10 @@ pub struct HandlerMetrics {
     pub bytes_in: Counter,
     /// Bytes written to sockets.
     pub bytes_out: Counter,
+    /// Request bodies read into their slot together with their head (no copy).
+    pub bodies_in_place: Counter,
+    /// Reads whose guess of the next head's length or body was wrong (then copied).
+    pub in_place_misses: Counter,
     /// Connections this handler closed.
     pub closed: Counter,
     /// Requests answered 503 because a runner's queue was full.
@@ -234,6 +238,20 @@ impl Metrics {
             "sent_bytes_total",
             "Bytes written to client sockets.",
             self.sum(|h| h.bytes_out.get()),
+        )?;
+        counter(
+            out,
+            p,
+            "bodies_in_place_total",
+            "Request bodies read into their slot in the same read as their head (not copied).",
+            self.sum(|h| h.bodies_in_place.get()),
+        )?;
+        counter(
+            out,
+            p,
+            "in_place_misses_total",
+            "Reads split on a wrong guess of the next request's head and body lengths (then copied).",
+            self.sum(|h| h.in_place_misses.get()),
         )?;
         gauge(
             out,
