@@ -1191,44 +1191,20 @@ impl State {
         }
         loop {
             let c = &mut self.conns[idx as usize];
-            let Some(stream) = c.stream.as_mut() else {
+            if c.stream.is_none() {
                 return;
+            }
+            // Fewer than three responses (the usual case) fit in four parts; filling a whole
+            // `MAX_IOV` array first would cost more than the rest of the bookkeeping.
+            let written = if c.core.ready().nth(2).is_none() {
+                write_ready::<4>(c)
+            } else {
+                write_ready::<MAX_IOV>(c)
             };
-            let mut parts: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
-            let mut count = 0;
-            let mut skip = c.written;
-            let inline = &c.inline[..c.inline_len];
-            for out in c.core.ready() {
-                let (head, body): (&[u8], &[u8]) = match out {
-                    Out::Slot(s) => {
-                        let body = if s.ticket.head_only {
-                            &[][..]
-                        } else {
-                            s.response_body()
-                        };
-                        (s.response.wire_head(), body)
-                    }
-                    Out::Inline => (inline, &[][..]),
-                };
-                for part in [head, body] {
-                    if skip >= part.len() {
-                        skip -= part.len();
-                        continue;
-                    }
-                    if count < MAX_IOV {
-                        parts[count] = IoSlice::new(&part[skip..]);
-                        count += 1;
-                    }
-                    skip = 0;
-                }
-                if count + 2 > MAX_IOV {
-                    break;
-                }
-            }
-            if count == 0 {
+            let Some(written) = written else {
                 break;
-            }
-            match stream.write_vectored(&parts[..count]) {
+            };
+            match written {
                 Ok(0) => {
                     c.core.shutdown();
                     return self.close(idx, registry);
@@ -1427,6 +1403,47 @@ impl State {
 }
 
 /// The route label of a path, for 405s.
+/// Writes the connection's ready responses, as many as `N` parts hold (head and body each),
+/// minus the bytes of them already written, with one `writev`. `None` when nothing is ready.
+fn write_ready<const N: usize>(c: &mut Connection) -> Option<io::Result<usize>> {
+    let stream = c.stream.as_mut()?;
+    let mut parts: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
+    let mut count = 0;
+    let mut skip = c.written;
+    let inline = &c.inline[..c.inline_len];
+    for out in c.core.ready() {
+        let (head, body): (&[u8], &[u8]) = match out {
+            Out::Slot(s) => {
+                let body = if s.ticket.head_only {
+                    &[][..]
+                } else {
+                    s.response_body()
+                };
+                (s.response.wire_head(), body)
+            }
+            Out::Inline => (inline, &[][..]),
+        };
+        for part in [head, body] {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            if count < N {
+                parts[count] = IoSlice::new(&part[skip..]);
+                count += 1;
+            }
+            skip = 0;
+        }
+        if count + 2 > N {
+            break;
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    Some(stream.write_vectored(&parts[..count]))
+}
+
 /// Undoes a read made on a wrong [`Guess`]: copies the slot's bytes to the read buffer right
 /// after the head part, where they join the tail (which was read to just past the slot's
 /// room, and is non-empty only if that room was filled), and frees the slot.
