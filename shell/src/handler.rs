@@ -74,8 +74,10 @@ const INLINE_BYTES: usize = 512;
 const HEAD_READ_AFTER_LARGE_BODY: usize = 4096;
 
 /// Smallest body worth reading in place (see [`Guess`]): below it, copying the body out of the
-/// read buffer costs less than the extra `iovec` and the bookkeeping.
-const IN_PLACE_MIN_BODY: usize = 2048;
+/// read buffer costs less than the extra `iovec` and the bookkeeping. Reading 1 KiB bodies in
+/// place also keeps the connection's read buffer to the head's few cache lines, which showed
+/// with 1000 connections (perf: 1.15-1.46 against 1.40-1.60 µs of user time per request).
+const IN_PLACE_MIN_BODY: usize = 256;
 
 /// The shape of a connection's last request, when it had a length-framed body: clients that
 /// send one such request tend to send the next alike (same head length, same body length).
