@@ -87,15 +87,20 @@ struct Guess {
     body: usize,
 }
 
-/// A read made on a [`Guess`]: the first `head` bytes went to the read buffer, the next
-/// `body` (up to `room`) into a slot's body, and `tail` more to the read buffer at
-/// `head + room`. The parser then sees only the `head` bytes; if they are a head of exactly
-/// that length announcing at least `body` bytes of body, the slot becomes the request's
-/// (no copy); otherwise the slot's bytes are copied to the read buffer at `head`, which
-/// makes the input contiguous, as a plain read would have left it.
+/// A read made on a [`Guess`]: its slot, and where the bytes went.
 #[derive(Debug)]
 struct Placed {
     slot: &'static mut Slot<'static>,
+    spot: Spot,
+}
+
+/// The first `head` bytes went to the read buffer, the next `body` (up to `room`) into the
+/// slot's body, and `tail` more to the read buffer at `head + room`. The parser sees only the
+/// `head` bytes: if they are a head of exactly that length announcing at least `body` bytes
+/// of body, the slot becomes the request's (no copy); otherwise [`unplace`] copies the slot's
+/// bytes to the read buffer at `head`, which leaves the input as a plain read would have.
+#[derive(Debug, Clone, Copy)]
+struct Spot {
     head: usize,
     room: usize,
     body: usize,
@@ -622,13 +627,13 @@ impl State {
         if let Some((slot, head, room)) = placing {
             if n > head {
                 let body = (n - head).min(room);
-                c.placed = Some(Placed {
-                    slot,
+                let spot = Spot {
                     head,
                     room,
                     body,
                     tail: n - head - body,
-                });
+                };
+                c.placed = Some(Placed { slot, spot });
                 c.rend = head;
             } else {
                 self.free_slots.push(slot);
@@ -664,8 +669,8 @@ impl State {
             }
             let c = &mut self.conns[idx as usize];
             if !c.core.accepts_requests() || c.rstart == c.rend || c.stream.is_none() {
-                if let Some(p) = c.placed.take() {
-                    unplace(c, p, &mut self.free_slots);
+                if let Some(Placed { slot, spot }) = c.placed.take() {
+                    unplace(c, slot, spot, &mut self.free_slots);
                 }
                 return;
             }
@@ -686,15 +691,15 @@ impl State {
         let placed = match c.placed.take() {
             Some(p)
                 if matches!(&parsed, Ok(Status::Complete(h))
-                    if h.head_len == p.head
-                        && matches!(h.framing, Framing::Length(n) if n >= p.body)) =>
+                    if h.head_len == p.spot.head
+                        && matches!(h.framing, Framing::Length(n) if n >= p.spot.body)) =>
             {
                 Some(p)
             }
-            Some(p) => {
+            Some(Placed { slot, spot }) => {
                 // A wrong guess: make the input contiguous and parse it again.
                 self.metrics.in_place_misses.inc();
-                unplace(c, p, &mut self.free_slots);
+                unplace(c, slot, spot, &mut self.free_slots);
                 return true;
             }
             None => None,
@@ -712,13 +717,7 @@ impl State {
             }
         };
         let (slot, in_place) = match placed {
-            Some(Placed {
-                slot,
-                room,
-                body,
-                tail,
-                ..
-            }) => (slot, Some((body, room, tail))),
+            Some(Placed { slot, spot }) => (slot, Some(spot)),
             None => {
                 let Some(slot) = self.free_slots.pop() else {
                     // Back-pressure: leave the bytes where they are until a slot frees up.
@@ -758,16 +757,7 @@ impl State {
         let has_body = head.framing != Framing::None;
         let Ok(seq) = c.core.begin_request(now, head.keep_alive, has_body) else {
             match in_place {
-                Some((body, room, tail)) => {
-                    let p = Placed {
-                        slot,
-                        head: head.head_len,
-                        room,
-                        body,
-                        tail,
-                    };
-                    unplace(c, p, &mut self.free_slots);
-                }
+                Some(spot) => unplace(c, slot, spot, &mut self.free_slots),
                 None => self.free_slots.push(slot),
             }
             return false;
@@ -781,16 +771,16 @@ impl State {
         let expect_continue = head.expect_continue;
         c.rstart += head.head_len;
         let mut body_in_place = 0;
-        if let Some((body, room, tail)) = in_place {
+        if let Some(spot) = in_place {
             // The slot already holds `body` bytes of the body; what came after them (more body,
             // or the next request) is in the read buffer past the slot's room.
             self.metrics.bodies_in_place.inc();
-            slot.request.body.advance(body);
-            body_in_place = body;
-            if tail > 0 {
-                c.rstart += room;
+            slot.request.body.advance(spot.body);
+            body_in_place = spot.body;
+            if spot.tail > 0 {
+                c.rstart += spot.room;
             }
-            c.rend = c.rstart + tail;
+            c.rend = c.rstart + spot.tail;
         }
         c.head_read = match head.framing {
             Framing::Length(n) if n >= c.rbuf.len() => HEAD_READ_AFTER_LARGE_BODY,
@@ -1314,8 +1304,8 @@ impl State {
         if let Some(b) = c.body.take() {
             self.free_slots.push(b.slot);
         }
-        if let Some(p) = c.placed.take() {
-            self.free_slots.push(p.slot);
+        if let Some(Placed { slot, .. }) = c.placed.take() {
+            self.free_slots.push(slot);
         }
         while let Some(out) = c.core.pop_any() {
             if let Out::Slot(slot) = out {
@@ -1449,14 +1439,15 @@ fn write_ready<const N: usize>(c: &mut Connection) -> Option<io::Result<usize>> 
 /// Undoes a read made on a wrong [`Guess`]: copies the slot's bytes to the read buffer right
 /// after the head part, where they join the tail (which was read to just past the slot's
 /// room, and is non-empty only if that room was filled), and frees the slot.
-fn unplace(c: &mut Connection, p: Placed, free_slots: &mut Vec<&'static mut Slot<'static>>) {
-    let Placed {
-        slot,
-        head,
-        body,
-        tail,
-        ..
-    } = p;
+fn unplace(
+    c: &mut Connection,
+    slot: &'static mut Slot<'static>,
+    spot: Spot,
+    free_slots: &mut Vec<&'static mut Slot<'static>>,
+) {
+    let Spot {
+        head, body, tail, ..
+    } = spot;
     c.rbuf[head..head + body].copy_from_slice(&slot.request.body.spare_mut()[..body]);
     c.rend = head + body + tail;
     free_slots.push(slot);
