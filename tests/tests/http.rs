@@ -504,8 +504,8 @@ fn connections_waiting_for_a_slot_are_served_in_arrival_order() {
 
 #[test]
 fn bodies_read_in_place_and_wrong_guesses_undone() {
-    // After a request with a body, the next read puts the bytes after a head of the same
-    // length into a slot (no copy). Every way the guess can be wrong must still deliver each
+    // After two heads of the same length, the second with a body, the next read puts the bytes
+    // after a head of that length into a slot (no copy). Every way the guess can be wrong must still deliver each
     // request whole and in order; the metrics show which path each request took.
     let _g = serial();
     let server = Server::start(&[]);
@@ -548,9 +548,30 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
             0,
             0,
         ),
+        (
+            "a second head of that length: the next read guesses",
+            shaped(1, &b16k),
+            vec![&b16k],
+            0,
+            0,
+        ),
         ("same shape: in place", shaped(1, &b16k), vec![&b16k], 1, 0),
         ("longer head", shaped(5, &b16k), vec![&b16k], 0, 1),
+        (
+            "the new length once more: guessing again",
+            shaped(5, &b16k),
+            vec![&b16k],
+            0,
+            0,
+        ),
         ("shorter head", shaped(1, &b16k), vec![&b16k], 0, 1),
+        (
+            "a head like the last one",
+            shaped(1, &b16k),
+            vec![&b16k],
+            0,
+            0,
+        ),
         (
             "same head length, shorter body, another request behind it",
             cat(&[&shaped(2, &b8k), GET_RUN]),
@@ -559,7 +580,14 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
             1,
         ),
         (
-            "no body before: nothing to guess from",
+            "after a GET: nothing to guess from",
+            shaped(1, &b4k),
+            vec![&b4k],
+            0,
+            0,
+        ),
+        (
+            "a second head of that length",
             shaped(1, &b4k),
             vec![&b4k],
             0,
@@ -587,6 +615,7 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
             0,
             0,
         ),
+        ("and another", shaped(1, &b70k), vec![&b70k], 0, 0),
         (
             "in place, the rest read straight into the slot",
             shaped(1, &b70k),
@@ -595,6 +624,34 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
             0,
         ),
         ("no body", long_get.clone().into_bytes(), vec![b""], 0, 1),
+        (
+            "heads that vary in length are never guessed: 1",
+            shaped(3, &b4k),
+            vec![&b4k],
+            0,
+            0,
+        ),
+        (
+            "heads that vary in length: 2",
+            shaped(1, &b4k),
+            vec![&b4k],
+            0,
+            0,
+        ),
+        (
+            "heads that vary in length: 3",
+            shaped(3, &b4k),
+            vec![&b4k],
+            0,
+            0,
+        ),
+        (
+            "heads that vary in length: 4",
+            shaped(1, &b4k),
+            vec![&b4k],
+            0,
+            0,
+        ),
     ];
     let mut c = server.connect();
     let mut hits = 0;
