@@ -169,7 +169,7 @@ struct Connection {
     /// Bytes to ask for when reading into an empty buffer: the whole buffer, or
     /// [`HEAD_READ_AFTER_LARGE_BODY`] after a large length-framed body.
     head_read: usize,
-    /// How the next request will probably look (from the last one), for reading in place.
+    /// How the next request will probably look (from the last two), for reading in place.
     guess: Option<Guess>,
     /// The last request's head length (0 before the first).
     last_head: usize,
