@@ -509,7 +509,8 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
     // request whole and in order; the metrics show which path each request took.
     let _g = serial();
     let server = Server::start(&[]);
-    let shaped = |pad: usize, body: &[u8]| {
+    // A POST whose head is padded by `pad` bytes.
+    fn shaped(pad: usize, body: &[u8]) -> Vec<u8> {
         let mut r = format!(
             "POST /run HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\nContent-Length: {}\r\n\r\n",
             "p".repeat(pad),
@@ -518,7 +519,7 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
         .into_bytes();
         r.extend_from_slice(body);
         r
-    };
+    }
     let chunked = |body: &[u8]| {
         let mut r = format!(
             "POST /run HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
@@ -540,38 +541,18 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
     let cat = |parts: &[&[u8]]| parts.concat();
     // (what is sent in one write, the bodies answered, in-place reads, wrong guesses)
     type Step<'a> = (&'a str, Vec<u8>, Vec<&'a [u8]>, u64, u64);
+    // A step of one request, `shaped(pad, body)`, answered with `body`.
+    fn one<'a>(what: &'a str, pad: usize, body: &'a [u8], hits: u64, misses: u64) -> Step<'a> {
+        (what, shaped(pad, body), vec![body], hits, misses)
+    }
     let steps: Vec<Step<'_>> = vec![
-        (
-            "first body: nothing to guess from",
-            shaped(1, &b16k),
-            vec![&b16k],
-            0,
-            0,
-        ),
-        (
-            "a second head of that length: the next read guesses",
-            shaped(1, &b16k),
-            vec![&b16k],
-            0,
-            0,
-        ),
-        ("same shape: in place", shaped(1, &b16k), vec![&b16k], 1, 0),
-        ("longer head", shaped(5, &b16k), vec![&b16k], 0, 1),
-        (
-            "the new length once more: guessing again",
-            shaped(5, &b16k),
-            vec![&b16k],
-            0,
-            0,
-        ),
-        ("shorter head", shaped(1, &b16k), vec![&b16k], 0, 1),
-        (
-            "a head like the last one",
-            shaped(1, &b16k),
-            vec![&b16k],
-            0,
-            0,
-        ),
+        one("first body: nothing to guess from", 1, &b16k, 0, 0),
+        one("second head of that length: it guesses", 1, &b16k, 0, 0),
+        one("same shape: in place", 1, &b16k, 1, 0),
+        one("longer head", 5, &b16k, 0, 1),
+        one("the new length once more: guessing again", 5, &b16k, 0, 0),
+        one("shorter head", 1, &b16k, 0, 1),
+        one("a head like the last one", 1, &b16k, 0, 0),
         (
             "same head length, shorter body, another request behind it",
             cat(&[&shaped(2, &b8k), GET_RUN]),
@@ -579,20 +560,8 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
             0,
             1,
         ),
-        (
-            "after a GET: nothing to guess from",
-            shaped(1, &b4k),
-            vec![&b4k],
-            0,
-            0,
-        ),
-        (
-            "a second head of that length",
-            shaped(1, &b4k),
-            vec![&b4k],
-            0,
-            0,
-        ),
+        one("after a GET: nothing to guess from", 1, &b4k, 0, 0),
+        one("a second head of that length", 1, &b4k, 0, 0),
         (
             "in place, the next request read behind the body",
             cat(&[&shaped(1, &b4k), &shaped(1, &b4k)]),
@@ -600,58 +569,17 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
             1,
             0,
         ),
-        (
-            "in place, the body goes on past the guess",
-            shaped(1, &b8k),
-            vec![&b8k],
-            1,
-            0,
-        ),
+        one("in place, the body goes on past the guess", 1, &b8k, 1, 0),
         ("chunked", chunked(&b8k), vec![&b8k], 0, 1),
-        (
-            "a body larger than the read buffer",
-            shaped(1, &b70k),
-            vec![&b70k],
-            0,
-            0,
-        ),
-        ("and another", shaped(1, &b70k), vec![&b70k], 0, 0),
-        (
-            "in place, the rest read straight into the slot",
-            shaped(1, &b70k),
-            vec![&b70k],
-            1,
-            0,
-        ),
+        one("a body larger than the read buffer", 1, &b70k, 0, 0),
+        one("and another", 1, &b70k, 0, 0),
+        one("in place, the rest read into the slot", 1, &b70k, 1, 0),
         ("no body", long_get.clone().into_bytes(), vec![b""], 0, 1),
-        (
-            "heads that vary in length are never guessed: 1",
-            shaped(3, &b4k),
-            vec![&b4k],
-            0,
-            0,
-        ),
-        (
-            "heads that vary in length: 2",
-            shaped(1, &b4k),
-            vec![&b4k],
-            0,
-            0,
-        ),
-        (
-            "heads that vary in length: 3",
-            shaped(3, &b4k),
-            vec![&b4k],
-            0,
-            0,
-        ),
-        (
-            "heads that vary in length: 4",
-            shaped(1, &b4k),
-            vec![&b4k],
-            0,
-            0,
-        ),
+        // Heads that vary in length are never guessed.
+        one("heads that vary in length: 1", 3, &b4k, 0, 0),
+        one("heads that vary in length: 2", 1, &b4k, 0, 0),
+        one("heads that vary in length: 3", 3, &b4k, 0, 0),
+        one("heads that vary in length: 4", 1, &b4k, 0, 0),
     ];
     // Then the same request sent in two writes, split where a read's parts meet: a read that
     // got the head and one byte of body places it; one that got the head only does not.
