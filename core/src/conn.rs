@@ -92,18 +92,23 @@ struct Pending<P> {
 }
 
 /// One connection's state. `P` holds a finished response (a slot, an error, ...).
+///
+/// `repr(C)`: the scalars come first and the queue's storage after them, so a connection
+/// with one request at a time (whose queue restarts at its first entry, see
+/// [`pop_written`](Self::pop_written)) touches few cache lines.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Conn<P> {
-    cfg: ConnConfig,
     phase: Phase,
+    /// No further requests will be read; close once `pending` drains.
+    closing: bool,
+    next_seq: u32,
     /// When the head/body/idle phase times out.
     deadline_ms: u64,
     /// When unwritten ready responses time out (meaningful while one is at the front).
     write_deadline_ms: u64,
+    cfg: ConnConfig,
     pending: Deque<Pending<P>, MAX_PIPELINE>,
-    next_seq: u32,
-    /// No further requests will be read; close once `pending` drains.
-    closing: bool,
 }
 
 impl<P> Conn<P> {
@@ -301,6 +306,12 @@ impl<P> Conn<P> {
             return None;
         }
         let p = self.pending.pop_front()?;
+        if self.pending.is_empty() {
+            // Start the ring over at its first entry: a connection with one request at a time
+            // then reuses one cache line instead of walking the whole queue's (which, with
+            // many connections, costs a cache miss per request).
+            self.pending.clear();
+        }
         if p.close {
             self.closing = true;
             self.phase = Phase::Closed;

@@ -174,3 +174,35 @@ fn peer_close_answers_what_is_in_flight() {
     c.pop_written(2);
     assert!(c.should_close());
 }
+
+#[test]
+fn one_request_at_a_time_reuses_the_queue_entry() {
+    // With many connections each queue entry touched is a cache miss: a connection that
+    // empties its queue starts over at the first entry instead of walking all of them.
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let mut places = Vec::new();
+    for i in 0..5u8 {
+        let seq = c.begin_request(0, true, false).unwrap();
+        c.complete(0, seq, i, false).unwrap();
+        let front = c.ready().next().expect("ready") as *const u8;
+        places.push(front as usize);
+        assert_eq!(c.pop_written(0), Some(i));
+    }
+    assert!(places.iter().all(|&p| p == places[0]), "{places:?}");
+    // With two in flight the second entry is used, and the queue still restarts once empty.
+    let a = c.begin_request(0, true, false).unwrap();
+    let b = c.begin_request(0, true, false).unwrap();
+    c.complete(0, a, 1, false).unwrap();
+    c.complete(0, b, 2, false).unwrap();
+    let fronts: Vec<usize> = c.ready().map(|p| p as *const u8 as usize).collect();
+    assert_eq!(fronts.len(), 2);
+    assert_eq!(fronts[0], places[0]);
+    assert_ne!(fronts[1], places[0]);
+    assert_eq!((c.pop_written(0), c.pop_written(0)), (Some(1), Some(2)));
+    let seq = c.begin_request(0, true, false).unwrap();
+    c.complete(0, seq, 3, false).unwrap();
+    assert_eq!(
+        c.ready().next().map(|p| p as *const u8 as usize),
+        Some(places[0])
+    );
+}
