@@ -607,22 +607,8 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
     let mut misses = 0;
     for ((what, request, bodies, new_hits, new_misses), split) in steps {
         let (what, new_hits, new_misses) = (&what, &new_hits, &new_misses);
-        if split > 0 {
-            c.send(&request[..split]);
-            std::thread::sleep(Duration::from_millis(20));
-            c.send(&request[split..]);
-        } else {
-            c.send(&request);
-        }
-        for (i, body) in bodies.iter().enumerate() {
-            let r = c.read_response();
-            assert_eq!(
-                (r.status, r.body.len()),
-                (200, body.len()),
-                "{what}: response {i}"
-            );
-            assert!(r.body == *body, "{what}: response {i}: body differs");
-        }
+        send_in_two(&mut c, &request, split, Duration::from_millis(20));
+        expect_echoes(&mut c, &bodies, |i| format!("{what}: response {i}"));
         let metrics = server.metrics();
         let now_hits = metric_in(&metrics, "httpd_runner_bodies_in_place_total", "");
         let now_misses = metric_in(&metrics, "httpd_runner_in_place_misses_total", "");
@@ -634,6 +620,27 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
         (hits, misses) = (now_hits, now_misses);
     }
     assert!(c.is_open_after(Duration::from_millis(100)));
+}
+
+/// Sends `wire`, in two writes `pause` apart when `at` is inside it (split before byte `at`).
+fn send_in_two(c: &mut Client, wire: &[u8], at: usize, pause: Duration) {
+    if at == 0 || at >= wire.len() {
+        c.send(wire);
+        return;
+    }
+    c.send(&wire[..at]);
+    std::thread::sleep(pause);
+    c.send(&wire[at..]);
+}
+
+/// Reads one response per body and asserts each is a 200 echoing exactly that body.
+fn expect_echoes<B: AsRef<[u8]>>(c: &mut Client, bodies: &[B], what: impl Fn(usize) -> String) {
+    for (i, body) in bodies.iter().enumerate() {
+        let body = body.as_ref();
+        let r = c.read_response();
+        assert_eq!((r.status, r.body.len()), (200, body.len()), "{}", what(i));
+        assert!(r.body == body, "{}: body differs", what(i));
+    }
 }
 
 #[test]
@@ -705,23 +712,12 @@ fn random_request_shapes_on_one_connection_all_arrive_whole() {
             // Split the group in two writes, so that a read made on a guess can get part of
             // a head, or a head and part of its body.
             let at = 1 + next(wire.len() as u64 - 1) as usize;
-            c.send(&wire[..at]);
-            std::thread::sleep(Duration::from_millis(2));
-            c.send(&wire[at..]);
+            send_in_two(&mut c, &wire, at, Duration::from_millis(2));
             splits += 1;
         } else {
             c.send(&wire);
         }
-        for (i, body) in bodies.iter().enumerate() {
-            let r = c.read_response();
-            assert_eq!(
-                (r.status, r.body.len()),
-                (200, body.len()),
-                "request {} (group member {i})",
-                sent + i
-            );
-            assert!(r.body == *body, "request {}: body differs", sent + i);
-        }
+        expect_echoes(&mut c, &bodies, |i| format!("request {}", sent + i));
         sent += group;
     }
     let hits = server.metric("httpd_runner_bodies_in_place_total", "");
