@@ -47,6 +47,10 @@ const AWAIT_RUNNERS: Duration = Duration::from_micros(50);
 /// Most `writev` parts per call (two per response: head and body).
 const MAX_IOV: usize = 64;
 
+/// Input read in one loop turn after which the runners' answers are taken and written
+/// before more connections are read (see `harvest`).
+const HARVEST_BYTES: usize = 128 * 1024;
+
 /// Reads per connection per event before others get a turn.
 const READS_PER_TURN: usize = 8;
 
@@ -232,6 +236,8 @@ struct State {
     /// Microseconds since start at the last clock reading.
     now_us: u64,
     round_robin: usize,
+    /// Bytes read since answers were last taken from the runners (see [`HARVEST_BYTES`]).
+    read_since_harvest: usize,
     shutdown_deadline_ms: Option<u64>,
 }
 
@@ -298,6 +304,7 @@ impl HandlerThread {
             date_refresh_ms: 0,
             now_us: 0,
             round_robin: index,
+            read_since_harvest: 0,
             shutdown_deadline_ms: None,
         };
         let mut events = Events::with_capacity(1024);
@@ -368,7 +375,11 @@ impl HandlerThread {
                     st.conns[idx as usize].readable = true;
                 }
                 st.drive(idx, poll.registry());
+                if st.read_since_harvest >= HARVEST_BYTES {
+                    st.harvest(&mut done, poll.registry());
+                }
             }
+            st.read_since_harvest = 0;
             let was_light = light_turns.is_light();
             let light = light_turns.observe(driven <= 1);
             if light != was_light {
@@ -633,6 +644,7 @@ impl State {
             return false;
         }
         self.metrics.bytes_in.add(n as u64);
+        self.read_since_harvest += n;
         if n < asked {
             // A short read drained the socket; with edge-triggered readiness any later data
             // raises a new event, so the EAGAIN read that would confirm it is skipped (one
@@ -1053,6 +1065,26 @@ impl State {
                 self.shared.shutdown.wake_runner(r);
             }
         }
+    }
+
+    /// Mid-turn, after [`HARVEST_BYTES`] of input: wakes the runners for the jobs staged so
+    /// far and writes the answers that are already back, while their bodies are still in
+    /// this core's cache (a turn over many connections with large bodies reads more than the
+    /// cache holds before its first write).
+    fn harvest(
+        &mut self,
+        done: &mut [Consumer<'static, Done<'static>, RING_SLOTS>],
+        registry: &mio::Registry,
+    ) {
+        self.read_since_harvest = 0;
+        self.metrics.harvests.inc();
+        self.wake_runners();
+        for ring in done {
+            while let Some(slot) = ring.pop() {
+                self.runner_done(slot);
+            }
+        }
+        self.flush_dirty(registry);
     }
 
     /// A slot came back from a runner.

@@ -86,6 +86,8 @@ pub struct HandlerMetrics {
     pub bodies_in_place: Counter,
     /// Reads whose guess of the next head's length or body was wrong (then copied).
     pub in_place_misses: Counter,
+    /// Times a loop turn stopped reading to write the runners' answers (see `HARVEST_BYTES`).
+    pub harvests: Counter,
     /// Connections this handler closed.
     pub closed: Counter,
     /// Requests answered 503 because a runner's queue was full.
@@ -252,6 +254,13 @@ impl Metrics {
             "in_place_misses_total",
             "Reads split on a wrong guess of the next request's head and body lengths (then copied).",
             self.sum(|h| h.in_place_misses.get()),
+        )?;
+        counter(
+            out,
+            p,
+            "harvests_total",
+            "Times a handler stopped reading mid-turn to write the answers already back from runners.",
+            self.sum(|h| h.harvests.get()),
         )?;
         gauge(
             out,

@@ -730,3 +730,32 @@ fn random_request_shapes_on_one_connection_all_arrive_whole() {
         "both paths taken: {hits} in place, {misses} wrong"
     );
 }
+
+#[test]
+fn answers_already_back_are_written_mid_turn_and_arrive_whole() {
+    // Many connections with large pipelined bodies: a handler turn that has read 128 KiB stops
+    // to hand its jobs over and write the answers already back, then reads on. Every body
+    // must still come back whole, on its own connection, in order.
+    let _g = serial();
+    let server = Server::start(&[]);
+    let mut conns: Vec<Client> = (0..16).map(|_| server.connect()).collect();
+    let body_for = |conn: usize, i: usize| -> Vec<u8> {
+        (0..48 * 1024)
+            .map(|k| (k * 31 + conn * 7 + i * 131) as u8)
+            .collect()
+    };
+    for (n, c) in conns.iter_mut().enumerate() {
+        let mut wire = Vec::new();
+        for i in 0..4 {
+            wire.extend_from_slice(&post("/run", &body_for(n, i)));
+        }
+        c.send(&wire);
+    }
+    for (n, c) in conns.iter_mut().enumerate() {
+        let bodies: Vec<Vec<u8>> = (0..4).map(|i| body_for(n, i)).collect();
+        expect_echoes(c, &bodies, |i| format!("connection {n}, request {i}"));
+    }
+    let harvests = server.metric("httpd_runner_harvests_total", "");
+    println!("16 connections x 4 x 48 KiB: {harvests} mid-turn writes");
+    assert!(harvests > 0, "no turn read 128 KiB before writing");
+}
