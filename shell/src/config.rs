@@ -120,7 +120,9 @@ pub struct Config {
     #[arg(long, env = "HTTPD_RUNNER_SLOTS", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub slots: u32,
 
-    /// Jobs one handler may queue at one runner; beyond it requests are shed with 503.
+    /// Jobs one handler may queue at one runner; beyond it requests are shed with 503. Keep it
+    /// at least `--slots`, or pipelining clients can get 503s while runners keep up (the
+    /// banner notes it).
     #[arg(long, env = "HTTPD_RUNNER_RING_CAPACITY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=RING_SLOTS as i64))]
     pub ring_capacity: u32,
 

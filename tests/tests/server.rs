@@ -319,4 +319,17 @@ fn banner_reports_address_counts_pinning_and_memory() {
         log.contains("max connections: 64, max body: 102400 bytes"),
         "{log}"
     );
+    assert!(
+        !log.contains("note: --slots"),
+        "defaults need no note: {log}"
+    );
+    // More slots than one runner's queue takes: a pipelining client could get 503s from an
+    // idle server, so the banner says so.
+    let wide = Server::start(&["--runners", "1", "--slots", "300"]);
+    assert!(
+        wide.log()
+            .contains("note: --slots 300 is above --ring-capacity 256"),
+        "{}",
+        wide.log()
+    );
 }
