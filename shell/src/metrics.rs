@@ -88,6 +88,8 @@ pub struct HandlerMetrics {
     pub in_place_misses: Counter,
     /// Times a loop turn stopped reading to write the runners' answers (see `HARVEST_BYTES`).
     pub harvests: Counter,
+    /// Writes of several small responses copied into one buffer (see `GATHER_BYTES`).
+    pub gathered_writes: Counter,
     /// Connections this handler closed.
     pub closed: Counter,
     /// Requests answered 503 because a runner's queue was full.
@@ -261,6 +263,13 @@ impl Metrics {
             "harvests_total",
             "Times a handler stopped reading mid-turn to write the answers already back from runners.",
             self.sum(|h| h.harvests.get()),
+        )?;
+        counter(
+            out,
+            p,
+            "gathered_writes_total",
+            "Socket writes that sent several small responses copied into one buffer instead of a writev.",
+            self.sum(|h| h.gathered_writes.get()),
         )?;
         gauge(
             out,

@@ -1,6 +1,7 @@
 //! HTTP/1.1 behaviour end to end, one test per behaviour: raw bytes in, exact status and
 //! connection state out.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use httpd_runner_tests::{body_of, metric_in, post, serial, Client, Server};
@@ -758,4 +759,36 @@ fn answers_already_back_are_written_mid_turn_and_arrive_whole() {
     let harvests = server.metric("httpd_runner_harvests_total", "");
     println!("16 connections x 4 x 48 KiB: {harvests} mid-turn writes");
     assert!(harvests > 0, "no turn read 128 KiB before writing");
+}
+
+#[test]
+fn small_pipelined_responses_are_gathered_and_survive_partial_writes() {
+    // Thousands of small pipelined requests while the client reads nothing: the server's
+    // gathered writes (several responses copied into one buffer) fill the socket and are
+    // taken in part; every response must still arrive once, whole and in order.
+    let _g = serial();
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let count = 100_000;
+    let bodies: Vec<Vec<u8>> = (0..count).map(|i| format!("r{i}").into_bytes()).collect();
+    let mut wire = Vec::new();
+    for b in &bodies {
+        wire.extend_from_slice(&post("/run", b));
+    }
+    let mut writer = c.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || writer.write_all(&wire).is_ok());
+    // Let the server run into a full socket before anything is read.
+    std::thread::sleep(Duration::from_millis(300));
+    let unread = server.metric("httpd_runner_sent_bytes_total", "");
+    expect_echoes(&mut c, &bodies, |i| format!("request {i}"));
+    assert!(sender.join().unwrap(), "the server stopped reading");
+    let gathered = server.metric("httpd_runner_gathered_writes_total", "");
+    let sent = server.metric("httpd_runner_sent_bytes_total", "");
+    println!("{count} pipelined POSTs: {gathered} gathered writes, {unread} of {sent} bytes sent before the client read");
+    assert!(gathered > 0, "no responses were gathered");
+    assert!(
+        unread < sent / 2,
+        "the socket never filled: {unread} of {sent} bytes went out unread"
+    );
+    assert!(c.is_open_after(Duration::from_millis(50)));
 }
