@@ -120,11 +120,11 @@ pub struct Config {
     #[arg(long, env = "HTTPD_RUNNER_SLOTS", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub slots: u32,
 
-    /// Jobs one handler may queue at one runner; beyond it requests are shed with 503. Keep it
-    /// at least `--slots`, or pipelining clients can get 503s while runners keep up (the
-    /// banner notes it).
-    #[arg(long, env = "HTTPD_RUNNER_RING_CAPACITY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=RING_SLOTS as i64))]
-    pub ring_capacity: u32,
+    /// Jobs one handler may queue at one runner; beyond it requests are shed with 503 and
+    /// `Retry-After`. Below `--slots` a pipelining client can get 503s while runners keep up
+    /// (the banner notes it). [default: `--slots`, at most 1024]
+    #[arg(long, env = "HTTPD_RUNNER_RING_CAPACITY", value_parser = clap::value_parser!(u32).range(1..=RING_SLOTS as i64))]
+    pub ring_capacity: Option<u32>,
 
     /// Microseconds an idle runner keeps polling its rings (yielding the core between checks)
     /// before it sleeps, while requests arrive one at a time (each handler serving one
@@ -182,6 +182,14 @@ impl Config {
             },
             usize::from,
         )
+    }
+
+    /// Jobs one handler may queue at one runner: `--ring-capacity`, else as many as the
+    /// handler has slots (so a runner's queue sheds only when asked to), at most the ring.
+    #[must_use]
+    pub fn ring_capacity(&self) -> u32 {
+        self.ring_capacity
+            .unwrap_or_else(|| self.slots.min(RING_SLOTS as u32))
     }
 
     /// Whether runners are pinned.

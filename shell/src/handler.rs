@@ -1030,7 +1030,7 @@ impl State {
             None => self.least_loaded(),
         };
         slot.ticket.runner = r as u16;
-        if self.in_flight[r] >= self.shared.cfg.ring_capacity as usize {
+        if self.in_flight[r] >= self.shared.cfg.ring_capacity() as usize {
             return self.shed(slot);
         }
         // Staged, not yet published: everything one read brought in crosses to the runner with

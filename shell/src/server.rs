@@ -216,15 +216,20 @@ impl Server {
             s += &format!("runner-{i}: {p}\n");
         }
         s += &format!(
-            "memory reserved at startup: {} bytes\nmax connections: {}, max body: {} bytes, request slots per handler: {}",
-            self.reserved_bytes, cfg.max_connections, cfg.max_body_bytes, cfg.slots
+            "memory reserved at startup: {} bytes\nmax connections: {}, max body: {} bytes, request slots per handler: {}, queue per runner: {}",
+            self.reserved_bytes,
+            cfg.max_connections,
+            cfg.max_body_bytes,
+            cfg.slots,
+            cfg.ring_capacity()
         );
-        if cfg.slots > cfg.ring_capacity {
+        if cfg.slots > cfg.ring_capacity() {
             s += &format!(
                 "\nnote: --slots {0} is above --ring-capacity {1}: when more than {1} of a handler's \
                  requests wait for one runner, the rest are shed with 503 (raise --ring-capacity \
                  to queue them instead)",
-                cfg.slots, cfg.ring_capacity
+                cfg.slots,
+                cfg.ring_capacity()
             );
         }
         s

@@ -323,13 +323,29 @@ fn banner_reports_address_counts_pinning_and_memory() {
         !log.contains("note: --slots"),
         "defaults need no note: {log}"
     );
-    // More slots than one runner's queue takes: a pipelining client could get 503s from an
-    // idle server, so the banner says so.
-    let wide = Server::start(&["--runners", "1", "--slots", "300"]);
     assert!(
-        wide.log()
-            .contains("note: --slots 300 is above --ring-capacity 256"),
-        "{}",
-        wide.log()
+        log.contains("request slots per handler: 128, queue per runner: 128"),
+        "the runner queue follows --slots: {log}"
     );
+    // More slots than one runner's queue takes: a pipelining client could get 503s from an
+    // idle server, so the banner says so. Without --ring-capacity the queue follows the slots
+    // up to the ring's size.
+    for (args, note) in [
+        (&["--slots", "300"][..], None),
+        (
+            &["--slots", "300", "--ring-capacity", "256"][..],
+            Some("note: --slots 300 is above --ring-capacity 256"),
+        ),
+        (
+            &["--slots", "2000"][..],
+            Some("note: --slots 2000 is above --ring-capacity 1024"),
+        ),
+    ] {
+        let wide = Server::start(&[&["--runners", "1"][..], args].concat());
+        let log = wide.log();
+        match note {
+            Some(note) => assert!(log.contains(note), "{args:?}: {log}"),
+            None => assert!(!log.contains("note: --slots"), "{args:?}: {log}"),
+        }
+    }
 }
