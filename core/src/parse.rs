@@ -50,6 +50,9 @@ pub enum Error {
     Nul,
     /// A CR not followed by LF in the head (400).
     BareCr,
+    /// An LF not preceded by CR in the head (400). RFC 9112 §2.2 lets a recipient accept a
+    /// bare LF as a line end; refusing it leaves no line a front proxy could split otherwise.
+    BareLf,
     /// A header field continued on the next line (obs-fold) (400).
     ObsFold,
     /// The request target has characters or a form the server does not accept (400).
@@ -88,10 +91,11 @@ pub enum Error {
 
 impl Error {
     /// Every variant, in declaration order (for metrics that count errors by kind).
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::Syntax,
         Self::Nul,
         Self::BareCr,
+        Self::BareLf,
         Self::ObsFold,
         Self::InvalidTarget,
         Self::MissingHost,
@@ -132,6 +136,7 @@ impl Error {
             Self::Syntax => "syntax",
             Self::Nul => "nul",
             Self::BareCr => "bare_cr",
+            Self::BareLf => "bare_lf",
             Self::ObsFold => "obs_fold",
             Self::InvalidTarget => "invalid_target",
             Self::MissingHost => "missing_host",
@@ -432,12 +437,13 @@ fn has_obs_fold(buf: &[u8]) -> bool {
         .any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'))
 }
 
-/// Refuses NUL anywhere and CR not followed by LF in head bytes.
+/// Refuses NUL anywhere, CR not followed by LF, and LF not preceded by CR in head bytes.
 ///
 /// Eight bytes at a time, without branching on the bytes: exact per-byte masks of NUL, CR and
-/// LF show whether the word holds a NUL or a CR whose next byte (possibly the next word's
-/// first) is not LF. Only such a word, which is refused, is looked at byte by byte to name the
-/// error. A CR as the very last byte passes: its LF may not have arrived yet.
+/// LF show whether the word holds a NUL, a CR whose next byte (possibly the next word's first)
+/// is not LF, or an LF whose previous byte (possibly the last word's last) is not CR. Only
+/// such a word, which is refused, is looked at byte by byte to name the error. A CR as the
+/// very last byte passes: its LF may not have arrived yet.
 fn scan_forbidden(head: &[u8]) -> Result<(), Error> {
     const LOWS: u64 = u64::from_le_bytes([0x7f; 8]);
     const CRS: u64 = u64::from_le_bytes([b'\r'; 8]);
@@ -447,22 +453,28 @@ fn scan_forbidden(head: &[u8]) -> Result<(), Error> {
     let check = |i: usize| match head[i] {
         0 => Err(Error::Nul),
         b'\r' if i + 1 < head.len() && head[i + 1] != b'\n' => Err(Error::BareCr),
+        b'\n' if i == 0 || head[i - 1] != b'\r' => Err(Error::BareLf),
         _ => Ok(()),
     };
     let words = head.chunks_exact(8);
     let tail_start = head.len() - words.remainder().len();
+    let mut prev_is_cr = false;
     for (w, word) in words.enumerate() {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
         let v = u64::from_le_bytes(bytes);
+        let crs = zeros(v ^ CRS);
+        let lfs = zeros(v ^ LFS);
         // Byte k of `lf_after` flags an LF at byte k + 1 (the next word's first for k = 7;
-        // past the end counts as LF).
+        // past the end counts as LF); byte k of `cr_before` flags a CR at byte k - 1.
         let next_is_lf = head.get(w * 8 + 8).is_none_or(|&b| b == b'\n');
-        let lf_after = (zeros(v ^ LFS) >> 8) | (u64::from(next_is_lf) << 63);
-        let bad = zeros(v) | (zeros(v ^ CRS) & !lf_after);
+        let lf_after = (lfs >> 8) | (u64::from(next_is_lf) << 63);
+        let cr_before = (crs << 8) | (u64::from(prev_is_cr) << 7);
+        let bad = zeros(v) | (crs & !lf_after) | (lfs & !cr_before);
         if bad != 0 {
             (w * 8..w * 8 + 8).try_for_each(check)?;
         }
+        prev_is_cr = bytes[7] == b'\r';
     }
     (tail_start..head.len()).try_for_each(check)
 }
@@ -509,19 +521,32 @@ fn absolute_path(target: &str) -> Result<&str, Error> {
     Ok(if end == rest.len() { "/" } else { &rest[end..] })
 }
 
-/// Every `%` is followed by two hex digits.
+/// Whether every `%` starts a `%XX` escape, and no escape in the path (before `?`) encodes
+/// NUL, CR or LF. No resource is named by those bytes, and a runner that decodes the path
+/// into a C string, a file name or a header must never meet them; a query may carry them
+/// (a form field with line breaks).
 fn percent_encoding_ok(bytes: &[u8]) -> bool {
     let mut i = 0;
+    let mut in_path = true;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let ok = bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
-            if !ok {
-                return false;
+        match bytes[i] {
+            b'%' => {
+                let (Some(&hi), Some(&lo)) = (bytes.get(i + 1), bytes.get(i + 2)) else {
+                    return false;
+                };
+                if !hi.is_ascii_hexdigit() || !lo.is_ascii_hexdigit() {
+                    return false;
+                }
+                if in_path && hi == b'0' && matches!(lo, b'0' | b'a' | b'A' | b'd' | b'D') {
+                    return false;
+                }
+                i += 3;
             }
-            i += 3;
-        } else {
-            i += 1;
+            b'?' => {
+                in_path = false;
+                i += 1;
+            }
+            _ => i += 1,
         }
     }
     true

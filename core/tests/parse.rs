@@ -88,6 +88,24 @@ const VALID: &[ValidCase] = &[
         true,
     ),
     (
+        "encoded line breaks and nul in the query",
+        b"GET /run?t=a%0D%0Ab%0a%00 HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Get,
+        "/run",
+        Some("t=a%0D%0Ab%0a%00"),
+        Framing::None,
+        true,
+    ),
+    (
+        "other escapes in the path",
+        b"GET /a%20b%0b%0E%2F%d0 HTTP/1.1\r\nHost: a\r\n\r\n",
+        Method::Get,
+        "/a%20b%0b%0E%2F%d0",
+        None,
+        Framing::None,
+        true,
+    ),
+    (
         "post with length",
         b"POST /run HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
         Method::Post,
@@ -307,6 +325,11 @@ const INVALID: &[(&str, &[u8], Error)] = &[
     ("te empty", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", Error::ChunkedNotFinal),
     ("te on 1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Error::TransferEncodingOnHttp10),
     ("bare cr in header", b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", Error::BareCr),
+    ("bare lf after request line", b"GET / HTTP/1.1\nHost: a\r\n\r\n", Error::BareLf),
+    ("bare lf after header", b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", Error::BareLf),
+    ("bare lf ending head", b"GET / HTTP/1.1\r\nHost: a\r\n\n", Error::BareLf),
+    ("bare lf lines only", b"GET / HTTP/1.1\nHost: a\n\n", Error::BareLf),
+    ("leading bare lf", b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", Error::BareLf),
     ("nul in header", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", Error::Nul),
     ("nul in target", b"GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n", Error::Nul),
     ("obs fold", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", Error::ObsFold),
@@ -315,6 +338,10 @@ const INVALID: &[(&str, &[u8], Error)] = &[
     ("fragment in target", b"GET /a#f HTTP/1.1\r\nHost: a\r\n\r\n", Error::InvalidTarget),
     ("non-ascii target", b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", Error::InvalidTarget),
     ("bad percent", b"GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n", Error::InvalidTarget),
+    ("encoded nul in path", b"GET /a%00.html HTTP/1.1\r\nHost: a\r\n\r\n", Error::InvalidTarget),
+    ("encoded crlf in path", b"GET /a%0d%0aX:%20y HTTP/1.1\r\nHost: a\r\n\r\n", Error::InvalidTarget),
+    ("encoded cr in path", b"GET /a%0D?q HTTP/1.1\r\nHost: a\r\n\r\n", Error::InvalidTarget),
+    ("encoded lf in absolute path", b"GET http://a/b%0A HTTP/1.1\r\nHost: a\r\n\r\n", Error::InvalidTarget),
     ("relative target", b"GET run HTTP/1.1\r\nHost: a\r\n\r\n", Error::InvalidTarget),
     ("http/2.0", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", Error::VersionNotSupported),
     ("http/1.2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", Error::VersionNotSupported),
@@ -342,6 +369,7 @@ fn statuses_match_the_rfc() {
         (Error::VersionNotSupported, 505),
         (Error::ExpectationFailed, 417),
         (Error::BareCr, 400),
+        (Error::BareLf, 400),
         (Error::MissingHost, 400),
     ];
     for (e, status) in table {
@@ -623,12 +651,16 @@ fn crlf_at_every_alignment_is_accepted() {
 }
 
 #[test]
-fn nul_or_bare_cr_anywhere_in_a_field_value_is_refused() {
+fn nul_or_bare_cr_or_bare_lf_anywhere_in_a_field_value_is_refused() {
     // Every offset inside the value, so the byte lands in every position of the scanner's
     // eight-byte words and in the tail.
     let value = b"abcdefghijklmnopqrstuvwxyz0123456789";
     for at in 0..value.len() {
-        for (bad, want) in [(0u8, Error::Nul), (b'\r', Error::BareCr)] {
+        for (bad, want) in [
+            (0u8, Error::Nul),
+            (b'\r', Error::BareCr),
+            (b'\n', Error::BareLf),
+        ] {
             let mut v = value.to_vec();
             v[at] = bad;
             let mut req = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();

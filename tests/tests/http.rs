@@ -229,6 +229,7 @@ fn refusals_get_their_status_and_close_before_the_next_request() {
         ("malformed CL", b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 3x\r\n\r\nabc".to_vec(), 400),
         ("differing CLs", b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".to_vec(), 400),
         ("bare CR", b"GET /run HTTP/1.1\r\nHost: t\rX: y\r\n\r\n".to_vec(), 400),
+        ("bare LF", b"GET /run HTTP/1.1\nHost: t\n\n".to_vec(), 400),
         ("NUL", b"GET /run HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n".to_vec(), 400),
         ("obs-fold", b"GET /run HTTP/1.1\r\nHost: t\r\nX: a\r\n  b\r\n\r\n".to_vec(), 400),
     ];
