@@ -67,6 +67,9 @@ pub enum Error {
     InvalidContentLength,
     /// Several Content-Length fields with different values (400).
     ConflictingContentLength,
+    /// Several Content-Type fields with different values: a runner and a proxy in front
+    /// could read the body as different media types (400).
+    ConflictingContentType,
     /// Both Content-Length and Transfer-Encoding (400).
     ContentLengthWithTransferEncoding,
     /// Transfer-Encoding in which `chunked` is missing from the end or repeated (400).
@@ -91,7 +94,7 @@ pub enum Error {
 
 impl Error {
     /// Every variant, in declaration order (for metrics that count errors by kind).
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::Syntax,
         Self::Nul,
         Self::BareCr,
@@ -103,6 +106,7 @@ impl Error {
         Self::InvalidHost,
         Self::InvalidContentLength,
         Self::ConflictingContentLength,
+        Self::ConflictingContentType,
         Self::ContentLengthWithTransferEncoding,
         Self::ChunkedNotFinal,
         Self::TransferEncodingOnHttp10,
@@ -144,6 +148,7 @@ impl Error {
             Self::InvalidHost => "invalid_host",
             Self::InvalidContentLength => "invalid_content_length",
             Self::ConflictingContentLength => "conflicting_content_length",
+            Self::ConflictingContentType => "conflicting_content_type",
             Self::ContentLengthWithTransferEncoding => "content_length_with_transfer_encoding",
             Self::ChunkedNotFinal => "chunked_not_final",
             Self::TransferEncodingOnHttp10 => "transfer_encoding_on_http10",
@@ -622,6 +627,7 @@ impl Fields {
             expect: Expect::None,
         };
         let mut codings = Codings::default();
+        let mut content_type: Option<&[u8]> = None;
         for h in headers {
             let name = h.name;
             let value = trim_ows(h.value);
@@ -638,6 +644,11 @@ impl Fields {
                 f.content_length = Some(n);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 codings.add(value);
+            } else if name.eq_ignore_ascii_case("content-type") {
+                if content_type.is_some_and(|prev| prev != value) {
+                    return Err(Error::ConflictingContentType);
+                }
+                content_type = Some(value);
             } else if name.eq_ignore_ascii_case("connection") {
                 for token in list(value) {
                     f.close |= token.eq_ignore_ascii_case(b"close");

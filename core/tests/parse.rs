@@ -106,6 +106,15 @@ const VALID: &[ValidCase] = &[
         true,
     ),
     (
+        "the same content type twice",
+        b"POST /run HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 2\r\ncontent-type:  text/plain \r\n\r\nhi",
+        Method::Post,
+        "/run",
+        None,
+        Framing::Length(2),
+        true,
+    ),
+    (
         "post with length",
         b"POST /run HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
         Method::Post,
@@ -316,6 +325,7 @@ const INVALID: &[(&str, &[u8], Error)] = &[
     ("cl list", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", Error::InvalidContentLength),
     ("cl overflow", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", Error::InvalidContentLength),
     ("cl differs", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Error::ConflictingContentLength),
+    ("content types differ", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\n\r\nx", Error::ConflictingContentType),
     ("cl and te", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", Error::ContentLengthWithTransferEncoding),
     ("te and cl", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n", Error::ContentLengthWithTransferEncoding),
     ("te gzip", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", Error::UnsupportedTransferCoding),

@@ -230,6 +230,8 @@ fn refusals_get_their_status_and_close_before_the_next_request() {
         ("differing CLs", b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".to_vec(), 400),
         ("bare CR", b"GET /run HTTP/1.1\r\nHost: t\rX: y\r\n\r\n".to_vec(), 400),
         ("bare LF", b"GET /run HTTP/1.1\nHost: t\n\n".to_vec(), 400),
+        ("differing Content-Types", b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Type: a/b\r\nContent-Type: c/d\r\nContent-Length: 1\r\n\r\nx".to_vec(), 400),
+        ("encoded CRLF in the path", b"GET /run/a%0d%0aX:%20y HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
         ("NUL", b"GET /run HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n".to_vec(), 400),
         ("obs-fold", b"GET /run HTTP/1.1\r\nHost: t\r\nX: a\r\n  b\r\n\r\n".to_vec(), 400),
     ];
