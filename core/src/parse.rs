@@ -726,9 +726,11 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
     v
 }
 
-/// `Content-Length = 1*DIGIT`, without overflow.
+/// `Content-Length = 1*DIGIT`, without overflow, and without leading zeros: the grammar
+/// allows `007`, but no client sends it, and a front proxy that reads `0200` as octal would
+/// frame a different body than this server.
 fn parse_content_length(v: &[u8]) -> Result<u64, Error> {
-    if v.is_empty() {
+    if v.is_empty() || (v.len() > 1 && v[0] == b'0') {
         return Err(Error::InvalidContentLength);
     }
     let mut n: u64 = 0;
@@ -751,7 +753,11 @@ mod tests {
     #[test]
     fn content_length_rules() {
         assert_eq!(parse_content_length(b"0"), Ok(0));
-        assert_eq!(parse_content_length(b"0042"), Ok(42));
+        assert_eq!(parse_content_length(b"42"), Ok(42));
+        assert_eq!(
+            parse_content_length(b"0042"),
+            Err(Error::InvalidContentLength)
+        );
         assert_eq!(parse_content_length(b"18446744073709551615"), Ok(u64::MAX));
         assert_eq!(
             parse_content_length(b"18446744073709551616"),

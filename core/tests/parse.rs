@@ -321,6 +321,8 @@ const INVALID: &[(&str, &[u8], Error)] = &[
     ("host with userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", Error::InvalidHost),
     ("cl not digits", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", Error::InvalidContentLength),
     ("cl negative", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", Error::InvalidContentLength),
+    ("cl leading zero", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 05\r\n\r\nhello", Error::InvalidContentLength),
+    ("cl double zero", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n", Error::InvalidContentLength),
     ("cl plus sign", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", Error::InvalidContentLength),
     ("cl list", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", Error::InvalidContentLength),
     ("cl overflow", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", Error::InvalidContentLength),
