@@ -294,6 +294,18 @@ impl Slot<'_> {
             self.response.body.as_slice()
         }
     }
+
+    /// The body bytes that go on the wire after the head: none for a `HEAD` request or a
+    /// status without content (204, 304; see [`crate::response::has_content`]), whatever
+    /// the runner wrote.
+    #[must_use]
+    pub fn wire_body(&self) -> &[u8] {
+        if self.ticket.head_only || !crate::response::has_content(self.response.status) {
+            &[]
+        } else {
+            self.response_body()
+        }
+    }
 }
 
 /// What a runner writes: status, header lines, body, into fixed buffers.

@@ -35,7 +35,17 @@ pub struct ResponseHead<'a> {
     pub extra: &'a [u8],
 }
 
-/// Writes the status line and header fields, ending with the empty line.
+/// Whether a response with `status` has content and says how long it is. 204 and 304 have
+/// neither: a server MUST NOT send `Content-Length` in a 204 (RFC 9110 §8.6), and a client
+/// reads no body after either (RFC 9110 §6.4.1), so bytes sent after one would be read as
+/// the next response.
+#[must_use]
+pub const fn has_content(status: u16) -> bool {
+    !matches!(status, 204 | 304)
+}
+
+/// Writes the status line and header fields, ending with the empty line. `Content-Length`
+/// is left out where [`has_content`] says so.
 ///
 /// # Errors
 /// [`Full`] when `out` is too small; what was written is then meaningless.
@@ -48,8 +58,10 @@ pub fn write_head(out: &mut FixedBuf<'_>, h: &ResponseHead<'_>) -> Result<(), Fu
     out.extend_from_slice(SERVER.as_bytes())?;
     out.extend_from_slice(b"\r\nDate: ")?;
     out.extend_from_slice(h.date)?;
-    out.extend_from_slice(b"\r\nContent-Length: ")?;
-    out.push_decimal(h.content_length as u64)?;
+    if has_content(h.status) {
+        out.extend_from_slice(b"\r\nContent-Length: ")?;
+        out.push_decimal(h.content_length as u64)?;
+    }
     if let Some(ct) = h.content_type {
         out.extend_from_slice(b"\r\nContent-Type: ")?;
         out.extend_from_slice(ct)?;

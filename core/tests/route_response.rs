@@ -1,7 +1,10 @@
 //! Router and response writer tables.
 
+use httpd_runner_core::msg::Slot;
 use httpd_runner_core::parse::Method;
-use httpd_runner_core::response::{imf_fixdate, write_head, write_simple, ResponseHead, Simple};
+use httpd_runner_core::response::{
+    has_content, imf_fixdate, write_head, write_simple, ResponseHead, Simple,
+};
 use httpd_runner_core::route::{route, shutdown_permitted, Route, RUN_ALLOW};
 use httpd_runner_core::text::{FixedBuf, HeaderError, HeaderLines};
 
@@ -252,5 +255,60 @@ fn decimals_are_written_in_place_or_not_at_all() {
         out.extend_from_slice(b"n").unwrap();
         assert!(out.push_decimal(n).is_err(), "{n} must not fit");
         assert_eq!(out.as_slice(), b"n");
+    }
+}
+
+#[test]
+fn no_content_and_not_modified_carry_no_length_and_no_body() {
+    for (status, content) in [
+        (200, true),
+        (201, true),
+        (204, false),
+        (304, false),
+        (404, true),
+    ] {
+        assert_eq!(has_content(status), content, "{status}");
+        let mut store = [0u8; 512];
+        let mut out = FixedBuf::new(&mut store);
+        write_head(
+            &mut out,
+            &ResponseHead {
+                status,
+                content_length: 5,
+                keep_alive: true,
+                date: &DATE,
+                content_type: None,
+                allow: None,
+                retry_after_secs: None,
+                runner: None,
+                extra: b"",
+            },
+        )
+        .unwrap();
+        let text = std::str::from_utf8(out.as_slice()).unwrap();
+        assert_eq!(
+            text.contains("Content-Length: 5\r\n"),
+            content,
+            "{status}: {text}"
+        );
+    }
+    // What a runner wrote after a 204 or 304 never reaches the wire; a HEAD request's body
+    // neither.
+    let (mut head, mut body, mut response_body) = ([0u8; 64], [0u8; 64], [0u8; 64]);
+    let mut slot = Slot::new(&mut head, &mut body, &mut response_body);
+    for (status, head_only, wire) in [
+        (200, false, &b"hello"[..]),
+        (200, true, b""),
+        (204, false, b""),
+        (304, false, b""),
+        (500, false, b"hello"),
+    ] {
+        slot.ticket.head_only = head_only;
+        slot.serve(|_, resp| {
+            resp.set_status(status);
+            resp.body_mut().extend_from_slice(b"hello").unwrap();
+        });
+        assert_eq!(slot.response_body(), b"hello");
+        assert_eq!(slot.wire_body(), wire, "{status}, head only: {head_only}");
     }
 }

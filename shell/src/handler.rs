@@ -1302,14 +1302,7 @@ impl State {
         let mut total = c.written + n;
         loop {
             let len = match c.core.ready().next() {
-                Some(Out::Slot(s)) => {
-                    s.response.wire_head().len()
-                        + if s.ticket.head_only {
-                            0
-                        } else {
-                            s.response_body().len()
-                        }
-                }
+                Some(Out::Slot(s)) => s.response.wire_head().len() + s.wire_body().len(),
                 Some(Out::Inline) => c.inline_len,
                 None => break,
             };
@@ -1479,14 +1472,7 @@ fn write_ready<const N: usize>(
     let inline = &c.inline[..c.inline_len];
     for out in c.core.ready() {
         let (head, body): (&[u8], &[u8]) = match out {
-            Out::Slot(s) => {
-                let body = if s.ticket.head_only {
-                    &[][..]
-                } else {
-                    s.response_body()
-                };
-                (s.response.wire_head(), body)
-            }
+            Out::Slot(s) => (s.response.wire_head(), s.wire_body()),
             Out::Inline => (inline, &[][..]),
         };
         for part in [head, body] {

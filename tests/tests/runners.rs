@@ -100,7 +100,13 @@ fn kv_example_keeps_each_key_on_its_shard() {
         "both shards hold keys"
     );
     c.send(&req("DELETE", "/run/user-3", "", b""));
-    assert_eq!(c.read_response().status, 204);
+    let deleted = c.read_response();
+    assert_eq!(deleted.status, 204);
+    assert_eq!(
+        deleted.header("content-length"),
+        None,
+        "RFC 9110 §8.6: no Content-Length in a 204"
+    );
     c.send(&req("GET", "/run/user-3", "", b""));
     assert_eq!(c.read_response().status, 404);
     c.send(&req("GET", "/run", "", b""));
