@@ -239,6 +239,8 @@ struct State {
     started: Instant,
     /// The parser's limits and the connections' configuration (fixed at startup).
     limits: Limits,
+    /// Jobs this handler may have out at one runner before it sheds (`--ring-capacity`).
+    ring_capacity: usize,
     conn_cfg: ConnConfig,
     now_ms: u64,
     date: [u8; DATE_LEN],
@@ -310,6 +312,7 @@ impl HandlerThread {
             jobs,
             started: shared.started,
             limits: cfg.limits(),
+            ring_capacity: cfg.ring_capacity() as usize,
             conn_cfg: cfg.conn(),
             now_ms: 0,
             date: [0; DATE_LEN],
@@ -1030,7 +1033,7 @@ impl State {
             None => self.least_loaded(),
         };
         slot.ticket.runner = r as u16;
-        if self.in_flight[r] >= self.shared.cfg.ring_capacity() as usize {
+        if self.in_flight[r] >= self.ring_capacity {
             return self.shed(slot);
         }
         // Staged, not yet published: everything one read brought in crosses to the runner with
