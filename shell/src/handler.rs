@@ -1530,6 +1530,7 @@ fn unplace(
     free_slots.push(slot);
 }
 
+/// The route label of a path, for the metrics of 405s and `OPTIONS` answers.
 fn label_of(path: &str) -> u8 {
     match path {
         "/shutdown" => ROUTE_SHUTDOWN,

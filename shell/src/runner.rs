@@ -21,8 +21,9 @@ use crate::server::{Shared, Streak};
 pub type Factory = Arc<dyn Fn(usize) -> Box<dyn Runner> + Send + Sync>;
 
 /// The default runner: the response body is the request body (no copy), with the request's
-/// `Content-Type` or `application/octet-stream`. An empty body gets one too, as HTTP
-/// conformance checks expect on every 2xx (RFC 9110 §8.3).
+/// `Content-Type` or `application/octet-stream`. An empty body gets one too: RFC 9110 §8.3
+/// asks for it only with content, but the conformance suite (COMP-CONTENT-TYPE) expects it
+/// on every 2xx.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Echo;
 
