@@ -324,8 +324,8 @@ impl<'a> Response<'_, 'a> {
         };
     }
 
-    /// Adds a header field. `Content-Length`, `Transfer-Encoding`, `Connection`, `Date` and
-    /// `Server` belong to the server and are refused.
+    /// Adds a header field. `Content-Length`, `Transfer-Encoding`, `Connection` and `Date`
+    /// belong to the server and are refused.
     ///
     /// # Errors
     /// A [`crate::text::HeaderError`] saying why the field was refused.
@@ -370,8 +370,8 @@ impl<'a> Response<'_, 'a> {
 ///   reach the same runner, so per-key state can live in one runner without sharing.
 /// - **Isolation.** If `run` panics, that request is answered 500, the instance is dropped and
 ///   rebuilt by the factory, and the runner thread goes on; other requests are unaffected.
-/// - **Framing is the server's.** `Content-Length`, `Transfer-Encoding`, `Connection`, `Date`
-///   and `Server` are refused by [`Response::header`]; the server writes them.
+/// - **Framing is the server's.** `Content-Length`, `Transfer-Encoding`, `Connection` and
+///   `Date` are refused by [`Response::header`]; the server writes them.
 /// - **Order.** Responses go back to each connection in request order, whatever runner
 ///   finishes first.
 ///

@@ -6,9 +6,6 @@
 
 use crate::text::{FixedBuf, Full};
 
-/// The `Server` header value.
-pub const SERVER: &str = "httpd-runner";
-
 /// Length of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub const DATE_LEN: usize = 29;
 
@@ -54,8 +51,6 @@ pub fn write_head(out: &mut FixedBuf<'_>, h: &ResponseHead<'_>) -> Result<(), Fu
     out.push_decimal(u64::from(h.status))?;
     out.extend_from_slice(b" ")?;
     out.extend_from_slice(reason(h.status).as_bytes())?;
-    out.extend_from_slice(b"\r\nServer: ")?;
-    out.extend_from_slice(SERVER.as_bytes())?;
     out.extend_from_slice(b"\r\nDate: ")?;
     out.extend_from_slice(h.date)?;
     if has_content(h.status) {

@@ -153,14 +153,10 @@ impl Default for HeaderLines {
     }
 }
 
-/// Header names the server owns; runners may not set them.
-const RESERVED: [&str; 5] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "date",
-    "server",
-];
+/// Header names the server owns; runners may not set them. `Server` is not among them: the
+/// server sends none (it would name the software to every client and cost every response
+/// its bytes), and a runner that wants one sets it.
+const RESERVED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
 
 impl HeaderLines {
     /// No lines.

@@ -384,7 +384,7 @@ fn connections_beyond_the_limit_are_refused_promptly() {
     let mut extra = server.connect();
     let r = extra.read_response();
     assert_eq!(r.status, 503);
-    assert!(r.header("date").is_some() && r.header("server").is_some());
+    assert!(r.header("date").is_some());
     assert!(extra.is_closed_by_server());
     for c in &mut held {
         c.send(GET_RUN);
@@ -456,7 +456,7 @@ fn a_full_runner_queue_sheds_with_503_and_retry_after() {
 }
 
 #[test]
-fn every_response_has_date_and_server() {
+fn every_response_has_a_date_and_no_server() {
     let _g = serial();
     let server = Server::start(&[]);
     for raw in [
@@ -469,7 +469,7 @@ fn every_response_has_date_and_server() {
         let date = r.header("date").unwrap_or_else(|| panic!("no Date: {r:?}"));
         assert_eq!(date.len(), 29, "IMF-fixdate: {date}");
         assert!(date.ends_with(" GMT"));
-        assert_eq!(r.header("server"), Some("httpd-runner"));
+        assert_eq!(r.header("server"), None, "the server names no software");
     }
 }
 
