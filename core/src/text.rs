@@ -87,7 +87,11 @@ impl<'a> FixedBuf<'a> {
     /// [`Full`] when it does not fit.
     pub fn push_decimal(&mut self, n: u64) -> Result<(), Full> {
         // Digits go straight into place, last first (no scratch array and no copy call: this
-        // runs twice per response head).
+        // runs twice per response head). One digit (a runner's index, an empty body's
+        // length) skips the divisions.
+        if n < 10 {
+            return self.extend_from_slice(&[b'0' + n as u8]);
+        }
         let mut width = 1;
         let mut rest = n / 10;
         while rest > 0 {
