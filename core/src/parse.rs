@@ -452,24 +452,29 @@ fn refuse_bare_lf(head: &[u8]) -> Result<(), Error> {
     const CRS: u64 = u64::from_le_bytes([b'\r'; 8]);
     const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
     let zeros = |v: u64| !(((v & LOWS).wrapping_add(LOWS)) | v | LOWS);
-    let bare = |i: usize| head[i] == b'\n' && (i == 0 || head[i - 1] != b'\r');
-    let words = head.chunks_exact(8);
-    let tail_start = head.len() - words.remainder().len();
-    for (w, word) in words.enumerate() {
+    // The word at `start`: byte k of `cr_before` flags a CR at byte k - 1 (the byte before
+    // the word for k = 0).
+    let bare_in_word = |start: usize| {
         let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
+        bytes.copy_from_slice(&head[start..start + 8]);
         let v = u64::from_le_bytes(bytes);
         let lfs = zeros(v ^ LFS);
-        if lfs != 0 {
-            // Byte k of `cr_before` flags a CR at byte k - 1 (the last word's last for k = 0).
-            let prev_is_cr = w > 0 && head[w * 8 - 1] == b'\r';
+        lfs != 0 && {
+            let prev_is_cr = start > 0 && head[start - 1] == b'\r';
             let cr_before = (zeros(v ^ CRS) << 8) | (u64::from(prev_is_cr) << 7);
-            if lfs & !cr_before != 0 {
-                return Err(Error::BareLf);
-            }
+            lfs & !cr_before != 0
         }
-    }
-    if (tail_start..head.len()).any(bare) {
+    };
+    let whole = head.len() / 8 * 8;
+    // A last partial word is read as the eight bytes ending the head (overlapping the word
+    // before: looking at a byte twice is harmless); a head under eight bytes byte by byte.
+    let bare = (0..whole).step_by(8).any(bare_in_word)
+        || match head.len() {
+            n if n == whole => false,
+            n if n >= 8 => bare_in_word(n - 8),
+            n => (0..n).any(|i| head[i] == b'\n' && (i == 0 || head[i - 1] != b'\r')),
+        };
+    if bare {
         return Err(Error::BareLf);
     }
     Ok(())
@@ -520,7 +525,11 @@ fn scan_forbidden(head: &[u8]) -> Result<(), Error> {
 /// Splits a target into path and query, checking its form and characters.
 fn split_target(method: Method, target: &str) -> Result<(&str, Option<&str>), Error> {
     let bytes = target.as_bytes();
-    if !bytes.iter().all(|&b| is_target_byte(b)) || !percent_encoding_ok(bytes) {
+    // One pass over the bytes, without early exit; escapes are looked at only if there is one.
+    let (valid, escaped) = bytes.iter().fold((true, false), |(valid, escaped), &b| {
+        (valid & is_target_byte(b), escaped | (b == b'%'))
+    });
+    if !valid || (escaped && !percent_encoding_ok(bytes)) {
         return Err(Error::InvalidTarget);
     }
     let origin = if bytes.first() == Some(&b'/') {
