@@ -446,7 +446,8 @@ fn has_obs_fold(buf: &[u8]) -> bool {
 /// no bare CR (httparse refuses both: neither is a token, target or field-value byte, and
 /// its CR must be followed by LF; the fuzz target `parse_head` checks every complete head for
 /// all three), and its LFs end lines, so only the words holding an LF need a second look.
-/// About a fifth of [`scan_forbidden`]'s instructions on a small GET.
+/// callgrind, three typical heads: about 136 instructions per head against 523 for
+/// [`scan_forbidden`].
 fn refuse_bare_lf(head: &[u8]) -> Result<(), Error> {
     const LOWS: u64 = u64::from_le_bytes([0x7f; 8]);
     const CRS: u64 = u64::from_le_bytes([b'\r'; 8]);

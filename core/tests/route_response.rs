@@ -72,7 +72,7 @@ fn dates_are_imf_fixdate() {
 const DATE: [u8; 29] = *b"Sun, 06 Nov 1994 08:49:37 GMT";
 
 #[test]
-fn head_has_framing_date_and_server() {
+fn head_has_framing_and_date() {
     let mut store = [0u8; 512];
     let mut out = FixedBuf::new(&mut store);
     let mut extra = HeaderLines::new();
