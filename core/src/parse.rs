@@ -442,6 +442,16 @@ fn has_obs_fold(buf: &[u8]) -> bool {
         .any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'))
 }
 
+/// Eight bytes of CR, and of LF, to compare a word of head bytes with ([`zeros`]).
+const CRS: u64 = u64::from_le_bytes([b'\r'; 8]);
+const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
+
+/// 0x80 in exactly the bytes of `v` that are zero (no carries between bytes).
+const fn zeros(v: u64) -> u64 {
+    const LOWS: u64 = u64::from_le_bytes([0x7f; 8]);
+    !(((v & LOWS).wrapping_add(LOWS)) | v | LOWS)
+}
+
 /// Refuses an LF not preceded by CR in a head httparse accepted. Such a head holds no NUL and
 /// no bare CR (httparse refuses both: neither is a token, target or field-value byte, and
 /// its CR must be followed by LF; the fuzz target `parse_head` checks every complete head for
@@ -449,10 +459,6 @@ fn has_obs_fold(buf: &[u8]) -> bool {
 /// callgrind, three typical heads: about 136 instructions per head against 523 for
 /// [`scan_forbidden`].
 fn refuse_bare_lf(head: &[u8]) -> Result<(), Error> {
-    const LOWS: u64 = u64::from_le_bytes([0x7f; 8]);
-    const CRS: u64 = u64::from_le_bytes([b'\r'; 8]);
-    const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
-    let zeros = |v: u64| !(((v & LOWS).wrapping_add(LOWS)) | v | LOWS);
     // The word at `start`: byte k of `cr_before` flags a CR at byte k - 1 (the byte before
     // the word for k = 0).
     let bare_in_word = |start: usize| {
@@ -489,11 +495,6 @@ fn refuse_bare_lf(head: &[u8]) -> Result<(), Error> {
 /// such a word, which is refused, is looked at byte by byte to name the error. A CR as the
 /// very last byte passes: its LF may not have arrived yet.
 fn scan_forbidden(head: &[u8]) -> Result<(), Error> {
-    const LOWS: u64 = u64::from_le_bytes([0x7f; 8]);
-    const CRS: u64 = u64::from_le_bytes([b'\r'; 8]);
-    const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
-    // 0x80 in exactly the bytes of v that are zero (no carries between bytes).
-    let zeros = |v: u64| !(((v & LOWS).wrapping_add(LOWS)) | v | LOWS);
     let check = |i: usize| match head[i] {
         0 => Err(Error::Nul),
         b'\r' if i + 1 < head.len() && head[i + 1] != b'\n' => Err(Error::BareCr),
