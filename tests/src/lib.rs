@@ -45,6 +45,23 @@ pub fn built_binary(name: &str, example: bool) -> PathBuf {
     })
 }
 
+/// Builds the release server binary (for the benchmark binaries, which `cargo run` does not
+/// make depend on it), with the `cargo` that runs them.
+///
+/// # Errors
+/// A message when the build fails.
+pub fn build_release_server() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = Command::new(cargo)
+        .args(["build", "--release", "-p", "httpd-runner"])
+        .status();
+    if ok.is_ok_and(|s| s.success()) {
+        Ok(())
+    } else {
+        Err("cargo build --release -p httpd-runner failed".into())
+    }
+}
+
 /// The server binary.
 #[must_use]
 pub fn server_binary() -> PathBuf {
@@ -72,7 +89,21 @@ impl Server {
     /// Starts any binary that prints the `listening on http://ADDR` banner line.
     #[must_use]
     pub fn start_program(program: &std::path::Path, args: &[&str]) -> Self {
-        let mut child = Command::new(program)
+        Self::spawn(Command::new(program), args)
+    }
+
+    /// Starts the server binary under another program (`wrapper` is its command line, the
+    /// server's path and `args` follow it), e.g. `valgrind --tool=callgrind`.
+    #[must_use]
+    pub fn start_under(wrapper: &[&str], args: &[&str]) -> Self {
+        let (program, options) = wrapper.split_first().expect("a wrapper program");
+        let mut command = Command::new(program);
+        command.args(options).arg(server_binary());
+        Self::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Self {
+        let mut child = command
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())

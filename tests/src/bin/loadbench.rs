@@ -12,7 +12,7 @@
 
 use std::process::{Command, ExitCode};
 
-use httpd_runner_tests::{body_of, metric_in, post, rss_bytes, Server};
+use httpd_runner_tests::{body_of, build_release_server, metric_in, post, rss_bytes, Server};
 
 /// One scenario: name, body bytes (0 = GET), connections, pipeline depth.
 const SCENARIOS: [(&str, usize, usize, usize); 7] = [
@@ -97,14 +97,7 @@ fn ensure_tools() -> Result<(), String> {
             return Err("wrk is missing and apt-get could not install it".into());
         }
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(cargo)
-        .args(["build", "--release", "-p", "httpd-runner"])
-        .status();
-    if !ok.is_ok_and(|s| s.success()) {
-        return Err("cargo build --release -p httpd-runner failed".into());
-    }
-    Ok(())
+    build_release_server()
 }
 
 /// CPU ticks (user + system) of a process.

@@ -1,0 +1,131 @@
+//! Instructions per request, counted by callgrind: the same binary and load give the same
+//! count on any machine, busy or not, where timings on a shared 2-core VM spread by 10–30 %.
+//! It builds httpd-runner and starts it under `valgrind --tool=callgrind` on 127.0.0.1:0 with
+//! `--spin-us 0` (no thread polls, so waiting costs no instructions), and for each scenario
+//! sends a warm-up, zeroes the counters, drives a fixed number of requests over 8
+//! connections, and dumps the counters. The count covers every thread of the server, user
+//! space only (the kernel's share is not in it). Exits non-zero if any response was wrong.
+//!
+//! ```sh
+//! cargo run --release -p httpd-runner-tests --bin instrcount
+//! cargo run --release -p httpd-runner-tests --bin instrcount -- --batches 50
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use httpd_runner_tests::{body_of, build_release_server, Client, Server};
+
+/// Connections the load is spread over.
+const CONNECTIONS: usize = 8;
+
+/// One scenario: name, body bytes (0 = GET), pipeline depth.
+const SCENARIOS: [(&str, usize, usize); 4] = [
+    ("get", 0, 1),
+    ("post1k", 1024, 1),
+    ("post16k", 16 * 1024, 1),
+    ("pipe16", 0, 16),
+];
+
+fn main() -> ExitCode {
+    let mut batches = 200usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next().map(|v| v.parse::<usize>())) {
+            ("--batches", Some(Ok(n))) if n > 0 => batches = n,
+            _ => {
+                eprintln!("usage: instrcount [--batches N]  (N > 0, default 200; requests per scenario: N x 8 x depth)");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Err(e) = build_release_server() {
+        eprintln!("instrcount: {e}");
+        return ExitCode::FAILURE;
+    }
+    for tool in ["valgrind", "callgrind_control"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("instrcount: {tool} not found (Debian: apt-get install valgrind)");
+            return ExitCode::FAILURE;
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("instrcount-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = dir.join("callgrind.out");
+    let out_arg = format!("--callgrind-out-file={}", out.display());
+    let mut server = Server::start_under(
+        &["valgrind", "--tool=callgrind", &out_arg],
+        &["--spin-us", "0"],
+    );
+    let pid = server.pid().to_string();
+    println!("| scenario | requests | instructions per request |");
+    println!("|---|---:|---:|");
+    let mut ok = true;
+    for (dump, (name, body, depth)) in SCENARIOS.iter().enumerate() {
+        let mut conns: Vec<Client> = (0..CONNECTIONS).map(|_| server.connect()).collect();
+        ok &= drive(&mut conns, *body, *depth, 20);
+        control(&["-z", &pid]);
+        ok &= drive(&mut conns, *body, *depth, batches);
+        control(&["-d", &pid]);
+        let requests = batches * CONNECTIONS * depth;
+        let file = PathBuf::from(format!("{}.{}", out.display(), dump + 1));
+        match total_instructions(&file) {
+            Some(total) => println!("| {name} | {requests} | {} |", total / requests as u64),
+            None => {
+                eprintln!("instrcount: no totals in {}", file.display());
+                ok = false;
+            }
+        }
+    }
+    let _ = server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("instrcount: some responses were wrong");
+        ExitCode::FAILURE
+    }
+}
+
+/// Sends `batches` rounds of `depth` requests on every connection (one write each) and
+/// reads every response. Returns whether all were 200 with the echoed body length.
+fn drive(conns: &mut [Client], body: usize, depth: usize, batches: usize) -> bool {
+    let payload = body_of(body);
+    let one = if body == 0 {
+        b"GET /run HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec()
+    } else {
+        let mut r = format!("POST /run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {body}\r\n\r\n").into_bytes();
+        r.extend_from_slice(&payload);
+        r
+    };
+    let batch = one.repeat(depth);
+    let mut ok = true;
+    for _ in 0..batches {
+        for c in conns.iter_mut() {
+            c.send(&batch);
+        }
+        for c in conns.iter_mut() {
+            for _ in 0..depth {
+                let r = c.read_response();
+                ok &= r.status == 200 && r.body == payload;
+            }
+        }
+    }
+    ok
+}
+
+fn control(args: &[&str]) {
+    let status = Command::new("callgrind_control")
+        .args(args)
+        .output()
+        .expect("callgrind_control");
+    assert!(status.status.success(), "callgrind_control {args:?} failed");
+}
+
+/// The `totals:` line of a callgrind dump.
+fn total_instructions(file: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("totals: "))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
