@@ -617,15 +617,21 @@ fn valid_host(v: &[u8]) -> bool {
         }
         (&v[..=close], &v[close + 1..])
     } else {
-        match v.iter().position(|&b| b == b':') {
+        // The port is at the end: look for its colon from there. A reg-name holds no colon,
+        // so a second one fails the host check below.
+        match v.iter().rposition(|&b| b == b':') {
             Some(i) => (&v[..i], &v[i..]),
             None => (v, &v[v.len()..]),
         }
     };
-    let host_ok = host.first() == Some(&b'[') || host.iter().all(|&b| is_reg_name_byte(b));
+    // Folds without early exit: hosts are short and almost always valid.
+    let host_ok =
+        host.first() == Some(&b'[') || host.iter().fold(true, |ok, &b| ok & is_reg_name_byte(b));
     let port_ok = match port {
         [] => true,
-        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        [b':', digits @ ..] => {
+            digits.len() <= 5 && digits.iter().fold(true, |ok, b| ok & b.is_ascii_digit())
+        }
         _ => false,
     };
     host_ok && port_ok
