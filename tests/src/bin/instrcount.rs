@@ -88,7 +88,8 @@ fn main() -> ExitCode {
 }
 
 /// Sends `batches` rounds of `depth` requests on every connection (one write each) and
-/// reads every response. Returns whether all were 200 with the echoed body length.
+/// reads every response. Returns whether all were 200 with the request's body echoed byte
+/// for byte.
 fn drive(conns: &mut [Client], body: usize, depth: usize, batches: usize) -> bool {
     let payload = body_of(body);
     let one = if body == 0 {
@@ -115,11 +116,11 @@ fn drive(conns: &mut [Client], body: usize, depth: usize, batches: usize) -> boo
 }
 
 fn control(args: &[&str]) {
-    let status = Command::new("callgrind_control")
+    let out = Command::new("callgrind_control")
         .args(args)
         .output()
         .expect("callgrind_control");
-    assert!(status.status.success(), "callgrind_control {args:?} failed");
+    assert!(out.status.success(), "callgrind_control {args:?} failed");
 }
 
 /// The `totals:` line of a callgrind dump.
