@@ -603,38 +603,42 @@ fn percent_encoding_ok(bytes: &[u8]) -> bool {
 
 /// A Host value: `reg-name` or `[IP-literal]`, optionally `:port`; no userinfo.
 fn valid_host(v: &[u8]) -> bool {
-    let (host, port) = if v.first() == Some(&b'[') {
-        let Some(close) = v.iter().position(|&b| b == b']') else {
-            return false;
-        };
-        let literal = &v[1..close];
-        if literal.is_empty()
-            || !literal
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
-        {
-            return false;
-        }
-        (&v[..=close], &v[close + 1..])
-    } else {
-        // The port is at the end: look for its colon from there. A reg-name holds no colon,
-        // so a second one fails the host check below.
-        match v.iter().rposition(|&b| b == b':') {
-            Some(i) => (&v[..i], &v[i..]),
-            None => (v, &v[v.len()..]),
-        }
+    if v.first() == Some(&b'[') {
+        return valid_ip_literal_host(v);
+    }
+    // The port is the digits after the last colon. Walk back over trailing digits (at most
+    // one more than a port may hold): a colon before them starts the port; anything else
+    // means the digits belong to the host, which the fold below then checks as a whole. A
+    // reg-name holds no colon, so the fold refuses a colon anywhere else, and a port that
+    // is too long or not all digits leaves a colon in the host.
+    let mut start = v.len();
+    while start > 0 && v.len() - start <= 5 && v[start - 1].is_ascii_digit() {
+        start -= 1;
+    }
+    let host = match start.checked_sub(1) {
+        Some(colon) if v[colon] == b':' && v.len() - start <= 5 => &v[..colon],
+        _ => v,
     };
-    // Folds without early exit: hosts are short and almost always valid.
-    let host_ok =
-        host.first() == Some(&b'[') || host.iter().fold(true, |ok, &b| ok & is_reg_name_byte(b));
-    let port_ok = match port {
-        [] => true,
-        [b':', digits @ ..] => {
-            digits.len() <= 5 && digits.iter().fold(true, |ok, b| ok & b.is_ascii_digit())
-        }
-        _ => false,
+    // No early exit: hosts are short and almost always valid.
+    host.iter().fold(true, |ok, &b| ok & is_reg_name_byte(b))
+}
+
+/// `[IP-literal]`, optionally `:port`.
+fn valid_ip_literal_host(v: &[u8]) -> bool {
+    let Some(close) = v.iter().position(|&b| b == b']') else {
+        return false;
     };
-    host_ok && port_ok
+    let literal = &v[1..close];
+    let literal_ok = !literal.is_empty()
+        && literal
+            .iter()
+            .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+    literal_ok
+        && match &v[close + 1..] {
+            [] => true,
+            [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+            _ => false,
+        }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -852,6 +856,58 @@ mod tests {
         }
         for bad in [&b"a b"[..], b"u@h", b"h:x", b"[zz]", b"h/p", b"h:123456"] {
             assert!(!valid_host(bad), "{bad:?}");
+        }
+    }
+
+    /// The Host check as it was first written (split at the last colon, then check each
+    /// side), the model the single-pass [`valid_host`] must agree with.
+    fn valid_host_model(v: &[u8]) -> bool {
+        if v.first() == Some(&b'[') {
+            return valid_ip_literal_host(v);
+        }
+        let (host, port) = match v.iter().rposition(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, &v[v.len()..]),
+        };
+        let port_ok = match port {
+            [] => true,
+            [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+            _ => false,
+        };
+        host.iter().all(|&b| is_reg_name_byte(b)) && port_ok
+    }
+
+    #[test]
+    fn host_check_agrees_with_its_model_on_every_short_value() {
+        // Every value of up to six bytes over an alphabet of the bytes that matter, and
+        // longer ports and hosts built from them.
+        const ALPHABET: &[u8] = b"a1:[]. @%";
+        let mut checked = 0;
+        let mut value = [0u8; 6];
+        for len in 0..=6u32 {
+            for n in 0..ALPHABET.len().pow(len) {
+                let mut k = n;
+                for b in &mut value[..len as usize] {
+                    *b = ALPHABET[k % ALPHABET.len()];
+                    k /= ALPHABET.len();
+                }
+                let v = &value[..len as usize];
+                assert_eq!(valid_host(v), valid_host_model(v), "{v:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 500_000, "{checked}");
+        for v in [
+            &b"host:65535"[..],
+            b"host:123456",
+            b"12345678:1",
+            b"h:1234567",
+            b"1234567",
+            b"h::80",
+            b"h:80:",
+            b"[::1]:123456",
+        ] {
+            assert_eq!(valid_host(v), valid_host_model(v), "{v:?}");
         }
     }
 
