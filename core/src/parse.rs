@@ -294,12 +294,14 @@ pub fn parse_head<'h, 'b>(
         Ok(httparse::Status::Partial) => return partial(buf, limits),
         Err(e) => return Err(classify(buf, limits, e)),
     };
-    // httparse accepts one thing RFC 9112 lets this server refuse: a bare LF as a line end.
-    refuse_bare_lf(&buf[..head_len])?;
     let (Some(method_token), Some(target), Some(minor)) = (req.method, req.path, req.version)
     else {
         return Err(Error::Syntax);
     };
+    // httparse accepts one thing RFC 9112 lets this server refuse: a bare LF as a line end.
+    if !lines_end_in_crlf(&buf[..head_len], target, req.headers) {
+        return Err(Error::BareLf);
+    }
     let version = if minor == 0 {
         Version::Http10
     } else {
@@ -452,39 +454,42 @@ const fn zeros(v: u64) -> u64 {
     !(((v & LOWS).wrapping_add(LOWS)) | v | LOWS)
 }
 
-/// Refuses an LF not preceded by CR in a head httparse accepted. Such a head holds no NUL and
-/// no bare CR (httparse refuses both: neither is a token, target or field-value byte, and
-/// its CR must be followed by LF; the fuzz target `parse_head` checks every complete head for
-/// all three), and its LFs end lines, so only the words holding an LF need a second look.
-/// callgrind, three typical heads: about 136 instructions per head against 523 for
-/// [`scan_forbidden`].
-fn refuse_bare_lf(head: &[u8]) -> Result<(), Error> {
-    // The word at `start`: byte k of `cr_before` flags a CR at byte k - 1 (the byte before
-    // the word for k = 0).
-    let bare_in_word = |start: usize| {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&head[start..start + 8]);
-        let v = u64::from_le_bytes(bytes);
-        let lfs = zeros(v ^ LFS);
-        lfs != 0 && {
-            let prev_is_cr = start > 0 && head[start - 1] == b'\r';
-            let cr_before = (zeros(v ^ CRS) << 8) | (u64::from(prev_is_cr) << 7);
-            lfs & !cr_before != 0
-        }
-    };
-    let whole = head.len() / 8 * 8;
-    // A last partial word is read as the eight bytes ending the head (overlapping the word
-    // before: looking at a byte twice is harmless); a head under eight bytes byte by byte.
-    let bare = (0..whole).step_by(8).any(bare_in_word)
-        || match head.len() {
-            n if n == whole => false,
-            n if n >= 8 => bare_in_word(n - 8),
-            n => (0..n).any(|i| head[i] == b'\n' && (i == 0 || head[i - 1] != b'\r')),
-        };
-    if bare {
-        return Err(Error::BareLf);
+/// Whether every line of a head httparse accepted ends in CRLF (none in a bare LF).
+///
+/// In such a head an LF can only end a line: httparse refuses NUL and bare CR, and LF in a
+/// token, target or field value (the `parse_head` fuzz target checks every accepted head
+/// for all three). So it is enough to look at each line's end, where httparse left it:
+/// after the request line's version (exactly `SP HTTP/1.x` after the target), after each
+/// field value and the spaces or tabs it trimmed from it (an empty value points at its
+/// line end), and the last line's. A head that starts with empty lines, which httparse
+/// skips, is scanned whole. Against the word-by-word scan of the whole head this replaced,
+/// `instrcount`: pipelined GETs 2088 -> 2047 instructions per request, 1 KiB POSTs (three
+/// fields) 5102 -> 4916.
+fn lines_end_in_crlf(head: &[u8], target: &str, headers: &[httparse::Header<'_>]) -> bool {
+    if matches!(head.first(), Some(b'\r' | b'\n')) {
+        return !has_bare_lf(head);
     }
-    Ok(())
+    // Offsets from addresses: every slice httparse returned lies in `head`. Were one not to,
+    // `get` fails and the head is refused, not misread.
+    let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize) + s.len();
+    let cr_at = |i: usize| head.get(i) == Some(&b'\r');
+    let mut ok = cr_at(at(target.as_bytes()) + " HTTP/1.1".len());
+    for h in headers {
+        let mut end = at(h.value);
+        while matches!(head.get(end), Some(b' ' | b'\t')) {
+            end += 1;
+        }
+        ok &= cr_at(end);
+    }
+    ok & cr_at(head.len().wrapping_sub(2))
+}
+
+/// Whether `bytes` hold an LF without a CR before it.
+fn has_bare_lf(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
 }
 
 /// Refuses NUL anywhere, CR not followed by LF, and LF not preceded by CR in head bytes.

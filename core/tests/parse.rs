@@ -686,3 +686,73 @@ fn nul_or_bare_cr_or_bare_lf_anywhere_in_a_field_value_is_refused() {
         }
     }
 }
+
+#[test]
+fn a_bare_lf_ending_any_line_is_refused_and_only_then() {
+    // Heads built line by line: an optional empty line first, a request line, up to three
+    // fields (empty values, values with spaces and tabs around them), and each line ended
+    // by CRLF or a bare LF, with or without spaces or tabs before it. The parser must call
+    // BareLf exactly when some LF lacks its CR.
+    let leading: [&[u8]; 3] = [b"", b"\r\n", b"\n"];
+    let fields: [&[u8]; 3] = [b"Host: a", b"X:", b"Y:  v \t"];
+    let spaces: [&[u8]; 3] = [b"", b" ", b"\t "];
+    let ends: [&[u8]; 2] = [b"\r\n", b"\n"];
+    let mut heads = Vec::new();
+    for lead in leading {
+        for line in [&b"GET /p HTTP/1.1"[..], b"POST /x?y HTTP/1.0"] {
+            for end in ends {
+                let mut head = lead.to_vec();
+                head.extend_from_slice(line);
+                head.extend_from_slice(end);
+                heads.push(head);
+            }
+        }
+    }
+    let mut checked = 0;
+    let mut bare_seen = 0;
+    for _ in 0..=3 {
+        let mut longer = Vec::new();
+        for head in &heads {
+            for last in ends {
+                let mut whole = head.clone();
+                whole.extend_from_slice(last);
+                let has_bare = whole
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &b)| b == b'\n' && (i == 0 || whole[i - 1] != b'\r'));
+                let got = parse_with(&whole, &Limits::default());
+                assert_eq!(
+                    got == Outcome::Err(Error::BareLf),
+                    has_bare,
+                    "{:?}: {got:?}",
+                    String::from_utf8_lossy(&whole)
+                );
+                if !has_bare {
+                    assert!(
+                        !matches!(got, Outcome::Partial),
+                        "{:?}",
+                        String::from_utf8_lossy(&whole)
+                    );
+                }
+                checked += 1;
+                bare_seen += usize::from(has_bare);
+            }
+            for field in fields {
+                for space in spaces {
+                    for end in ends {
+                        let mut next = head.clone();
+                        next.extend_from_slice(field);
+                        next.extend_from_slice(space);
+                        next.extend_from_slice(end);
+                        longer.push(next);
+                    }
+                }
+            }
+        }
+        heads = longer;
+    }
+    assert!(
+        checked > 50_000 && bare_seen > 0 && bare_seen < checked,
+        "{checked} {bare_seen}"
+    );
+}

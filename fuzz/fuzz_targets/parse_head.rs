@@ -1,9 +1,9 @@
 //! The parser on arbitrary bytes: no panic, and a complete head never claims more bytes than
 //! it was given, its path and target come from inside the buffer, and it holds no NUL, bare
-//! CR or bare LF.
+//! CR or bare LF; a head refused for a bare LF has one.
 #![no_main]
 use httpd_runner_core::limits::Limits;
-use httpd_runner_core::parse::{header_slots, parse_head, Status};
+use httpd_runner_core::parse::{header_slots, parse_head, Error, Status};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,6 +34,16 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Ok(Status::Partial) => assert!(data.len() < limits.max_head_bytes),
-        Err(e) => assert!((400..=505).contains(&e.status())),
+        Err(e) => {
+            assert!((400..=505).contains(&e.status()));
+            // A head refused for a bare LF has one (the success path looks at line ends only).
+            if e == Error::BareLf {
+                let has_bare_lf = data
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'));
+                assert!(has_bare_lf, "BareLf without a bare LF");
+            }
+        }
     }
 });
