@@ -31,6 +31,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::config::{ACCEPT_RING_SLOTS, RING_SLOTS};
 use crate::metrics::{code_index, HandlerMetrics};
+use crate::pin::Placement;
 use crate::server::{Shared, Streak};
 use crate::shutdown::Reason;
 
@@ -209,6 +210,8 @@ pub(crate) struct HandlerThread {
     pub(crate) slots: Vec<&'static mut Slot<'static>>,
     /// One read buffer per connection (carved from one allocation).
     pub(crate) read_bufs: Vec<&'static mut [u8]>,
+    /// The cores runners are pinned to (empty when they are not).
+    pub(crate) runner_cores: Vec<usize>,
     pub(crate) shared: &'static Shared,
 }
 
@@ -265,8 +268,10 @@ impl HandlerThread {
             mut done,
             slots,
             read_bufs,
+            runner_cores,
             shared,
         } = self;
+        let mut placement = Placement::for_current_thread(&runner_cores);
         let cfg = &shared.cfg;
         let per_handler = cfg.connections_per_handler();
         let mut conns = Vec::with_capacity(per_handler);
@@ -394,6 +399,9 @@ impl HandlerThread {
             let light = light_turns.observe(driven <= 1);
             if light != was_light {
                 shared.handler_light[index].set(light);
+            }
+            if placement.observe(driven <= 1) {
+                st.metrics.moves.inc();
             }
         }
     }

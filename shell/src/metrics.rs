@@ -100,6 +100,8 @@ pub struct HandlerMetrics {
     pub awaits_ran_out: Counter,
     /// Microseconds spent in those waits.
     pub await_us: Counter,
+    /// Times the handler changed the cores it may run on (see `pin::Placement`).
+    pub moves: Counter,
     /// Timeouts by kind.
     pub timeouts: [Counter; TIMEOUTS.len()],
     /// Parse errors by kind.
@@ -312,6 +314,13 @@ impl Metrics {
             "runner_awaits_ran_out_total",
             "Waits for runners that ran out with no answer (the handler then slept).",
             self.sum(|h| h.awaits_ran_out.get()),
+        )?;
+        counter(
+            out,
+            p,
+            "handler_moves_total",
+            "Times a handler moved off the runners' cores (load turned light) or back (it did not).",
+            self.sum(|h| h.moves.get()),
         )?;
         let await_us = self.sum(|h| h.await_us.get());
         writeln!(

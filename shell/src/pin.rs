@@ -1,4 +1,4 @@
-//! Pinning runner threads to cores.
+//! Pinning runner threads to cores, and keeping handler threads off them while load is light.
 
 /// Where a runner ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,5 +38,224 @@ pub fn pin_current(core: Option<core_affinity::CoreId>) -> Pinning {
         Some(c) if core_affinity::set_for_current(c) => Pinning::Pinned(c.id),
         Some(c) => Pinning::Refused(c.id),
         None => Pinning::Refused(0),
+    }
+}
+
+/// A set of cores, as the kernel's affinity calls take it: a bitmap of 1024 cores in
+/// 64-bit words (bit `c % 64` of word `c / 64` is core `c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreSet([u64; 16]);
+
+impl CoreSet {
+    /// No cores.
+    #[must_use]
+    pub const fn empty() -> Self {
+        Self([0; 16])
+    }
+
+    /// Whether it holds no core.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
+    /// Whether `core` is in the set.
+    #[must_use]
+    pub fn contains(&self, core: usize) -> bool {
+        self.0
+            .get(core / 64)
+            .is_some_and(|w| w & (1u64 << (core % 64)) != 0)
+    }
+
+    /// The same set without `core` (cores past 1023 are not in any set).
+    #[must_use]
+    pub fn without(mut self, core: usize) -> Self {
+        if let Some(w) = self.0.get_mut(core / 64) {
+            *w &= !(1u64 << (core % 64));
+        }
+        self
+    }
+
+    /// The same set with `core` (cores past 1023 cannot be added).
+    #[must_use]
+    pub fn with(mut self, core: usize) -> Self {
+        if let Some(w) = self.0.get_mut(core / 64) {
+            *w |= 1u64 << (core % 64);
+        }
+        self
+    }
+
+    /// The cores the calling thread may run on, or `None` if the kernel would not say.
+    #[must_use]
+    #[allow(unsafe_code)] // a system call std does not wrap, argued below
+    pub fn of_current_thread() -> Option<Self> {
+        let mut set = Self::empty();
+        // SAFETY: the kernel writes at most the given 128 bytes into `set`, which is 128
+        // bytes of plain integers (any bit pattern is valid); pid 0 is the calling thread.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_sched_getaffinity,
+                0,
+                core::mem::size_of::<Self>(),
+                set.0.as_mut_ptr(),
+            )
+        };
+        (r > 0).then_some(set)
+    }
+
+    /// Restricts the calling thread to these cores. Returns whether the kernel agreed.
+    #[allow(unsafe_code)] // a system call std does not wrap, argued below
+    pub fn apply_to_current_thread(&self) -> bool {
+        // SAFETY: the kernel reads the given 128 bytes from `self`, which lives for the
+        // call; pid 0 is the calling thread.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_sched_setaffinity,
+                0,
+                core::mem::size_of::<Self>(),
+                self.0.as_ptr(),
+            )
+        };
+        r == 0
+    }
+}
+
+/// Light handler turns in a row (each serving at most one connection) before a handler
+/// moves off the runners' cores. Much longer than the runners' polling streak: moving costs
+/// a system call and maybe a migration, and a handler whose load is merely moderate (a few
+/// connections) sees short light streaks all the time. At one connection a turn takes
+/// 15-100 µs here, so the move comes within a tenth of a second; with 8 connections over
+/// 5 s it came 0 to 2 times (11 to 13 moves back and forth per 5 s with a 16-turn streak).
+pub const NARROW_AFTER_TURNS: u32 = 1024;
+
+/// Where a handler thread may run: anywhere it was allowed at startup, except that while
+/// its load is light it keeps off the runners' cores (when it has others to go to).
+///
+/// Why: a handler and a runner that share a core take turns on it. Under load that is what
+/// keeps a 2-core box's other core free for whatever else runs there (a load generator in
+/// the benchmarks), and the scheduler puts them together by itself. With requests coming
+/// one at a time it is the slow case: the runner cannot poll for the next job without
+/// taking the core from the handler, so both sleep between requests, and each request
+/// waits for a sleeping core to wake. On separate cores the runner polls on its own and the
+/// handler waits for answers on its own, and neither core sleeps while a client talks.
+#[derive(Debug)]
+pub struct Placement {
+    wide: CoreSet,
+    narrow: Option<CoreSet>,
+    narrowed: bool,
+    /// Light turns in a row.
+    streak: u32,
+}
+
+impl Placement {
+    /// For the calling thread, given the cores runners are pinned to. Inactive (never moves
+    /// the thread) when the runners are not pinned, or cover every core the thread may use.
+    #[must_use]
+    pub fn for_current_thread(runner_cores: &[usize]) -> Self {
+        let wide = CoreSet::of_current_thread();
+        let narrow = wide
+            .map(|w| runner_cores.iter().fold(w, |s, &c| s.without(c)))
+            .filter(|n| !n.is_empty() && Some(*n) != wide);
+        Self {
+            wide: wide.unwrap_or(CoreSet::empty()),
+            narrow: if runner_cores.is_empty() {
+                None
+            } else {
+                narrow
+            },
+            narrowed: false,
+            streak: 0,
+        }
+    }
+
+    /// Whether the thread can be moved at all.
+    #[must_use]
+    pub fn is_active(&self) -> bool {
+        self.narrow.is_some()
+    }
+
+    /// Records one handler turn: off the runners' cores after [`NARROW_AFTER_TURNS`] light
+    /// turns in a row, back to all its cores at the first turn that is not light. Returns
+    /// whether the thread's cores changed.
+    pub fn observe(&mut self, light_turn: bool) -> bool {
+        let Some(narrow) = self.narrow else {
+            return false;
+        };
+        self.streak = if light_turn {
+            self.streak.saturating_add(1)
+        } else {
+            0
+        };
+        let want_narrow = self.streak >= NARROW_AFTER_TURNS;
+        if want_narrow == self.narrowed {
+            return false;
+        }
+        let set = if want_narrow { narrow } else { self.wide };
+        if set.apply_to_current_thread() {
+            self.narrowed = want_narrow;
+            true
+        } else {
+            // Refused (the process's cores changed under it, say): stop trying.
+            self.narrow = None;
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_sets_add_remove_and_tell() {
+        let s = CoreSet::empty().with(0).with(65).with(5000);
+        assert!(s.contains(0) && s.contains(65) && !s.contains(1) && !s.contains(5000));
+        assert!(!s.is_empty());
+        assert!(s.without(0).without(65).is_empty());
+        assert_eq!(s.without(7), s);
+    }
+
+    #[test]
+    fn placement_moves_off_runner_cores_after_a_light_streak_and_back_at_once() {
+        // On a thread of its own: the test harness's threads keep their cores.
+        std::thread::spawn(|| {
+            let wide = CoreSet::of_current_thread().expect("the kernel reports our cores");
+            let runner = (0..1024).find(|&c| wide.contains(c)).expect("some core");
+            if wide.without(runner).is_empty() {
+                eprintln!("skipped: this process may use one core only, nowhere to move to");
+                return;
+            }
+            assert!(
+                !Placement::for_current_thread(&[]).is_active(),
+                "runners not pinned"
+            );
+            let all: Vec<usize> = (0..1024).filter(|&c| wide.contains(c)).collect();
+            assert!(
+                !Placement::for_current_thread(&all).is_active(),
+                "runners on every core"
+            );
+            let mut p = Placement::for_current_thread(&[runner]);
+            assert!(p.is_active());
+            for turn in 1..NARROW_AFTER_TURNS {
+                assert!(!p.observe(true), "moved after {turn} light turns");
+            }
+            assert!(
+                p.observe(true),
+                "no move after {NARROW_AFTER_TURNS} light turns"
+            );
+            let narrow = CoreSet::of_current_thread().expect("cores");
+            assert_eq!(narrow, wide.without(runner));
+            assert!(!p.observe(true), "moved again while still light");
+            assert!(p.observe(false), "stayed narrow at a busy turn");
+            assert_eq!(CoreSet::of_current_thread(), Some(wide));
+            assert!(!p.observe(false));
+            // The streak starts over.
+            for _ in 1..NARROW_AFTER_TURNS {
+                assert!(!p.observe(true));
+            }
+            assert!(p.observe(true));
+        })
+        .join()
+        .expect("placement test thread");
     }
 }

@@ -462,6 +462,13 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         let accepts = accept_rx[h]
             .take()
             .ok_or_else(|| io::Error::other("accept ring taken twice"))?;
+        let runner_cores = if shared.cfg.pinning() {
+            (0..runners)
+                .filter_map(|r| pin::core_for(r, &cores).map(|c| c.id))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let ctx = HandlerThread {
             index: h,
             poll,
@@ -470,6 +477,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
             done,
             slots,
             read_bufs,
+            runner_cores,
             shared,
         };
         let barrier = barrier.clone();

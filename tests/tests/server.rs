@@ -95,6 +95,57 @@ fn a_thousand_requests_on_one_connection() {
 }
 
 #[test]
+fn a_handler_serving_one_connection_keeps_off_the_runner_core() {
+    let _g = serial();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores < 2 {
+        eprintln!("skipped: one core, the handler has nowhere else to go");
+        return;
+    }
+    // Default options: one handler, runners pinned to cores 0.. (one runner on 2 cores).
+    let server = Server::start(&[]);
+    let runner_cores = task_cpus(server.pid(), "runner-0");
+    assert_eq!(runner_cores.len(), 1, "runner-0 pinned: {runner_cores:?}");
+    assert!(task_cpus(server.pid(), "handler-0").len() >= 2);
+    one_at_a_time(&server, 1200);
+    let handler_cores = task_cpus(server.pid(), "handler-0");
+    assert!(
+        !handler_cores.contains(&runner_cores[0]) && !handler_cores.is_empty(),
+        "handler-0 may run on {handler_cores:?}, runner-0 is on {runner_cores:?}"
+    );
+    assert!(server.metric("httpd_runner_handler_moves_total", "") >= 1);
+}
+
+/// The cores the server's thread named `name` may run on (its `Cpus_allowed_list`).
+fn task_cpus(pid: u32, name: &str) -> Vec<usize> {
+    let list = task_cpu_list(pid, name);
+    let mut cores = Vec::new();
+    for part in list.split(',') {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let (first, last): (usize, usize) = (first.parse().unwrap(), last.parse().unwrap());
+        cores.extend(first..=last);
+    }
+    cores
+}
+
+fn task_cpu_list(pid: u32, name: &str) -> String {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let status = std::fs::read_to_string(task.join("status")).unwrap();
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap()
+                .trim()
+                .to_owned();
+        }
+    }
+    panic!("no thread named {name}");
+}
+
+#[test]
 fn runners_never_poll_with_spin_off() {
     let _g = serial();
     let server = Server::start(&["--spin-us", "0"]);
