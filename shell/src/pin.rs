@@ -124,8 +124,8 @@ impl CoreSet {
 /// moves off the runners' cores. Much longer than the runners' polling streak: moving costs
 /// a system call and maybe a migration, and a handler whose load is merely moderate (a few
 /// connections) sees short light streaks all the time. At one connection a turn takes
-/// 15-100 µs here, so the move comes within a tenth of a second; with 8 connections over
-/// 5 s it came 0 to 2 times (11 to 13 moves back and forth per 5 s with a 16-turn streak).
+/// 10-100 µs here, so the move comes within a tenth of a second. With 2 and with 8
+/// connections over 6 s it moved 0 times; a 16-turn streak moved it 60-126 and 22-26 times.
 pub const NARROW_AFTER_TURNS: u32 = 1024;
 
 /// Where a handler thread may run: anywhere it was allowed at startup, except that while
