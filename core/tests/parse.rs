@@ -710,7 +710,10 @@ fn a_bare_lf_ending_any_line_is_refused_and_only_then() {
     }
     let mut checked = 0;
     let mut bare_seen = 0;
-    for _ in 0..=3 {
+    // Up to three fields: 148,200 heads; under miri (about a thousand times slower) none:
+    // 24, the table tests above take fields through miri.
+    let most_fields = if cfg!(miri) { 0 } else { 3 };
+    for _ in 0..=most_fields {
         let mut longer = Vec::new();
         for head in &heads {
             for last in ends {
@@ -752,7 +755,7 @@ fn a_bare_lf_ending_any_line_is_refused_and_only_then() {
         heads = longer;
     }
     assert!(
-        checked > 50_000 && bare_seen > 0 && bare_seen < checked,
+        checked >= if cfg!(miri) { 24 } else { 148_200 } && bare_seen > 0 && bare_seen < checked,
         "{checked} {bare_seen}"
     );
 }
