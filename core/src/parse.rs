@@ -638,12 +638,16 @@ fn valid_ip_literal_host(v: &[u8]) -> bool {
         && literal
             .iter()
             .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
-    literal_ok
-        && match &v[close + 1..] {
-            [] => true,
-            [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
-            _ => false,
-        }
+    literal_ok && valid_port(&v[close + 1..])
+}
+
+/// What may follow a Host's host part: nothing, or `:` and at most five digits.
+fn valid_port(rest: &[u8]) -> bool {
+    match rest {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -874,12 +878,7 @@ mod tests {
             Some(i) => (&v[..i], &v[i..]),
             None => (v, &v[v.len()..]),
         };
-        let port_ok = match port {
-            [] => true,
-            [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
-            _ => false,
-        };
-        host.iter().all(|&b| is_reg_name_byte(b)) && port_ok
+        host.iter().all(|&b| is_reg_name_byte(b)) && valid_port(port)
     }
 
     #[test]
