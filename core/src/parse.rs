@@ -471,9 +471,13 @@ fn lines_end_in_crlf(head: &[u8], target: &str, headers: &[httparse::Header<'_>]
     }
     // Offsets from addresses: every slice httparse returned lies in `head`. Were one not to,
     // `get` fails and the head is refused, not misread.
-    let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize) + s.len();
+    let at = |s: &[u8]| {
+        (s.as_ptr() as usize)
+            .wrapping_sub(head.as_ptr() as usize)
+            .wrapping_add(s.len())
+    };
     let cr_at = |i: usize| head.get(i) == Some(&b'\r');
-    let mut ok = cr_at(at(target.as_bytes()) + " HTTP/1.1".len());
+    let mut ok = cr_at(at(target.as_bytes()).wrapping_add(" HTTP/1.1".len()));
     for h in headers {
         let mut end = at(h.value);
         while matches!(head.get(end), Some(b' ' | b'\t')) {
