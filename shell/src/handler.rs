@@ -210,7 +210,7 @@ pub(crate) struct HandlerThread {
     pub(crate) slots: Vec<&'static mut Slot<'static>>,
     /// One read buffer per connection (carved from one allocation).
     pub(crate) read_bufs: Vec<&'static mut [u8]>,
-    /// The cores runners are pinned to (empty when they are not).
+    /// The cores runners are pinned to (empty when none is).
     pub(crate) runner_cores: Vec<usize>,
     pub(crate) shared: &'static Shared,
 }

@@ -433,6 +433,20 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         threads.push(handle);
     }
     shared.shutdown.set_runner_threads(runner_threads);
+    // Each runner reports its pinning first thing, before it waits at the barrier.
+    drop(pin_tx);
+    let mut pinning = vec![Pinning::Off; runners];
+    for (r, p) in pin_rx.iter().take(runners) {
+        pinning[r] = p;
+    }
+    // Where runners really are: handlers keep off these cores while their load is light.
+    let runner_cores: Vec<usize> = pinning
+        .iter()
+        .filter_map(|p| match p {
+            Pinning::Pinned(core) => Some(*core),
+            _ => None,
+        })
+        .collect();
 
     for (h, ((poll, jobs), done)) in handler_polls
         .into_iter()
@@ -462,13 +476,6 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         let accepts = accept_rx[h]
             .take()
             .ok_or_else(|| io::Error::other("accept ring taken twice"))?;
-        let runner_cores = if shared.cfg.pinning() {
-            (0..runners)
-                .filter_map(|r| pin::core_for(r, &cores).map(|c| c.id))
-                .collect()
-        } else {
-            Vec::new()
-        };
         let ctx = HandlerThread {
             index: h,
             poll,
@@ -477,7 +484,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
             done,
             slots,
             read_bufs,
-            runner_cores,
+            runner_cores: runner_cores.clone(),
             shared,
         };
         let barrier = barrier.clone();
@@ -510,12 +517,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
                 })
             })?,
     );
-    drop(pin_tx);
     barrier.wait();
-    let mut pinning = vec![Pinning::Off; runners];
-    for (r, p) in pin_rx.iter().take(runners) {
-        pinning[r] = p;
-    }
     Ok(Server {
         local_addr,
         pinning,
