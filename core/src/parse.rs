@@ -697,7 +697,11 @@ impl Fields {
         let mut content_type: Option<&[u8]> = None;
         for h in headers {
             let name = h.name.as_bytes();
-            let value = trim_ows(h.value);
+            // httparse trims a value's whitespace on both sides (it skips what follows the
+            // colon, and cuts SP/HTAB before the line end): no second trim per field. Were
+            // that to change, a padded value would fail the checks below (400), not pass.
+            let value = h.value;
+            debug_assert_eq!(value, trim_ows(value), "httparse left whitespace");
             // One comparison per field at most: the length picks the candidate.
             let is = |known: &[u8]| known.len() == name.len() && token_is(name, known);
             if is(b"host") {

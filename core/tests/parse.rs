@@ -115,6 +115,15 @@ const VALID: &[ValidCase] = &[
         true,
     ),
     (
+        "values padded with spaces and tabs",
+        b"POST /run HTTP/1.1\r\nHost:\t a:80 \t\r\nContent-Length: \t5\t \r\nExpect:  100-continue\t\r\nConnection: \tclose \r\n\r\nhello",
+        Method::Post,
+        "/run",
+        None,
+        Framing::Length(5),
+        false,
+    ),
+    (
         "post with length",
         b"POST /run HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
         Method::Post,
