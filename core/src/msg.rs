@@ -20,7 +20,7 @@ pub type Job<'a> = &'a mut Slot<'a>;
 /// A response coming back from a runner.
 pub type Done<'a> = &'a mut Slot<'a>;
 
-/// Routing data the handler writes and reads back; runners do not touch it.
+/// Routing data the handler writes and reads back; a runner writes only `answered_us`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ticket {
     /// Connection index in the handler's table.
@@ -37,6 +37,16 @@ pub struct Ticket {
     pub route: u8,
     /// When the request was dispatched (µs since server start), for service-time metrics.
     pub started_us: u64,
+    /// When a runner finished it (µs since server start), read by the runner for the last
+    /// job of each run of jobs it takes in one go; [`Ticket::UNSTAMPED`] for the others.
+    /// The handler's estimate of how quickly runners answer uses it: its own clock at
+    /// pickup would add the time it took to wake up when it slept.
+    pub answered_us: u64,
+}
+
+impl Ticket {
+    /// `answered_us` of a job the runner did not stamp.
+    pub const UNSTAMPED: u64 = u64::MAX;
 }
 
 /// One request and its response, with preallocated buffers.

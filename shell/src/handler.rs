@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::conn::{Conn, ConnConfig, Timeout};
 use httpd_runner_core::limits::Limits;
-use httpd_runner_core::msg::{Done, Job, Slot};
+use httpd_runner_core::msg::{Done, Job, Slot, Ticket};
 use httpd_runner_core::parse::{self, header_slots, ChunkedDecoder, Framing, Method, Status};
 use httpd_runner_core::response::{
     self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN,
@@ -960,6 +960,7 @@ impl State {
     /// A request is complete: send it to a runner or answer it here.
     fn finish(&mut self, idx: u32, slot: &'static mut Slot<'static>, action: Action) {
         slot.ticket.started_us = self.now_us;
+        slot.ticket.answered_us = Ticket::UNSTAMPED;
         match action {
             Action::Run => self.dispatch(slot),
             Action::Health => self.local(slot, 200, None, |body| {
@@ -1119,12 +1120,18 @@ impl State {
         self.in_flight[r] -= 1;
         self.await_ran_out = false;
         self.shared.metrics.depth[self.index * self.jobs.len() + r].sub(1);
-        let service_us = self.now_us.saturating_sub(slot.ticket.started_us);
-        self.service_avg_us = if self.service_avg_us == u64::MAX {
-            service_us
-        } else {
-            (self.service_avg_us * 7 + service_us) / 8
-        };
+        // The runner's own stamp, not our clock: had we slept, ours would add the time our
+        // wake-up took, and an estimate inflated by sleeping would keep us sleeping (the
+        // wait below is only tried while the estimate is low).
+        let t = slot.ticket;
+        if t.answered_us != Ticket::UNSTAMPED {
+            let service_us = t.answered_us.saturating_sub(t.started_us);
+            self.service_avg_us = if self.service_avg_us == u64::MAX {
+                service_us
+            } else {
+                (self.service_avg_us * 7 + service_us) / 8
+            };
+        }
         self.complete(slot);
     }
 
