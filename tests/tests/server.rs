@@ -83,12 +83,15 @@ fn a_thousand_requests_on_one_connection() {
         "{seconds} s of waits in {took} s"
     );
     // One request at a time is light load: with the default `--spin-us`, the idle runner
-    // polls instead of sleeping after every 16 one-job stretches in a row at the least (every
-    // stretch when polls find the next job, every 17th when they all run out).
+    // polls instead of sleeping after 16 one-job stretches in a row (every stretch when polls
+    // find the next job, every 17th when they all run out). Fewer when this test's client,
+    // which is not pinned, shares the runner's core: a poll stops when a yield shows the core
+    // is wanted, and a job that arrives while the runner was away makes a two-job stretch.
+    // Seen: 21 polls (3 hits, 535 sleeps) in one of about 25 runs of the test suite.
     let polls = metric_in(&m, "httpd_runner_runner_polls_total", "");
     let hits = metric_in(&m, "httpd_runner_runner_poll_hits_total", "");
     assert!(
-        polls >= 50,
+        polls >= 10,
         "{polls} polls in 1000 one-at-a-time requests:\n{m}"
     );
     assert!(hits <= polls);
