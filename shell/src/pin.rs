@@ -153,16 +153,13 @@ impl Placement {
     #[must_use]
     pub fn for_current_thread(runner_cores: &[usize]) -> Self {
         let wide = CoreSet::of_current_thread();
+        // No runner cores leave the set as it was, which the filter turns into `None`.
         let narrow = wide
             .map(|w| runner_cores.iter().fold(w, |s, &c| s.without(c)))
             .filter(|n| !n.is_empty() && Some(*n) != wide);
         Self {
             wide: wide.unwrap_or(CoreSet::empty()),
-            narrow: if runner_cores.is_empty() {
-                None
-            } else {
-                narrow
-            },
+            narrow,
             narrowed: false,
             streak: 0,
         }
