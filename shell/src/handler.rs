@@ -113,12 +113,36 @@ struct Placed {
 /// `head` bytes: if they are a head of exactly that length announcing at least `body` bytes
 /// of body, the slot becomes the request's (no copy); otherwise [`unplace`] copies the slot's
 /// bytes to the read buffer at `head`, which leaves the input as a plain read would have.
+///
+/// A read for a body larger than the read buffer's room after the head (`head + room` past
+/// the buffer's end, see [`Spot::is_large`]) has a tail of at most one byte (enough to tell
+/// whether more input waits), read to `head`.
 #[derive(Debug, Clone, Copy)]
 struct Spot {
     head: usize,
     room: usize,
     body: usize,
     tail: usize,
+}
+
+impl Spot {
+    /// Whether the slot's room reached past the end of a read buffer of `rbuf_len` bytes.
+    const fn is_large(&self, rbuf_len: usize) -> bool {
+        self.head + self.room > rbuf_len
+    }
+}
+
+/// Input read on a wrong [`Guess`] for a body larger than the read buffer's room: the slot's
+/// body bytes `from..to` come next in the connection's input, after what the read buffer
+/// holds. [`State::read_some`] copies them into the read buffer as room frees up, as if it
+/// read them from the socket, and frees the slot when they are all out.
+#[derive(Debug)]
+struct Spill {
+    slot: &'static mut Slot<'static>,
+    // `u32` (bodies are far smaller) keeps the connection's hot fields within four cache
+    // lines (see the assertion on `Connection`).
+    from: u32,
+    to: u32,
 }
 
 /// A response waiting in a connection's queue.
@@ -193,6 +217,9 @@ struct Connection {
     inline_len: usize,
     core: Conn<Out>,
     inline: [u8; INLINE_BYTES],
+    /// Input a wrong guess left in a slot beyond what the read buffer could take back (see
+    /// [`Spill`]); handed out before the socket is read again.
+    spill: Option<Spill>,
 }
 
 // The per-request fields stay within four cache lines (in release builds: with debug
@@ -296,6 +323,7 @@ impl HandlerThread {
                 guess: None,
                 last_head: 0,
                 placed: None,
+                spill: None,
             });
         }
         let runners = jobs.len();
@@ -530,7 +558,8 @@ impl State {
             self.parse_input(idx);
             let c = &mut self.conns[idx as usize];
             let wants = c.body.is_some() || (c.core.accepts_requests() && !c.queued);
-            if !c.readable || c.peer_eof || !wants || c.core.should_close() {
+            let input = c.readable || c.spill.is_some();
+            if !input || c.peer_eof || !wants || c.core.should_close() {
                 break;
             }
             if reads == READS_PER_TURN {
@@ -570,6 +599,23 @@ impl State {
             c.rend -= c.rstart;
             c.rstart = 0;
         }
+        if let Some(spill) = c.spill.as_mut() {
+            let (from, to) = (spill.from as usize, spill.to as usize);
+            let n = (to - from).min(c.rbuf.len() - c.rend);
+            if n == 0 {
+                return false;
+            }
+            let spilled = &spill.slot.request.body.spare_mut()[from..from + n];
+            c.rbuf[c.rend..c.rend + n].copy_from_slice(spilled);
+            c.rend += n;
+            spill.from += n as u32;
+            if spill.from == spill.to {
+                if let Some(Spill { slot, .. }) = c.spill.take() {
+                    self.free_slots.push(slot);
+                }
+            }
+            return true;
+        }
         let empty = c.rend == 0;
         // A guess needs an empty buffer, no body under way, and a slot nobody waits for.
         let guessed = match c.guess {
@@ -587,16 +633,35 @@ impl State {
                 let head = g.head;
                 slot.request.body.clear();
                 let spare = slot.request.body.spare_mut();
-                let room = g.body.min(c.rbuf.len() - head).min(spare.len());
                 let (front, back) = c.rbuf.split_at_mut(head);
-                let mut bufs = [
-                    IoSliceMut::new(front),
-                    IoSliceMut::new(&mut spare[..room]),
-                    IoSliceMut::new(&mut back[room..]),
-                ];
-                let result = stream.read_vectored(&mut bufs);
-                placing = Some((slot, head, room));
-                (result, c.rbuf.len())
+                // One byte of the slot stays free for a large read's tail (see `unplace`).
+                let whole = g.body.min(spare.len().saturating_sub(1));
+                if whole > back.len() {
+                    // A body larger than the read buffer's room: read this request's head and
+                    // body, and one byte more, in one call (not the head and part of the body,
+                    // then the rest). The byte tells whether input is left in the socket.
+                    let mut bufs = [
+                        IoSliceMut::new(front),
+                        IoSliceMut::new(&mut spare[..whole]),
+                        IoSliceMut::new(&mut back[..1]),
+                    ];
+                    let result = stream.read_vectored(&mut bufs);
+                    placing = Some((slot, head, whole));
+                    (result, head + whole + 1)
+                } else {
+                    // Head, body, and what follows: the tail starts after the body's whole
+                    // room, so a wrong guess is undone by copying the slot's bytes in front
+                    // of it.
+                    let room = g.body.min(back.len()).min(spare.len());
+                    let mut bufs = [
+                        IoSliceMut::new(front),
+                        IoSliceMut::new(&mut spare[..room]),
+                        IoSliceMut::new(&mut back[room..]),
+                    ];
+                    let result = stream.read_vectored(&mut bufs);
+                    placing = Some((slot, head, room));
+                    (result, c.rbuf.len())
+                }
             }
             (
                 Some(BodyRead {
@@ -715,7 +780,7 @@ impl State {
             let c = &mut self.conns[idx as usize];
             if !c.core.accepts_requests() || c.rstart == c.rend || c.stream.is_none() {
                 if let Some(Placed { slot, spot }) = c.placed.take() {
-                    unplace(c, slot, spot, &mut self.free_slots);
+                    unplace(c, slot, spot, &mut self.free_slots, self.metrics);
                 }
                 return;
             }
@@ -744,7 +809,7 @@ impl State {
             Some(Placed { slot, spot }) => {
                 // A wrong guess: make the input contiguous and parse it again.
                 self.metrics.in_place_misses.inc();
-                unplace(c, slot, spot, &mut self.free_slots);
+                unplace(c, slot, spot, &mut self.free_slots, self.metrics);
                 return true;
             }
             None => None,
@@ -802,7 +867,7 @@ impl State {
         let has_body = head.framing != Framing::None;
         let Ok(seq) = c.core.begin_request(now, head.keep_alive, has_body) else {
             match in_place {
-                Some(spot) => unplace(c, slot, spot, &mut self.free_slots),
+                Some(spot) => unplace(c, slot, spot, &mut self.free_slots, self.metrics),
                 None => self.free_slots.push(slot),
             }
             return false;
@@ -822,7 +887,7 @@ impl State {
             self.metrics.bodies_in_place.inc();
             slot.request.body.advance(spot.body);
             body_in_place = spot.body;
-            if spot.tail > 0 {
+            if spot.tail > 0 && !spot.is_large(c.rbuf.len()) {
                 c.rstart += spot.room;
             }
             c.rend = c.rstart + spot.tail;
@@ -1296,7 +1361,7 @@ impl State {
         if c.stream.is_some() && c.core.should_close() {
             self.close(idx, registry);
         } else if c.stream.is_some()
-            && (c.readable || c.rstart < c.rend)
+            && (c.readable || c.rstart < c.rend || c.spill.is_some())
             && c.core.accepts_requests()
             && !c.queued
         {
@@ -1380,6 +1445,9 @@ impl State {
             self.free_slots.push(b.slot);
         }
         if let Some(Placed { slot, .. }) = c.placed.take() {
+            self.free_slots.push(slot);
+        }
+        if let Some(Spill { slot, .. }) = c.spill.take() {
             self.free_slots.push(slot);
         }
         while let Some(out) = c.core.pop_any() {
@@ -1525,18 +1593,48 @@ fn write_ready<const N: usize>(
 /// Undoes a read made on a wrong [`Guess`]: copies the slot's bytes to the read buffer right
 /// after the head part, where they join the tail (which was read to just past the slot's
 /// room, and is non-empty only if that room was filled), and frees the slot.
+///
+/// A large read (see [`Spot`]) put its tail byte at `head`; it goes after the slot's bytes,
+/// and whatever of them does not fit in the read buffer stays in the slot as the
+/// connection's [`Spill`].
 fn unplace(
     c: &mut Connection,
     slot: &'static mut Slot<'static>,
     spot: Spot,
     free_slots: &mut Vec<&'static mut Slot<'static>>,
+    metrics: &HandlerMetrics,
 ) {
     let Spot {
         head, body, tail, ..
     } = spot;
-    c.rbuf[head..head + body].copy_from_slice(&slot.request.body.spare_mut()[..body]);
-    c.rend = head + body + tail;
-    free_slots.push(slot);
+    let spare = slot.request.body.spare_mut();
+    if !spot.is_large(c.rbuf.len()) {
+        c.rbuf[head..head + body].copy_from_slice(&spare[..body]);
+        c.rend = head + body + tail;
+        free_slots.push(slot);
+        return;
+    }
+    // The input after the head part is the slot's bytes, then the tail byte: put the byte
+    // after them in the slot (which kept one byte free for it), then move what fits.
+    debug_assert!(tail <= 1 && c.spill.is_none());
+    if tail > 0 {
+        spare[body] = c.rbuf[head];
+    }
+    let total = body + tail;
+    let fits = total.min(c.rbuf.len() - head);
+    c.rbuf[head..head + fits].copy_from_slice(&spare[..fits]);
+    c.rend = head + fits;
+    if fits < total {
+        metrics.in_place_spills.inc();
+        // Both within the slot's body buffer, at most 64 MiB (`--max-body-bytes`).
+        c.spill = Some(Spill {
+            slot,
+            from: fits as u32,
+            to: total as u32,
+        });
+    } else {
+        free_slots.push(slot);
+    }
 }
 
 /// The index of the smallest of `in_flight` (not empty), looking from the entry after

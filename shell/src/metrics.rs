@@ -86,6 +86,8 @@ pub struct HandlerMetrics {
     pub bodies_in_place: Counter,
     /// Reads whose guess of the next head's length or body was wrong (then copied).
     pub in_place_misses: Counter,
+    /// Wrong guesses that left more input in the slot than the read buffer could take back.
+    pub in_place_spills: Counter,
     /// Times a loop turn stopped reading to write the runners' answers (see `HARVEST_BYTES`).
     pub harvests: Counter,
     /// Writes of several small responses copied into one buffer (see `GATHER_BYTES`).
@@ -258,6 +260,13 @@ impl Metrics {
             "in_place_misses_total",
             "Reads split on a wrong guess of the next request's head and body lengths (then copied).",
             self.sum(|h| h.in_place_misses.get()),
+        )?;
+        counter(
+            out,
+            p,
+            "in_place_spills_total",
+            "Wrong guesses whose input did not all fit back in the read buffer (the rest is handed out from the slot).",
+            self.sum(|h| h.in_place_spills.get()),
         )?;
         counter(
             out,

@@ -538,6 +538,11 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
     let b8k = body_of(8192);
     let b4k = body_of(4096);
     let b70k = body_of(70_000);
+    let b300 = body_of(300);
+    let many_gets = GET_RUN.repeat(1200);
+    let short_and_gets: Vec<&[u8]> = std::iter::once(&b300[..])
+        .chain(std::iter::repeat_n(&b""[..], 1200))
+        .collect();
     let long_get = format!(
         "GET /run HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n",
         "g".repeat(300)
@@ -579,6 +584,26 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
         one("and another", 1, &b70k, 0, 0),
         one("in place, the rest read into the slot", 1, &b70k, 1, 0),
         ("no body", long_get.clone().into_bytes(), vec![b""], 0, 1),
+        // A wrong guess for a body larger than the read buffer's room can leave more in the
+        // slot than the buffer takes back: the rest is handed out from the slot (a spill).
+        one("a large body again", 1, &b70k, 0, 0),
+        one("and again: it guesses", 1, &b70k, 0, 0),
+        (
+            "a shorter head, a GET behind: spills",
+            cat(&[&shaped(0, &b70k), GET_RUN]),
+            vec![&b70k, b""],
+            0,
+            1,
+        ),
+        one("a large body after the GET", 1, &b70k, 0, 0),
+        one("and again: it guesses", 1, &b70k, 0, 0),
+        (
+            "the same head length, a short body and 1200 GETs behind: spills",
+            cat(&[&shaped(3, &b300), &many_gets]),
+            short_and_gets.clone(),
+            0,
+            1,
+        ),
         // Heads that vary in length are never guessed.
         one("heads that vary in length: 1", 3, &b4k, 0, 0),
         one("heads that vary in length: 2", 1, &b4k, 0, 0),
@@ -623,6 +648,11 @@ fn bodies_read_in_place_and_wrong_guesses_undone() {
         );
         (hits, misses) = (now_hits, now_misses);
     }
+    assert_eq!(
+        server.metric("httpd_runner_in_place_spills_total", ""),
+        2,
+        "the two steps that spill"
+    );
     assert!(c.is_open_after(Duration::from_millis(100)));
 }
 
