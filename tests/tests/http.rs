@@ -756,8 +756,9 @@ fn random_request_shapes_on_one_connection_all_arrive_whole() {
     }
     let hits = server.metric("httpd_runner_bodies_in_place_total", "");
     let misses = server.metric("httpd_runner_in_place_misses_total", "");
+    let spills = server.metric("httpd_runner_in_place_spills_total", "");
     println!(
-        "{sent} requests ({splits} groups sent in two writes): {hits} bodies read in place, {misses} wrong guesses"
+        "{sent} requests ({splits} groups sent in two writes): {hits} bodies read in place, {misses} wrong guesses, {spills} of them spilled"
     );
     assert!(
         hits > 0 && misses > 0,
