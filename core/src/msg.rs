@@ -37,8 +37,8 @@ pub struct Ticket {
     pub route: u8,
     /// When the request was dispatched (µs since server start), for service-time metrics.
     pub started_us: u64,
-    /// When a runner finished it (µs since server start), read by the runner for the last
-    /// job of each run of jobs it takes in one go; [`Ticket::UNSTAMPED`] for the others.
+    /// When a runner finished it (µs since server start), stamped by the runner on the last
+    /// job of each run of jobs it takes in one go; [`Ticket::UNSTAMPED`] on the others.
     /// The handler's estimate of how quickly runners answer uses it: its own clock at
     /// pickup would add the time it took to wake up when it slept.
     pub answered_us: u64,
