@@ -3,10 +3,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Generous safety net for any single read or wait; tests never rely on it for timing.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -40,9 +40,51 @@ pub fn built_binary(name: &str, example: bool) -> PathBuf {
             }
         })
         .find(|p| p.exists());
-    found.unwrap_or_else(|| {
+    let found = found.unwrap_or_else(|| {
         panic!("{name} not found next to {}: run the tests with `cargo test --workspace` (it builds the binary and examples)", exe.display())
-    })
+    });
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if let Some(newer) = newer_source(&found, &[sources.join("core"), sources.join("shell")]) {
+        panic!(
+            "{} is older than {}: `cargo test -p httpd-runner-tests` does not rebuild it; run `cargo test --workspace --release` (or `cargo build --workspace --all-targets` for the profile in use) first",
+            found.display(),
+            newer.display()
+        );
+    }
+    found
+}
+
+/// The first source file (`.rs` or `Cargo.toml`, searched under `roots`) modified after
+/// `binary`, if any: a binary older than its sources would test code that is no longer there.
+#[must_use]
+pub fn newer_source(binary: &Path, roots: &[PathBuf]) -> Option<PathBuf> {
+    fn walk(dir: &Path, built: SystemTime) -> Option<PathBuf> {
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if path.file_name().is_some_and(|n| n == "target") {
+                    continue;
+                }
+                if let Some(found) = walk(&path, built) {
+                    return Some(found);
+                }
+            } else if (path.extension().is_some_and(|e| e == "rs")
+                || path.file_name().is_some_and(|n| n == "Cargo.toml"))
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t > built)
+            {
+                return Some(path);
+            }
+        }
+        None
+    }
+    let built = std::fs::metadata(binary).and_then(|m| m.modified()).ok()?;
+    roots.iter().find_map(|root| walk(root, built))
 }
 
 /// Builds the release server binary (for the benchmark binaries, which `cargo run` does not
@@ -88,7 +130,7 @@ impl Server {
 
     /// Starts any binary that prints the `listening on http://ADDR` banner line.
     #[must_use]
-    pub fn start_program(program: &std::path::Path, args: &[&str]) -> Self {
+    pub fn start_program(program: &Path, args: &[&str]) -> Self {
         Self::spawn(Command::new(program), args)
     }
 
@@ -468,4 +510,39 @@ pub fn post(path: &str, body: &[u8]) -> Vec<u8> {
 #[must_use]
 pub fn body_of(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newer_source;
+    use std::fs::{self, File};
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_binary_older_than_a_source_is_found_stale() {
+        let root = std::env::temp_dir().join(format!("httpd-runner-stale-{}", std::process::id()));
+        let src = root.join("crate").join("src");
+        fs::create_dir_all(src.join("deep")).unwrap();
+        fs::create_dir_all(root.join("crate").join("target")).unwrap();
+        let at = |path: &std::path::Path, secs: u64| {
+            let file = File::create(path).unwrap();
+            file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+                .unwrap();
+        };
+        let binary = root.join("binary");
+        at(&binary, 2_000);
+        at(&src.join("lib.rs"), 1_000);
+        at(&src.join("deep").join("notes.txt"), 3_000);
+        at(&root.join("crate").join("target").join("built.rs"), 3_000);
+        let roots = [root.join("crate")];
+        assert_eq!(newer_source(&binary, &roots), None);
+        at(&src.join("deep").join("mod.rs"), 3_000);
+        assert_eq!(
+            newer_source(&binary, &roots),
+            Some(src.join("deep").join("mod.rs"))
+        );
+        at(&binary, 4_000);
+        assert_eq!(newer_source(&binary, &roots), None);
+        fs::remove_dir_all(&root).unwrap();
+    }
 }
