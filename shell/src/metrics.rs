@@ -140,6 +140,8 @@ pub struct RunnerMetrics {
     pub poll_hits: Counter,
     /// Times the runner went to sleep with its rings empty.
     pub sleeps: Counter,
+    /// Times the runner found its rings empty and began to spin.
+    pub idles: Counter,
 }
 
 /// Picks one counter out of a runner's metrics.
@@ -338,7 +340,7 @@ impl Metrics {
             await_us / 1_000_000,
             await_us % 1_000_000
         )?;
-        let per_runner: [(&str, &str, RunnerField); 5] = [
+        let per_runner: [(&str, &str, RunnerField); 6] = [
             ("jobs_total", "Jobs run, per runner.", |r| &r.jobs),
             ("panics_total", "Runner panics caught (answered 500).", |r| &r.panics),
             (
@@ -348,6 +350,11 @@ impl Metrics {
             ),
             ("poll_hits_total", "Polls that found a job before they ran out.", |r| &r.poll_hits),
             ("sleeps_total", "Times a runner slept with its rings empty.", |r| &r.sleeps),
+            (
+                "idles_total",
+                "Times a runner found its rings empty and spun before polling or sleeping.",
+                |r| &r.idles,
+            ),
         ];
         for (name, help, field) in per_runner {
             writeln!(

@@ -129,6 +129,7 @@ impl RunnerThread {
                 return;
             }
             if idle == 0 {
+                metrics.idles.inc();
                 singles.observe(std::mem::take(&mut stretch) == 1);
             }
             idle += 1;

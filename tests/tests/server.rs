@@ -175,6 +175,11 @@ fn runners_never_poll_with_spin_off() {
         metric_in(&m, "httpd_runner_runner_sleeps_total", "") > 0,
         "{m}"
     );
+    // Every one of the requests was a stretch of one job, after which the rings were empty.
+    assert!(
+        metric_in(&m, "httpd_runner_runner_idles_total", "") >= 100,
+        "{m}"
+    );
 }
 
 #[test]
