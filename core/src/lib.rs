@@ -6,6 +6,8 @@
 //! - [`ring`]: the bounded lock-free SPSC ring every pipeline edge uses (loom-checked), and
 //!   [`wake`]: the sleep/wake handshake that makes idle threads sleep without lost wake-ups;
 //! - [`parse`]: the incremental HTTP/1.1 request parser (on httparse) and chunked decoder;
+//! - [`place`]: where a read made on a guess of the next request's shape puts its bytes
+//!   (body straight into a slot), and how a wrong guess is undone;
 //! - [`route`]: `(method, path)` to a route;
 //! - [`response`]: response heads and short bodies into fixed buffers;
 //! - [`conn`]: the per-connection state machine (timeouts, keep-alive, pipelining order);
@@ -57,6 +59,7 @@ pub mod conn;
 pub mod limits;
 pub mod msg;
 pub mod parse;
+pub mod place;
 pub mod response;
 #[allow(unsafe_code)]
 pub mod ring;

@@ -19,6 +19,7 @@ use httpd_runner_core::conn::{Conn, ConnConfig, Timeout};
 use httpd_runner_core::limits::Limits;
 use httpd_runner_core::msg::{Done, Job, Slot, Ticket};
 use httpd_runner_core::parse::{self, header_slots, ChunkedDecoder, Framing, Method, Status};
+use httpd_runner_core::place::{Guess, Plan, Spill, Spot};
 use httpd_runner_core::response::{
     self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN,
 };
@@ -85,21 +86,11 @@ const INLINE_BYTES: usize = 512;
 /// would read (then copy) as much body as fits, for the same number of system calls.
 const HEAD_READ_AFTER_LARGE_BODY: usize = 4096;
 
-/// Smallest body worth reading in place (see [`Guess`]): below it, copying the body out of the
+/// Smallest body worth reading in place (see [`Plan`]): below it, copying the body out of the
 /// read buffer costs less than the extra `iovec` and the bookkeeping. Reading 1 KiB bodies in
 /// place also keeps the connection's read buffer to the head's few cache lines, which showed
 /// with 1000 connections (perf: 1.15-1.46 against 1.40-1.60 µs of user time per request).
 const IN_PLACE_MIN_BODY: usize = 256;
-
-/// The shape of a connection's last request, when it had a length-framed body and a head as
-/// long as the one before it: a client whose heads keep their length tends to keep doing so.
-/// Guessing only after two alike bounds what wrong guesses cost a client whose heads vary
-/// (each costs one extra copy of the bytes read into the slot).
-#[derive(Debug, Clone, Copy)]
-struct Guess {
-    head: usize,
-    body: usize,
-}
 
 /// A read made on a [`Guess`]: its slot, and where the bytes went.
 #[derive(Debug)]
@@ -108,41 +99,13 @@ struct Placed {
     spot: Spot,
 }
 
-/// The first `head` bytes went to the read buffer, the next `body` (up to `room`) into the
-/// slot's body, and `tail` more to the read buffer at `head + room`. The parser sees only the
-/// `head` bytes: if they are a head of exactly that length announcing at least `body` bytes
-/// of body, the slot becomes the request's (no copy); otherwise [`unplace`] copies the slot's
-/// bytes to the read buffer at `head`, which leaves the input as a plain read would have.
-///
-/// A read for a body larger than the read buffer's room after the head (`head + room` past
-/// the buffer's end, see [`Spot::is_large`]) has a tail of at most one byte (enough to tell
-/// whether more input waits), read to `head`.
-#[derive(Debug, Clone, Copy)]
-struct Spot {
-    head: usize,
-    room: usize,
-    body: usize,
-    tail: usize,
-}
-
-impl Spot {
-    /// Whether the slot's room reached past the end of a read buffer of `rbuf_len` bytes.
-    const fn is_large(&self, rbuf_len: usize) -> bool {
-        self.head + self.room > rbuf_len
-    }
-}
-
-/// Input read on a wrong [`Guess`] for a body larger than the read buffer's room: the slot's
-/// body bytes `from..to` come next in the connection's input, after what the read buffer
-/// holds. [`State::read_some`] copies them into the read buffer as room frees up, as if it
-/// read them from the socket, and frees the slot when they are all out.
+/// Input a wrong guess left in a slot beyond what the read buffer could take back (see
+/// [`Spill`]): handed out by [`State::read_some`] as if read from the socket before
+/// the socket is read again; the slot is freed when it is all out.
 #[derive(Debug)]
-struct Spill {
+struct Spilled {
     slot: &'static mut Slot<'static>,
-    // `u32` (bodies are far smaller) keeps the connection's hot fields within four cache
-    // lines (see the assertion on `Connection`).
-    from: u32,
-    to: u32,
+    spill: Spill,
 }
 
 /// A response waiting in a connection's queue.
@@ -207,7 +170,11 @@ struct Connection {
     head_read: usize,
     /// The last request's head length (0 before the first).
     last_head: usize,
-    /// How the next request will probably look (from the last two), for reading in place.
+    /// How the next request will probably look, for reading in place: set when the last
+    /// request had a length-framed body and a head as long as the one before it (a client
+    /// whose heads keep their length tends to keep doing so). Guessing only after two alike
+    /// bounds what wrong guesses cost a client whose heads vary (each costs one extra copy
+    /// of the bytes read into the slot).
     guess: Option<Guess>,
     /// A read made on `guess`, until the parser settles it (within the same turn).
     placed: Option<Placed>,
@@ -218,8 +185,8 @@ struct Connection {
     core: Conn<Out>,
     inline: [u8; INLINE_BYTES],
     /// Input a wrong guess left in a slot beyond what the read buffer could take back (see
-    /// [`Spill`]); handed out before the socket is read again.
-    spill: Option<Spill>,
+    /// [`Spilled`]); handed out before the socket is read again.
+    spill: Option<Spilled>,
 }
 
 // The per-request fields stay within four cache lines (in release builds: with debug
@@ -599,18 +566,14 @@ impl State {
             c.rend -= c.rstart;
             c.rstart = 0;
         }
-        if let Some(spill) = c.spill.as_mut() {
-            let (from, to) = (spill.from as usize, spill.to as usize);
-            let n = (to - from).min(c.rbuf.len() - c.rend);
+        if let Some(Spilled { slot, spill }) = c.spill.as_mut() {
+            let n = spill.hand_out(slot.request.body.spare_mut(), &mut c.rbuf[c.rend..]);
             if n == 0 {
                 return false;
             }
-            let spilled = &spill.slot.request.body.spare_mut()[from..from + n];
-            c.rbuf[c.rend..c.rend + n].copy_from_slice(spilled);
             c.rend += n;
-            spill.from += n as u32;
-            if spill.from == spill.to {
-                if let Some(Spill { slot, .. }) = c.spill.take() {
+            if spill.is_empty() {
+                if let Some(Spilled { slot, .. }) = c.spill.take() {
                     self.free_slots.push(slot);
                 }
             }
@@ -620,48 +583,37 @@ impl State {
         // A guess needs an empty buffer, no body under way, and a slot nobody waits for.
         let guessed = match c.guess {
             Some(g) if empty && c.body.is_none() && self.retry.is_empty() => {
-                self.free_slots.pop().map(|slot| (slot, g))
+                match self.free_slots.pop() {
+                    Some(slot) => {
+                        slot.request.body.clear();
+                        let spare = slot.request.body.spare_mut().len();
+                        match Plan::new(g, c.rbuf.len(), spare) {
+                            Some(plan) => Some((slot, plan)),
+                            None => {
+                                self.free_slots.push(slot);
+                                None
+                            }
+                        }
+                    }
+                    None => None,
+                }
             }
             _ => None,
         };
         let mut body_room = None;
         let mut placing = None;
         let (result, asked) = match (&mut c.body, guessed) {
-            (_, Some((slot, g))) => {
-                // Head, body, and what follows: the tail starts after the body's whole room,
-                // so a wrong guess is undone by copying the slot's bytes in front of it.
-                let head = g.head;
-                slot.request.body.clear();
-                let spare = slot.request.body.spare_mut();
-                let (front, back) = c.rbuf.split_at_mut(head);
-                // One byte of the slot stays free for a large read's tail (see `unplace`).
-                let whole = g.body.min(spare.len().saturating_sub(1));
-                if whole > back.len() {
-                    // A body larger than the read buffer's room: read this request's head and
-                    // body, and one byte more, in one call (not the head and part of the body,
-                    // then the rest). The byte tells whether input is left in the socket.
-                    let mut bufs = [
-                        IoSliceMut::new(front),
-                        IoSliceMut::new(&mut spare[..whole]),
-                        IoSliceMut::new(&mut back[..1]),
-                    ];
-                    let result = stream.read_vectored(&mut bufs);
-                    placing = Some((slot, head, whole));
-                    (result, head + whole + 1)
-                } else {
-                    // Head, body, and what follows: the tail starts after the body's whole
-                    // room, so a wrong guess is undone by copying the slot's bytes in front
-                    // of it.
-                    let room = g.body.min(back.len()).min(spare.len());
-                    let mut bufs = [
-                        IoSliceMut::new(front),
-                        IoSliceMut::new(&mut spare[..room]),
-                        IoSliceMut::new(&mut back[room..]),
-                    ];
-                    let result = stream.read_vectored(&mut bufs);
-                    placing = Some((slot, head, room));
-                    (result, c.rbuf.len())
-                }
+            (_, Some((slot, plan))) => {
+                // Head, body, and what follows, in one call (see `place::Plan`).
+                let [front, body, tail] = plan.parts(c.rbuf, slot.request.body.spare_mut());
+                let mut bufs = [
+                    IoSliceMut::new(front),
+                    IoSliceMut::new(body),
+                    IoSliceMut::new(tail),
+                ];
+                let result = stream.read_vectored(&mut bufs);
+                placing = Some((slot, plan));
+                (result, plan.asked())
             }
             (
                 Some(BodyRead {
@@ -734,17 +686,10 @@ impl State {
             // system call less per request).
             c.readable = false;
         }
-        if let Some((slot, head, room)) = placing {
-            if n > head {
-                let body = (n - head).min(room);
-                let spot = Spot {
-                    head,
-                    room,
-                    body,
-                    tail: n - head - body,
-                };
+        if let Some((slot, plan)) = placing {
+            if let Some(spot) = plan.spot(n) {
                 c.placed = Some(Placed { slot, spot });
-                c.rend = head;
+                c.rend = spot.head;
             } else {
                 self.free_slots.push(slot);
                 c.rend = n;
@@ -883,14 +828,13 @@ impl State {
         let mut body_in_place = 0;
         if let Some(spot) = in_place {
             // The slot already holds `body` bytes of the body; what came after them (more body,
-            // or the next request) is in the read buffer past the slot's room.
+            // or the next request) is in the read buffer's tail range.
             self.metrics.bodies_in_place.inc();
             slot.request.body.advance(spot.body);
             body_in_place = spot.body;
-            if spot.tail > 0 && !spot.is_large(c.rbuf.len()) {
-                c.rstart += spot.room;
-            }
-            c.rend = c.rstart + spot.tail;
+            let tail = spot.tail_range(c.rbuf.len());
+            c.rstart = tail.start;
+            c.rend = tail.end;
         }
         c.head_read = match head.framing {
             Framing::Length(n) if n >= c.rbuf.len() => HEAD_READ_AFTER_LARGE_BODY,
@@ -1447,7 +1391,7 @@ impl State {
         if let Some(Placed { slot, .. }) = c.placed.take() {
             self.free_slots.push(slot);
         }
-        if let Some(Spill { slot, .. }) = c.spill.take() {
+        if let Some(Spilled { slot, .. }) = c.spill.take() {
             self.free_slots.push(slot);
         }
         while let Some(out) = c.core.pop_any() {
@@ -1590,13 +1534,9 @@ fn write_ready<const N: usize>(
     Some((stream.write_vectored(parts), false))
 }
 
-/// Undoes a read made on a wrong [`Guess`]: copies the slot's bytes to the read buffer right
-/// after the head part, where they join the tail (which was read to just past the slot's
-/// room, and is non-empty only if that room was filled), and frees the slot.
-///
-/// A large read (see [`Spot`]) put its tail byte at `head`; it goes after the slot's bytes,
-/// and whatever of them does not fit in the read buffer stays in the slot as the
-/// connection's [`Spill`].
+/// Undoes a read made on a wrong [`Guess`] ([`Spot::undo`]): the input is the read buffer's
+/// `..rend` again, then the connection's [`Spilled`] bytes if the slot's did not all fit
+/// back; otherwise the slot is freed.
 fn unplace(
     c: &mut Connection,
     slot: &'static mut Slot<'static>,
@@ -1604,36 +1544,15 @@ fn unplace(
     free_slots: &mut Vec<&'static mut Slot<'static>>,
     metrics: &HandlerMetrics,
 ) {
-    let Spot {
-        head, body, tail, ..
-    } = spot;
-    let spare = slot.request.body.spare_mut();
-    if !spot.is_large(c.rbuf.len()) {
-        c.rbuf[head..head + body].copy_from_slice(&spare[..body]);
-        c.rend = head + body + tail;
-        free_slots.push(slot);
-        return;
-    }
-    // The input after the head part is the slot's bytes, then the tail byte: put the byte
-    // after them in the slot (which kept one byte free for it), then move what fits.
-    debug_assert!(tail <= 1 && c.spill.is_none());
-    if tail > 0 {
-        spare[body] = c.rbuf[head];
-    }
-    let total = body + tail;
-    let fits = total.min(c.rbuf.len() - head);
-    c.rbuf[head..head + fits].copy_from_slice(&spare[..fits]);
-    c.rend = head + fits;
-    if fits < total {
-        metrics.in_place_spills.inc();
-        // Both within the slot's body buffer, at most 64 MiB (`--max-body-bytes`).
-        c.spill = Some(Spill {
-            slot,
-            from: fits as u32,
-            to: total as u32,
-        });
-    } else {
-        free_slots.push(slot);
+    debug_assert!(c.spill.is_none());
+    let (rend, spill) = spot.undo(c.rbuf, slot.request.body.spare_mut());
+    c.rend = rend;
+    match spill {
+        Some(spill) => {
+            metrics.in_place_spills.inc();
+            c.spill = Some(Spilled { slot, spill });
+        }
+        None => free_slots.push(slot),
     }
 }
 
