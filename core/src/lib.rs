@@ -12,7 +12,7 @@
 //! - [`response`]: response heads and short bodies into fixed buffers;
 //! - [`conn`]: the per-connection state machine (timeouts, keep-alive, pipelining order);
 //! - [`msg`]: the slot that carries a request to a runner and its response back, and the
-//!   [`Runner`](msg::Runner) trait user code implements;
+//!   [`Runner`] trait user code implements;
 //! - [`limits`], [`text`], [`sync`]: capacities, fixed buffers, the atomics facade.
 //!
 //! The shell crate (`httpd-runner`) adds sockets, threads and the clock.

@@ -86,7 +86,7 @@ impl Streak {
     }
 }
 
-/// A handler's "my last [`LIGHT_STREAK`] loop turns each served at most one connection", on
+/// A handler's "my last `LIGHT_STREAK` (16) loop turns each served at most one connection", on
 /// its own cache line (the handler writes it only when it changes; idle runners read it while
 /// they poll). A hint: it orders nothing, so it is relaxed.
 #[derive(Debug)]
