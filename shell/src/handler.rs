@@ -581,25 +581,17 @@ impl State {
         }
         let empty = c.rend == 0;
         // A guess needs an empty buffer, no body under way, and a slot nobody waits for.
-        let guessed = match c.guess {
+        // The plan is made for the slot that would be taken (the last free one).
+        let plan = match c.guess {
             Some(g) if empty && c.body.is_none() && self.retry.is_empty() => {
-                match self.free_slots.pop() {
-                    Some(slot) => {
-                        slot.request.body.clear();
-                        let spare = slot.request.body.spare_mut().len();
-                        match Plan::new(g, c.rbuf.len(), spare) {
-                            Some(plan) => Some((slot, plan)),
-                            None => {
-                                self.free_slots.push(slot);
-                                None
-                            }
-                        }
-                    }
-                    None => None,
-                }
+                self.free_slots.last_mut().and_then(|slot| {
+                    slot.request.body.clear();
+                    Plan::new(g, c.rbuf.len(), slot.request.body.spare_mut().len())
+                })
             }
             _ => None,
         };
+        let guessed = plan.and_then(|plan| Some((self.free_slots.pop()?, plan)));
         let mut body_room = None;
         let mut placing = None;
         let (result, asked) = match (&mut c.body, guessed) {
