@@ -23,6 +23,35 @@ pub struct Guess {
     pub body: usize,
 }
 
+/// Smallest body worth reading in place: below it, copying the body out of the read buffer
+/// costs less than the extra `iovec` and the bookkeeping. Reading 1 KiB bodies in place also
+/// keeps a connection's read buffer to the head's few cache lines, which showed with 1000
+/// connections (perf: 1.15-1.46 against 1.40-1.60 µs of user time per request).
+pub const IN_PLACE_MIN_BODY: usize = 256;
+
+impl Guess {
+    /// The guess for a connection's next request, made when a request's head is parsed:
+    /// `head` is that head's length, `last_head` the one before it on the connection (0 for
+    /// none), `body` its `Content-Length` (`None` for no body, chunked or refused), and
+    /// `rbuf_len` the connection's read buffer. The next request is guessed to repeat this
+    /// one only when
+    /// - the head's length repeated (a client whose heads vary in length is never guessed,
+    ///   so it never pays for undoing wrong guesses),
+    /// - the body is at least [`IN_PLACE_MIN_BODY`] bytes, and
+    /// - the head leaves that much room in the read buffer.
+    #[must_use]
+    pub fn after(
+        last_head: usize,
+        head: usize,
+        body: Option<usize>,
+        rbuf_len: usize,
+    ) -> Option<Self> {
+        let body = body?;
+        (head == last_head && body >= IN_PLACE_MIN_BODY && head + IN_PLACE_MIN_BODY <= rbuf_len)
+            .then_some(Self { head, body })
+    }
+}
+
 /// Where one read made on a [`Guess`] puts its bytes, in order: the read buffer's
 /// `..head`, the slot body's `..room`, then the read buffer's `tail_at..tail_end`.
 ///
@@ -301,6 +330,31 @@ mod tests {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             ((self.0 >> 33) as usize) % n.max(1)
+        }
+    }
+
+    #[test]
+    fn a_guess_is_made_only_when_the_head_repeats_and_the_body_is_worth_it() {
+        use super::IN_PLACE_MIN_BODY as MIN;
+        let g = |head, body| Some(Guess { head, body });
+        // (last head, head, body, read buffer): the guess.
+        let table = [
+            ((120, 120, Some(1024), 4096), g(120, 1024)),
+            ((120, 120, Some(MIN), 4096), g(120, MIN)),
+            ((120, 120, Some(100_000), 4096), g(120, 100_000)),
+            ((120, 121, Some(1024), 4096), None), // the head's length changed
+            ((0, 120, Some(1024), 4096), None),   // the first request of a connection
+            ((120, 120, Some(MIN - 1), 4096), None), // too small to be worth it
+            ((120, 120, None, 4096), None),       // no body, chunked or refused
+            ((120, 120, Some(1024), 120 + MIN), g(120, 1024)),
+            ((120, 120, Some(1024), 120 + MIN - 1), None), // no room after the head
+        ];
+        for ((last, head, body, rbuf), want) in table {
+            assert_eq!(
+                Guess::after(last, head, body, rbuf),
+                want,
+                "{last} {head} {body:?} {rbuf}"
+            );
         }
     }
 

@@ -109,3 +109,44 @@ pub fn shutdown_permitted(
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
         == 0
 }
+
+/// Which runner answers a `/run` request, given each runner's jobs in flight from the
+/// asking handler (`in_flight`, one entry per runner, at least one):
+/// - with a key (`/run/KEY`), the runner the key hashes to (FNV-1a, modulo the runner
+///   count), whichever handler asks: requests with one key always meet the same runner and
+///   whatever state it keeps for them;
+/// - without, the runner with the fewest jobs in flight, looking from the entry after
+///   `*turn` and wrapping, so ties rotate and idle runners share the work; `*turn` moves on
+///   by one.
+///
+/// A key never divides unless there is more than one runner, and the keyless choice never
+/// divides at all: an integer division costs tens of cycles, and this runs for every request.
+#[must_use]
+pub fn pick_runner(key: Option<&[u8]>, in_flight: &[usize], turn: &mut usize) -> usize {
+    let n = in_flight.len();
+    if n <= 1 {
+        return 0;
+    }
+    if let Some(key) = key {
+        return (fnv1a(key) % n as u64) as usize;
+    }
+    let next = *turn + 1;
+    *turn = if next >= n { 0 } else { next };
+    let mut best = *turn;
+    let mut r = best;
+    for _ in 1..n {
+        r = if r + 1 == n { 0 } else { r + 1 };
+        if in_flight[r] < in_flight[best] {
+            best = r;
+        }
+    }
+    best
+}
+
+/// FNV-1a (64-bit): a small, stable hash for runner affinity keys.
+#[must_use]
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -5,7 +5,7 @@ use httpd_runner_core::parse::Method;
 use httpd_runner_core::response::{
     has_content, imf_fixdate, write_head, write_simple, ResponseHead, Simple,
 };
-use httpd_runner_core::route::{route, shutdown_permitted, Route, RUN_ALLOW};
+use httpd_runner_core::route::{fnv1a, pick_runner, route, shutdown_permitted, Route, RUN_ALLOW};
 use httpd_runner_core::text::{FixedBuf, HeaderError, HeaderLines};
 
 #[test]
@@ -56,6 +56,60 @@ fn routes() {
     }
     let long = format!("/run/{}", "k".repeat(200));
     assert_eq!(route(Method::Get, &long), Route::KeyTooLong);
+}
+
+#[test]
+fn keyless_requests_go_to_the_least_loaded_runner_and_ties_rotate() {
+    let mut turn = 0;
+    assert_eq!(pick_runner(None, &[5], &mut turn), 0);
+    assert_eq!(pick_runner(None, &[5], &mut turn), 0);
+    // Ties rotate: each call starts one further on.
+    let mut turn = 0;
+    let picks: Vec<usize> = (0..6)
+        .map(|_| pick_runner(None, &[0, 0, 0], &mut turn))
+        .collect();
+    assert_eq!(picks, [1, 2, 0, 1, 2, 0]);
+    // The smallest wins wherever the turn starts; the first of equal smallest after it.
+    // Looking from 1, 2, 3, 0: the first 1 met is at index 1, 3, 3, 1.
+    for (start, want) in [(0, 1), (1, 3), (2, 3), (3, 1)] {
+        let mut turn = start;
+        assert_eq!(
+            pick_runner(None, &[3, 1, 2, 1], &mut turn),
+            want,
+            "start {start}"
+        );
+    }
+    // A turn beyond the runners (a handler's index) starts over.
+    let mut turn = 7;
+    assert_eq!(pick_runner(None, &[0, 0], &mut turn), 0);
+    assert_eq!(turn, 0);
+}
+
+#[test]
+fn a_key_always_meets_the_same_runner_whatever_the_load() {
+    // The published FNV-1a 64-bit test vectors.
+    assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    let mut counts = [0usize; 4];
+    for i in 0..1000 {
+        let key = format!("user-{i}");
+        let mut turn = 0;
+        let first = pick_runner(Some(key.as_bytes()), &[0, 0, 0, 0], &mut turn);
+        // Load, the turn and earlier picks do not move a key; a keyed pick leaves the turn.
+        let again = pick_runner(Some(key.as_bytes()), &[9, 0, 9, 0], &mut turn);
+        assert_eq!(first, again, "{key}");
+        assert_eq!(turn, 0, "{key}");
+        assert_eq!(first as u64, fnv1a(key.as_bytes()) % 4, "{key}");
+        counts[first] += 1;
+    }
+    // The keys spread over all runners (a hash that ignored its input would not).
+    assert!(
+        counts.iter().all(|&c| (200..=300).contains(&c)),
+        "{counts:?}"
+    );
+    // One runner: every key goes to it.
+    assert_eq!(pick_runner(Some(b"user-1"), &[3], &mut 0), 0);
 }
 
 #[test]

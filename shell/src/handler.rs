@@ -24,7 +24,7 @@ use httpd_runner_core::response::{
     self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN,
 };
 use httpd_runner_core::ring::{Consumer, Producer};
-use httpd_runner_core::route::{self, route, Route};
+use httpd_runner_core::route::{self, pick_runner, route, Route};
 use httpd_runner_core::sync::Ordering;
 use httpd_runner_core::text::FixedBuf;
 use mio::net::TcpStream;
@@ -85,12 +85,6 @@ const INLINE_BYTES: usize = 512;
 /// into the slot) and its body goes straight into the slot. Asking for the whole read buffer
 /// would read (then copy) as much body as fits, for the same number of system calls.
 const HEAD_READ_AFTER_LARGE_BODY: usize = 4096;
-
-/// Smallest body worth reading in place (see [`Plan`]): below it, copying the body out of the
-/// read buffer costs less than the extra `iovec` and the bookkeeping. Reading 1 KiB bodies in
-/// place also keeps the connection's read buffer to the head's few cache lines, which showed
-/// with 1000 connections (perf: 1.15-1.46 against 1.40-1.60 µs of user time per request).
-const IN_PLACE_MIN_BODY: usize = 256;
 
 /// A read made on a [`Guess`]: its slot, and where the bytes went.
 #[derive(Debug)]
@@ -245,6 +239,7 @@ struct State {
     date_refresh_ms: u64,
     /// Microseconds since start at the last clock reading.
     now_us: u64,
+    /// Where the keyless choice of runner looks first next time (see [`pick_runner`]).
     round_robin: usize,
     /// Bytes read since answers were last taken from the runners (see [`HARVEST_BYTES`]).
     read_since_harvest: usize,
@@ -832,21 +827,12 @@ impl State {
             Framing::Length(n) if n >= c.rbuf.len() => HEAD_READ_AFTER_LARGE_BODY,
             _ => c.rbuf.len(),
         };
-        let same_head = head.head_len == c.last_head;
-        c.last_head = head.head_len;
-        c.guess = match head.framing {
-            Framing::Length(n)
-                if same_head
-                    && n >= IN_PLACE_MIN_BODY
-                    && head.head_len + IN_PLACE_MIN_BODY <= c.rbuf.len() =>
-            {
-                Some(Guess {
-                    head: head.head_len,
-                    body: n,
-                })
-            }
+        let body = match head.framing {
+            Framing::Length(n) => Some(n),
             _ => None,
         };
+        c.guess = Guess::after(c.last_head, head.head_len, body, c.rbuf.len());
+        c.last_head = head.head_len;
         let framing = match head.framing {
             Framing::None => None,
             Framing::Length(n) => Some(BodyFraming::Length(n - body_in_place)),
@@ -1037,11 +1023,11 @@ impl State {
 
     /// Sends a `/run` request to a runner, or sheds it with 503 when that runner is full.
     fn dispatch(&mut self, slot: &'static mut Slot<'static>) {
-        let runners = self.jobs.len();
-        let r = match slot.request.view().key() {
-            Some(key) => (fnv1a(key) % runners as u64) as usize,
-            None => self.least_loaded(),
-        };
+        let r = pick_runner(
+            slot.request.view().key(),
+            &self.in_flight,
+            &mut self.round_robin,
+        );
         slot.ticket.runner = r as u16;
         if self.in_flight[r] >= self.ring_capacity {
             return self.shed(slot);
@@ -1051,7 +1037,7 @@ impl State {
         match self.jobs[r].stage(slot) {
             Ok(()) => {
                 self.in_flight[r] += 1;
-                self.shared.metrics.depth[self.index * runners + r].inc();
+                self.shared.metrics.depth[self.index * self.jobs.len() + r].inc();
                 self.wake_runner[r] = true;
             }
             Err(slot) => self.shed(slot),
@@ -1063,11 +1049,6 @@ impl State {
         self.local(slot, 503, None, |b| {
             b.extend_from_slice(b"Service Unavailable\n").is_ok()
         });
-    }
-
-    /// The runner with the fewest of our jobs; ties go round robin so idle runners share.
-    fn least_loaded(&mut self) -> usize {
-        least_loaded(&self.in_flight, &mut self.round_robin)
     }
 
     fn wake_runners(&mut self) {
@@ -1548,25 +1529,6 @@ fn unplace(
     }
 }
 
-/// The index of the smallest of `in_flight` (not empty), looking from the entry after
-/// `*turn` onwards and wrapping, so ties rotate; moves `*turn` on by one. Wraps by comparison,
-/// not `%`: an integer division costs tens of cycles, and this runs for every request (it
-/// was two divisions per request with one runner).
-fn least_loaded(in_flight: &[usize], turn: &mut usize) -> usize {
-    let n = in_flight.len();
-    let next = *turn + 1;
-    *turn = if next >= n { 0 } else { next };
-    let mut best = *turn;
-    let mut r = best;
-    for _ in 1..n {
-        r = if r + 1 == n { 0 } else { r + 1 };
-        if in_flight[r] < in_flight[best] {
-            best = r;
-        }
-    }
-    best
-}
-
 /// The route label of a path, for the metrics of 405s and `OPTIONS` answers.
 fn label_of(path: &str) -> u8 {
     match path {
@@ -1575,44 +1537,5 @@ fn label_of(path: &str) -> u8 {
         "/health" => ROUTE_HEALTH,
         _ if path.starts_with("/run") => ROUTE_RUN,
         _ => ROUTE_OTHER,
-    }
-}
-
-/// FNV-1a: a small, stable hash for runner affinity keys.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::least_loaded;
-
-    #[test]
-    fn least_loaded_takes_the_fewest_and_rotates_ties() {
-        let mut turn = 0;
-        assert_eq!(least_loaded(&[5], &mut turn), 0);
-        assert_eq!(least_loaded(&[5], &mut turn), 0);
-        // Ties rotate: each call starts one further on.
-        let mut turn = 0;
-        let picks: Vec<usize> = (0..6)
-            .map(|_| least_loaded(&[0, 0, 0], &mut turn))
-            .collect();
-        assert_eq!(picks, [1, 2, 0, 1, 2, 0]);
-        // The smallest wins wherever the turn starts; the first of equal smallest after it.
-        // Looking from 1, 2, 3, 0: the first 1 met is at index 1, 3, 3, 1.
-        for (start, want) in [(0, 1), (1, 3), (2, 3), (3, 1)] {
-            let mut turn = start;
-            assert_eq!(
-                least_loaded(&[3, 1, 2, 1], &mut turn),
-                want,
-                "start {start}"
-            );
-        }
-        // A turn beyond the runners (a handler's index) starts over.
-        let mut turn = 7;
-        assert_eq!(least_loaded(&[0, 0], &mut turn), 0);
-        assert_eq!(turn, 0);
     }
 }
