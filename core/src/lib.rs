@@ -6,9 +6,10 @@
 //! - [`ring`]: the bounded lock-free SPSC ring every pipeline edge uses (loom-checked), and
 //!   [`wake`]: the sleep/wake handshake that makes idle threads sleep without lost wake-ups;
 //! - [`parse`]: the incremental HTTP/1.1 request parser (on httparse) and chunked decoder;
-//! - [`place`]: where a read made on a guess of the next request's shape puts its bytes
-//!   (body straight into a slot), and how a wrong guess is undone;
-//! - [`route`]: `(method, path)` to a route;
+//! - [`place`]: when to guess the next request's shape, where a read made on the guess puts
+//!   its bytes (body straight into a slot), and how a wrong guess is undone;
+//! - [`route`]: `(method, path)` to a route, and a `/run` request to a runner (key affinity,
+//!   else least loaded);
 //! - [`response`]: response heads and short bodies into fixed buffers;
 //! - [`conn`]: the per-connection state machine (timeouts, keep-alive, pipelining order);
 //! - [`msg`]: the slot that carries a request to a runner and its response back, and the

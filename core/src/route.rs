@@ -1,4 +1,5 @@
-//! Which handler answers a `(method, path)`. The query string never takes part.
+//! Which handler answers a `(method, path)`, and which runner a `/run` request goes to. The
+//! query string never takes part.
 
 use crate::limits::MAX_RUNNER_KEY_BYTES;
 use crate::parse::Method;
