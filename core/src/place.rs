@@ -14,6 +14,8 @@
 //! function is total: no input makes one index out of bounds (`tests` and the `placement`
 //! fuzz target check that the bytes come out in the order they were read).
 
+use crate::parse::Framing;
+
 /// How the next request will probably look: a head of `head` bytes announcing `body` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Guess {
@@ -32,7 +34,7 @@ pub const IN_PLACE_MIN_BODY: usize = 256;
 impl Guess {
     /// The guess for a connection's next request, made when a request's head is parsed:
     /// `head` is that head's length, `last_head` the one before it on the connection (0 for
-    /// none), `body` its `Content-Length` (`None` for no body, chunked or refused), and
+    /// none), `framing` its body's framing (only `Content-Length` bodies are guessed), and
     /// `rbuf_len` the connection's read buffer. The next request is guessed to repeat this
     /// one only when
     /// - the head's length repeated (a client whose heads vary in length is never guessed,
@@ -40,13 +42,10 @@ impl Guess {
     /// - the body is at least [`IN_PLACE_MIN_BODY`] bytes, and
     /// - the head leaves that much room in the read buffer.
     #[must_use]
-    pub fn after(
-        last_head: usize,
-        head: usize,
-        body: Option<usize>,
-        rbuf_len: usize,
-    ) -> Option<Self> {
-        let body = body?;
+    pub fn after(last_head: usize, head: usize, framing: Framing, rbuf_len: usize) -> Option<Self> {
+        let Framing::Length(body) = framing else {
+            return None;
+        };
         (head == last_head && body >= IN_PLACE_MIN_BODY && head + IN_PLACE_MIN_BODY <= rbuf_len)
             .then_some(Self { head, body })
     }
@@ -336,24 +335,27 @@ mod tests {
     #[test]
     fn a_guess_is_made_only_when_the_head_repeats_and_the_body_is_worth_it() {
         use super::IN_PLACE_MIN_BODY as MIN;
+        use crate::parse::Framing::{self, Chunked, Length, TooLarge};
         let g = |head, body| Some(Guess { head, body });
         // (last head, head, body, read buffer): the guess.
         let table = [
-            ((120, 120, Some(1024), 4096), g(120, 1024)),
-            ((120, 120, Some(MIN), 4096), g(120, MIN)),
-            ((120, 120, Some(100_000), 4096), g(120, 100_000)),
-            ((120, 121, Some(1024), 4096), None), // the head's length changed
-            ((0, 120, Some(1024), 4096), None),   // the first request of a connection
-            ((120, 120, Some(MIN - 1), 4096), None), // too small to be worth it
-            ((120, 120, None, 4096), None),       // no body, chunked or refused
-            ((120, 120, Some(1024), 120 + MIN), g(120, 1024)),
-            ((120, 120, Some(1024), 120 + MIN - 1), None), // no room after the head
+            ((120, 120, Length(1024), 4096), g(120, 1024)),
+            ((120, 120, Length(MIN), 4096), g(120, MIN)),
+            ((120, 120, Length(100_000), 4096), g(120, 100_000)),
+            ((120, 121, Length(1024), 4096), None), // the head's length changed
+            ((0, 120, Length(1024), 4096), None),   // the first request of a connection
+            ((120, 120, Length(MIN - 1), 4096), None), // too small to be worth it
+            ((120, 120, Framing::None, 4096), None), // no body
+            ((120, 120, Chunked, 4096), None),      // no length to guess
+            ((120, 120, TooLarge(1 << 20), 4096), None), // refused, never read
+            ((120, 120, Length(1024), 120 + MIN), g(120, 1024)),
+            ((120, 120, Length(1024), 120 + MIN - 1), None), // no room after the head
         ];
-        for ((last, head, body, rbuf), want) in table {
+        for ((last, head, framing, rbuf), want) in table {
             assert_eq!(
-                Guess::after(last, head, body, rbuf),
+                Guess::after(last, head, framing, rbuf),
                 want,
-                "{last} {head} {body:?} {rbuf}"
+                "{last} {head} {framing:?} {rbuf}"
             );
         }
     }

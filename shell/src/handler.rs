@@ -827,11 +827,7 @@ impl State {
             Framing::Length(n) if n >= c.rbuf.len() => HEAD_READ_AFTER_LARGE_BODY,
             _ => c.rbuf.len(),
         };
-        let body = match head.framing {
-            Framing::Length(n) => Some(n),
-            _ => None,
-        };
-        c.guess = Guess::after(c.last_head, head.head_len, body, c.rbuf.len());
+        c.guess = Guess::after(c.last_head, head.head_len, head.framing, c.rbuf.len());
         c.last_head = head.head_len;
         let framing = match head.framing {
             Framing::None => None,
