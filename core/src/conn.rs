@@ -173,6 +173,22 @@ impl<P> Queue<P> {
         Some(p)
     }
 
+    /// Takes the newest entry.
+    fn pop_back(&mut self) -> Option<Pending<P>> {
+        let at = self.len.checked_sub(1)?;
+        let e = &mut self.entries[(self.start + at) & MASK];
+        let p = Pending {
+            seq: e.seq,
+            out: e.out.take(),
+            close: e.close,
+        };
+        self.len -= 1;
+        if self.len == 0 {
+            self.start = 0;
+        }
+        Some(p)
+    }
+
     /// The entries, oldest first.
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut Pending<P>> {
         let (wrapped, from_start) = self.entries.split_at_mut(self.start);
@@ -446,9 +462,15 @@ impl<P> Conn<P> {
         }
     }
 
-    /// The peer closed its sending side: answer what is in flight, then close.
-    pub fn peer_closed(&mut self) {
+    /// The peer closed its sending side (FIN): answer the requests already read, then close.
+    /// A request whose body was still arriving can never complete: it is dropped, and the
+    /// return value says so, so the shell frees what held its body at once. With nothing
+    /// left to answer the connection closes now ([`should_close`](Self::should_close)).
+    pub fn peer_closed(&mut self) -> bool {
         self.closing = true;
+        let abandoned = self.phase == Phase::Body
+            && self.pending.back_mut().is_some_and(|p| p.out.is_none())
+            && self.pending.pop_back().is_some();
         if matches!(self.phase, Phase::Head | Phase::Body) || self.pending.is_empty() {
             // A half-received request cannot be answered meaningfully.
             if self.pending.is_empty() {
@@ -457,6 +479,14 @@ impl<P> Conn<P> {
                 self.phase = Phase::Idle;
             }
         }
+        abandoned
+    }
+
+    /// The peer is gone (a reset, or both directions shut): nothing more can be read or
+    /// written, so the connection closes now with whatever it had in flight.
+    pub fn peer_reset(&mut self) {
+        self.closing = true;
+        self.phase = Phase::Closed;
     }
 
     /// Server shutdown: read nothing more; idle connections close now, others after their

@@ -8,6 +8,8 @@
 //! - [`parse`]: the incremental HTTP/1.1 request parser (on httparse) and chunked decoder;
 //! - [`place`]: when to guess the next request's shape, where a read made on the guess puts
 //!   its bytes (body straight into a slot), and how a wrong guess is undone;
+//! - [`admit`]: which connection may take a request slot (a fair share) and which request is
+//!   shed with 503 rather than wait past a bound;
 //! - [`route`]: `(method, path)` to a route, and a `/run` request to a runner (key affinity,
 //!   else least loaded);
 //! - [`response`]: response heads and short bodies into fixed buffers;
@@ -56,6 +58,7 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+pub mod admit;
 pub mod conn;
 pub mod limits;
 pub mod msg;

@@ -46,6 +46,14 @@ pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 /// Default time an idle keep-alive connection stays open (also the write-stall limit).
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 
+/// A handler keeps `1 / SLOT_RESERVE_DIVISOR` of its request slots for connections that hold
+/// none (see `admit`).
+pub const SLOT_RESERVE_DIVISOR: usize = 8;
+
+/// Default longest time a `/run` request may expect to wait (for a slot, then in its runner's
+/// queue) before it is shed with 503 (`--shed-after`).
+pub const DEFAULT_SHED_AFTER_MS: u64 = 50;
+
 /// Default seconds a shed request is told to wait (`Retry-After`).
 pub const DEFAULT_RETRY_AFTER_SECS: u32 = 1;
 

@@ -76,6 +76,11 @@ pub enum Error {
     ChunkedNotFinal,
     /// Transfer-Encoding on an HTTP/1.0 request, whose framing then cannot be trusted (400).
     TransferEncodingOnHttp10,
+    /// A field name that is not `Content-Length` or `Transfer-Encoding` but reads as one once
+    /// separators are ignored (`Content_Length`, `Transfer.Encoding`, `ContentLength`): a
+    /// gateway that maps `_` to `-` would frame the body by it while this server does not,
+    /// so the two would disagree on where the next request starts (400).
+    AmbiguousFramingField,
     /// A malformed chunk size line, chunk terminator or trailer (400).
     InvalidChunk,
     /// The request target is longer than the limit (414).
@@ -94,7 +99,7 @@ pub enum Error {
 
 impl Error {
     /// Every variant, in declaration order (for metrics that count errors by kind).
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::Syntax,
         Self::Nul,
         Self::BareCr,
@@ -110,6 +115,7 @@ impl Error {
         Self::ContentLengthWithTransferEncoding,
         Self::ChunkedNotFinal,
         Self::TransferEncodingOnHttp10,
+        Self::AmbiguousFramingField,
         Self::InvalidChunk,
         Self::UriTooLong,
         Self::HeadTooLarge,
@@ -152,6 +158,7 @@ impl Error {
             Self::ContentLengthWithTransferEncoding => "content_length_with_transfer_encoding",
             Self::ChunkedNotFinal => "chunked_not_final",
             Self::TransferEncodingOnHttp10 => "transfer_encoding_on_http10",
+            Self::AmbiguousFramingField => "ambiguous_framing_field",
             Self::InvalidChunk => "invalid_chunk",
             Self::UriTooLong => "uri_too_long",
             Self::HeadTooLarge => "head_too_large",
@@ -192,6 +199,14 @@ pub enum Method {
     Connect,
     /// Any other token.
     Other,
+}
+
+/// Whether the bytes of a request (complete or not, valid or not) begin with the method
+/// `HEAD`: the answer to it, refusals and timeouts included, must carry no body (RFC 9110
+/// §9.3.2), even when the rest of its head is missing or malformed.
+#[must_use]
+pub fn is_head_request(raw: &[u8]) -> bool {
+    raw.starts_with(b"HEAD ")
 }
 
 impl Method {
@@ -722,6 +737,8 @@ impl Fields {
                     return Err(Error::ConflictingContentType);
                 }
                 content_type = Some(value);
+            } else if mimics_framing_field(name) {
+                return Err(Error::AmbiguousFramingField);
             } else if is(b"connection") {
                 for token in list(value) {
                     f.close |= token.eq_ignore_ascii_case(b"close");
@@ -739,6 +756,26 @@ impl Fields {
         f.transfer_encoding = codings.verdict();
         Ok(f)
     }
+}
+
+/// Whether `name` (not itself `content-length` or `transfer-encoding`) becomes one of them
+/// when its letters are folded and every other byte is dropped. Only names of 13 to 32 bytes
+/// that start with `c` or `t` are looked at, so ordinary fields cost one length check.
+fn mimics_framing_field(name: &[u8]) -> bool {
+    const TARGETS: [&[u8]; 2] = [b"contentlength", b"transferencoding"];
+    if !(13..=32).contains(&name.len()) || !matches!(name[0] | 0x20, b'c' | b't') {
+        return false;
+    }
+    let mut folded = [0u8; 16];
+    let mut len = 0;
+    for &b in name.iter().filter(|b| b.is_ascii_alphanumeric()) {
+        let Some(at) = folded.get_mut(len) else {
+            return false;
+        };
+        *at = b.to_ascii_lowercase();
+        len += 1;
+    }
+    TARGETS.contains(&&folded[..len])
 }
 
 /// Whether the field name `token` is `lower`, ignoring ASCII case. `lower` is lowercase

@@ -168,11 +168,56 @@ fn shutdown_closes_idle_at_once_and_busy_after_in_flight() {
 fn peer_close_answers_what_is_in_flight() {
     let mut c = Conn::<u8>::new(CFG, 0);
     let s = c.begin_request(0, true, false).unwrap();
-    c.peer_closed();
+    assert!(!c.peer_closed(), "a complete request is not abandoned");
     assert!(!c.should_close());
     c.complete(1, s, 1, false).unwrap();
     c.pop_written(2);
     assert!(c.should_close());
+}
+
+#[test]
+fn peer_close_mid_body_drops_that_request_and_closes_at_once() {
+    // The body never arrives: the request is dropped (its slot freed by the shell), and
+    // with nothing else in flight the connection closes now, not at some timeout.
+    let mut c = Conn::<u8>::new(CFG, 0);
+    c.begin_request(0, true, true).unwrap();
+    assert_eq!(c.phase(), Phase::Body);
+    assert!(c.peer_closed(), "the half-received request is abandoned");
+    assert_eq!(c.in_flight(), 0);
+    assert!(c.should_close());
+    assert_eq!(c.tick(1_000_000), None, "nothing left to time out");
+
+    // Requests read before it are still answered, in order, then the connection closes.
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let first = c.begin_request(0, true, false).unwrap();
+    c.begin_request(0, true, true).unwrap();
+    assert!(c.peer_closed());
+    assert_eq!(c.in_flight(), 1);
+    assert!(!c.should_close());
+    c.complete(1, first, 7, false).unwrap();
+    assert_eq!(c.pop_written(2), Some(7));
+    assert!(c.should_close());
+}
+
+#[test]
+fn peer_close_mid_head_closes_at_once() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    c.on_data(5);
+    assert!(!c.peer_closed());
+    assert!(c.should_close());
+}
+
+#[test]
+fn peer_reset_closes_now_whatever_is_in_flight() {
+    let mut c = Conn::<u8>::new(CFG, 0);
+    let s = c.begin_request(0, true, false).unwrap();
+    c.begin_request(0, true, true).unwrap();
+    c.peer_reset();
+    assert!(c.should_close());
+    assert!(!c.accepts_requests());
+    // A runner's late answer is refused or dropped by the shell; nothing panics.
+    let _ = c.complete(1, s, 1, false);
+    assert_eq!(c.tick(1_000_000), None);
 }
 
 #[test]

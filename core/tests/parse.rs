@@ -369,7 +369,32 @@ const INVALID: &[(&str, &[u8], Error)] = &[
     ("garbage version", b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", Error::Syntax),
     ("lowercase version", b"GET / http/1.1\r\nHost: a\r\n\r\n", Error::Syntax),
     ("expect other", b"POST / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n", Error::ExpectationFailed),
+    ("content_length", b"POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\n\r\nhello", Error::AmbiguousFramingField),
+    ("transfer_encoding", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n\r\n", Error::AmbiguousFramingField),
+    ("content.length", b"POST / HTTP/1.1\r\nHost: a\r\ncontent.length: 5\r\n\r\n", Error::AmbiguousFramingField),
+    ("contentlength", b"POST / HTTP/1.1\r\nHost: a\r\nCONTENTLENGTH: 5\r\n\r\n", Error::AmbiguousFramingField),
+    ("transfer--encoding", b"GET / HTTP/1.1\r\nHost: a\r\nTransfer--Encoding: x\r\n\r\n", Error::AmbiguousFramingField),
+    ("with a real length", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent_Length: 5\r\n\r\n", Error::AmbiguousFramingField),
 ];
+
+/// Names near the framing fields that are ordinary fields, not framing in disguise.
+#[test]
+fn near_framing_names_stay_ordinary() {
+    for name in ["Content-Lengths", "Content-Languag", "Transfer-Encodinx", "Trailer", "Content-Location", "X-Content-Length"] {
+        let wire = format!("GET / HTTP/1.1\r\nHost: a\r\n{name}: 5\r\n\r\n");
+        assert!(matches!(parse(wire.as_bytes()), Outcome::Done { .. }), "{name}");
+    }
+}
+
+#[test]
+fn head_requests_are_known_from_their_first_bytes() {
+    assert!(httpd_runner_core::parse::is_head_request(b"HEAD / HTTP/1.1\r\n"));
+    assert!(httpd_runner_core::parse::is_head_request(b"HEAD /x"));
+    assert!(!httpd_runner_core::parse::is_head_request(b"HEA"));
+    assert!(!httpd_runner_core::parse::is_head_request(b"head / HTTP/1.1\r\n"));
+    assert!(!httpd_runner_core::parse::is_head_request(b"HEADER / HTTP/1.1\r\n"));
+    assert!(!httpd_runner_core::parse::is_head_request(b"GET / HTTP/1.1\r\n"));
+}
 
 #[test]
 fn invalid_requests_get_their_error() {

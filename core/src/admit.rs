@@ -1,0 +1,148 @@
+//! Admission: which connection may take a request slot, and which `/run` request is shed
+//! with `503` instead of waiting. Pure decisions over counts and times the shell passes in.
+//!
+//! - **Fair share of slots.** A handler's slots are shared by its connections. A connection
+//!   that already holds a slot (a request in flight) may take another only while more than
+//!   [`reserve`] slots are free: the last eighth is kept for connections that hold none, so a
+//!   few clients that pipeline and never read their answers cannot take every slot. (The
+//!   shell also gives no new slot to a connection whose written responses go unread.)
+//! - **Bounded waiting.** A request that would wait longer than the shed bound is refused at
+//!   once with `503` and `Retry-After`: the time it already waited for a slot plus the jobs
+//!   ahead of it at its runner times that runner's recent service time per job. Like CoDel,
+//!   this bounds the time a request spends queued (its sojourn), whatever the queue's length,
+//!   so latency under overload stays bounded for the requests that are served.
+
+use crate::limits::SLOT_RESERVE_DIVISOR;
+
+/// Slots a handler keeps for connections that hold none: `total / 8` (0 below 8 slots).
+#[must_use]
+pub const fn reserve(total: usize) -> usize {
+    total / SLOT_RESERVE_DIVISOR
+}
+
+/// Whether a connection that holds `held` slots may take one more, with `free` of the
+/// handler's `total` slots free.
+#[must_use]
+pub const fn may_take_slot(held: usize, free: usize, total: usize) -> bool {
+    free > 0 && (held == 0 || free > reserve(total))
+}
+
+/// Whether a connection holding no slot that has waited since `since_ms` for one has waited
+/// past `bound_ms` at `now_ms` and gets `503` now. A bound of 0 turns this off.
+#[must_use]
+pub const fn slot_wait_expired(since_ms: u64, now_ms: u64, bound_ms: u64) -> bool {
+    bound_ms != 0 && now_ms.saturating_sub(since_ms) >= bound_ms
+}
+
+/// Whether a `/run` request is shed: it already waited `waited_us` (for a slot), `ahead` jobs
+/// are queued or running at its runner (from every handler), and that runner takes
+/// `service_us` per job lately. A bound of 0 turns shedding off.
+#[must_use]
+pub const fn should_shed(waited_us: u64, ahead: u64, service_us: u64, bound_us: u64) -> bool {
+    bound_us != 0 && waited_us.saturating_add(ahead.saturating_mul(service_us)) > bound_us
+}
+
+/// A runner's recent time per job, in microseconds: an exponentially weighted average (weight
+/// 1/8) over runs of jobs, where a run is the jobs a runner takes from one ring in one go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceTime {
+    /// Average time per job, µs × 8 (fixed point, so short jobs keep their fraction).
+    avg_x8: u64,
+}
+
+impl ServiceTime {
+    /// Records a run of `jobs` jobs that took `elapsed_us` in all.
+    pub fn observe(&mut self, elapsed_us: u64, jobs: u64) {
+        if jobs == 0 {
+            return;
+        }
+        let sample_x8 = elapsed_us.saturating_mul(8) / jobs;
+        self.avg_x8 = if self.avg_x8 == 0 {
+            sample_x8
+        } else {
+            // avg += (sample - avg) / 8, in integers.
+            (self.avg_x8.saturating_mul(7).saturating_add(sample_x8)) / 8
+        };
+    }
+
+    /// The average, µs per job (rounded down).
+    #[must_use]
+    pub const fn per_job_us(self) -> u64 {
+        self.avg_x8 / 8
+    }
+
+    /// Whether `published` (what others last read) differs from [`per_job_us`] by more than an
+    /// eighth, or by any amount at or below 8 µs: publishing only then keeps the runner from
+    /// writing a shared cache line after every run.
+    ///
+    /// [`per_job_us`]: Self::per_job_us
+    #[must_use]
+    pub const fn worth_publishing(self, published: u64) -> bool {
+        let now = self.per_job_us();
+        let diff = now.abs_diff(published);
+        diff > published / 8 || (diff > 0 && published <= 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reserve_is_kept_for_connections_holding_no_slot() {
+        assert_eq!(reserve(128), 16);
+        assert_eq!(reserve(7), 0);
+        // A newcomer takes the last slot; a holder stops at the reserve.
+        assert!(may_take_slot(0, 1, 128));
+        assert!(!may_take_slot(1, 16, 128));
+        assert!(may_take_slot(1, 17, 128));
+        assert!(may_take_slot(15, 17, 128));
+        assert!(!may_take_slot(0, 0, 128));
+        // With fewer than eight slots there is no reserve.
+        assert!(may_take_slot(3, 1, 4));
+    }
+
+    #[test]
+    fn slot_waits_expire_at_the_bound_and_never_when_off() {
+        assert!(!slot_wait_expired(100, 149, 50));
+        assert!(slot_wait_expired(100, 150, 50));
+        assert!(!slot_wait_expired(100, 1_000_000, 0));
+        assert!(!slot_wait_expired(200, 100, 50), "a clock behind the stamp is no wait");
+    }
+
+    #[test]
+    fn shedding_weighs_the_queue_by_service_time() {
+        // 10 jobs of 5 ms ahead: 50 ms, at the bound, still served; one more is shed.
+        assert!(!should_shed(0, 10, 5_000, 50_000));
+        assert!(should_shed(0, 11, 5_000, 50_000));
+        // Time already spent waiting for a slot counts.
+        assert!(should_shed(20_000, 7, 5_000, 50_000));
+        assert!(!should_shed(20_000, 6, 5_000, 50_000));
+        // Fast runners take deep queues; an unmeasured runner (0) sheds nothing.
+        assert!(!should_shed(0, 1024, 2, 50_000));
+        assert!(!should_shed(0, 1024, 0, 50_000));
+        assert!(!should_shed(u64::MAX, u64::MAX, u64::MAX, 0), "0 turns it off");
+        assert!(should_shed(u64::MAX, u64::MAX, u64::MAX, 1), "no overflow");
+    }
+
+    #[test]
+    fn service_time_follows_runs_and_publishes_on_change() {
+        let mut s = ServiceTime::default();
+        assert_eq!(s.per_job_us(), 0);
+        s.observe(50_000, 10);
+        assert_eq!(s.per_job_us(), 5_000, "the first run sets it");
+        s.observe(0, 0);
+        assert_eq!(s.per_job_us(), 5_000, "an empty run changes nothing");
+        for _ in 0..64 {
+            s.observe(1_000, 1);
+        }
+        assert!(s.per_job_us() <= 1_010, "{}", s.per_job_us());
+        assert!(s.worth_publishing(5_000));
+        assert!(!s.worth_publishing(s.per_job_us()));
+        let mut fast = ServiceTime::default();
+        fast.observe(3, 2);
+        assert_eq!(fast.per_job_us(), 1, "fractions are kept: 1.5 µs");
+        assert!(fast.worth_publishing(0));
+        assert!(!fast.worth_publishing(1));
+    }
+}
