@@ -12,14 +12,17 @@ use crate::alloc;
 use crate::{Builder, Config};
 
 /// Runs a server configured from the command line; `customize` can swap the runner.
-/// Exit codes: 0 after a clean shutdown, 1 when startup or a thread fails, 2 for bad options.
+/// Exit codes: 0 after a clean shutdown, 1 when startup or a thread fails, 2 for bad options
+/// (including options whose memory cannot be reserved).
 pub fn run(customize: impl FnOnce(Builder) -> Builder) -> ExitCode {
     let cfg = Config::parse();
     let mut server = match customize(Builder::new(cfg)).start() {
         Ok(server) => server,
         Err(e) => {
             eprintln!("httpd-runner: {e}");
-            return ExitCode::from(1);
+            // Options that cannot fit in memory are bad options.
+            let code = if e.kind() == std::io::ErrorKind::OutOfMemory { 2 } else { 1 };
+            return ExitCode::from(code);
         }
     };
     if alloc::installed() {

@@ -69,6 +69,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--shed-after`: a duration, or `off`.
+fn parse_shed_after(s: &str) -> Result<Option<Duration>, String> {
+    if s == "off" {
+        return Ok(None);
+    }
+    parse_duration(s).map(Some)
+}
+
 fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
@@ -79,7 +87,7 @@ fn available_cores() -> usize {
 /// cleanly), GET /metrics (Prometheus text), GET /health. Every option can also be set through
 /// the environment variable named in brackets.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "httpd-runner", version, about, long_about = None)]
+#[command(name = "httpd-runner", version, about, long_about = None, allow_negative_numbers = true)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the banner shows the real one).
     #[arg(long, env = "HTTPD_RUNNER_LISTEN", default_value = "127.0.0.1:8080")]
@@ -162,6 +170,14 @@ pub struct Config {
     #[arg(long, env = "HTTPD_RUNNER_SHUTDOWN_TOKEN", hide_env_values = true)]
     pub shutdown_token: Option<String>,
 
+    /// Longest a `/run` request may expect to wait before it is answered 503 with
+    /// `Retry-After`: the time it waited for a request slot plus the jobs ahead of it at its
+    /// runner times that runner's recent time per job. A connection holding no slot that
+    /// waits this long for one gets the 503 too (and is closed). `off` never sheds on time
+    /// (the runner queue's `--ring-capacity` still does).
+    #[arg(long, env = "HTTPD_RUNNER_SHED_AFTER", default_value = "50ms", value_parser = parse_shed_after)]
+    pub shed_after: Option<Duration>,
+
     /// The runner behind /run: `echo`, or `delay=MS` (echo after MS ms of work).
     #[arg(long, env = "HTTPD_RUNNER_RUNNER", default_value = "echo", value_parser = parse_runner)]
     pub runner: RunnerKind,
@@ -193,6 +209,12 @@ impl Config {
     pub fn ring_capacity(&self) -> u32 {
         self.ring_capacity
             .unwrap_or_else(|| self.slots.min(RING_SLOTS as u32))
+    }
+
+    /// `--shed-after` in microseconds, 0 when off.
+    #[must_use]
+    pub fn shed_after_us(&self) -> u64 {
+        self.shed_after.map_or(0, |d| d.as_micros() as u64)
     }
 
     /// Whether runners are pinned.
@@ -270,6 +292,11 @@ mod tests {
             &["x", "--listen", "nowhere"],
             &["x", "--ring-capacity", "5000"],
             &["x", "--header-timeout", "soon"],
+            &["x", "--runners", "-2"],
+            &["x", "--max-connections", "-1"],
+            &["x", "--slots", "-5"],
+            &["x", "--shed-after", "-3ms"],
+            &["x", "--shed-after", "never"],
         ] {
             let err = Config::try_parse_from(args).unwrap_err();
             assert!(err.to_string().contains(args[1]), "{err}");
@@ -283,5 +310,9 @@ mod tests {
         assert_eq!(c.runner_count(), cores.saturating_sub(1).max(1));
         let c = Config::try_parse_from(["x", "--handlers", "64"]).unwrap();
         assert_eq!(c.runner_count(), 1);
+        let c = Config::try_parse_from(["x"]).unwrap();
+        assert_eq!(c.shed_after_us(), 50_000, "shedding is on by default");
+        let c = Config::try_parse_from(["x", "--shed-after", "off"]).unwrap();
+        assert_eq!(c.shed_after_us(), 0);
     }
 }

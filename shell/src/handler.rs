@@ -15,7 +15,9 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use httpd_runner_core::admit;
 use httpd_runner_core::conn::{Conn, ConnConfig, Timeout};
+use httpd_runner_core::limits::DEFAULT_RETRY_AFTER_SECS;
 use httpd_runner_core::limits::Limits;
 use httpd_runner_core::msg::{Done, Job, Slot, Ticket};
 use httpd_runner_core::parse::{self, header_slots, ChunkedDecoder, Framing, Method, Status};
@@ -31,7 +33,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::{ACCEPT_RING_SLOTS, RING_SLOTS};
-use crate::metrics::{code_index, HandlerMetrics};
+use crate::metrics::{code_index, Counter, HandlerMetrics};
 use crate::pin::Placement;
 use crate::server::{Shared, Streak};
 use crate::shutdown::Reason;
@@ -144,7 +146,7 @@ enum BodyFraming {
 /// response uses. With a thousand connections each first touch of a connection in a turn is
 /// a cache miss per line; Rust's own order spread these fields over eight lines.
 #[repr(C)]
-struct Connection {
+pub(crate) struct Connection {
     stream: Option<TcpStream>,
     generation: u32,
     /// The socket may have unread bytes (edge-triggered readiness not yet consumed).
@@ -154,6 +156,12 @@ struct Connection {
     queued: bool,
     /// In the handler's `dirty` list.
     dirty: bool,
+    /// The buffered input is the start of a head and nothing more can be parsed until more
+    /// bytes arrive (so a partial head never puts the connection back in `retry`).
+    awaiting_bytes: bool,
+    /// The socket took only part of the ready responses: the client is not reading them, so
+    /// no new request is read (and no slot taken) until they are written.
+    write_blocked: bool,
     rbuf: &'static mut [u8],
     rstart: usize,
     rend: usize,
@@ -181,12 +189,61 @@ struct Connection {
     /// Input a wrong guess left in a slot beyond what the read buffer could take back (see
     /// [`Spilled`]); handed out before the socket is read again.
     spill: Option<Spilled>,
+    /// Since when (µs) the connection has waited for a slot; [`NOT_WAITING`] when it is not.
+    wait_since_us: u64,
+    /// How long its current request waited for its slot (µs), counted against the shed bound.
+    waited_us: u64,
 }
+
+/// `Connection::wait_since_us` of a connection not waiting for a slot.
+const NOT_WAITING: u64 = u64::MAX;
 
 // The per-request fields stay within four cache lines (in release builds: with debug
 // assertions mio's socket also carries a selector id, 12 bytes more).
 #[cfg(not(debug_assertions))]
 const _: () = assert!(core::mem::offset_of!(Connection, core) <= 256);
+
+/// Bytes of one connection table entry (its read buffer is counted apart).
+pub(crate) const CONNECTION_BYTES: usize = std::mem::size_of::<Connection>();
+
+/// A handler's connection table over its read buffers (one entry per buffer), reserved
+/// fallibly: options too large for memory are a startup error, not an abort.
+pub(crate) fn connection_table(
+    read_bufs: Vec<&'static mut [u8]>,
+    cfg: &crate::Config,
+) -> Result<Vec<Connection>, std::collections::TryReserveError> {
+    let mut conns = Vec::new();
+    conns.try_reserve_exact(read_bufs.len())?;
+        for rbuf in read_bufs {
+            conns.push(Connection {
+                awaiting_bytes: false,
+                write_blocked: false,
+                wait_since_us: NOT_WAITING,
+                waited_us: 0,
+                stream: None,
+                generation: 0,
+                core: Conn::new(cfg.conn(), 0),
+                rbuf,
+                rstart: 0,
+                rend: 0,
+                body: None,
+                written: 0,
+                inline: [0; INLINE_BYTES],
+                inline_len: 0,
+                readable: false,
+                peer_eof: false,
+                queued: false,
+                dirty: false,
+                linger_until: None,
+                head_read: 0,
+                guess: None,
+                last_head: 0,
+                placed: None,
+                spill: None,
+            });
+        }
+    Ok(conns)
+}
 
 /// Everything one handler thread owns.
 pub(crate) struct HandlerThread {
@@ -196,8 +253,8 @@ pub(crate) struct HandlerThread {
     pub(crate) jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
     pub(crate) done: Vec<Consumer<'static, Done<'static>, RING_SLOTS>>,
     pub(crate) slots: Vec<&'static mut Slot<'static>>,
-    /// One read buffer per connection (carved from one allocation).
-    pub(crate) read_bufs: Vec<&'static mut [u8]>,
+    /// The connection table, each entry with its read buffer ([`connection_table`]).
+    pub(crate) conns: Vec<Connection>,
     /// The cores runners are pinned to (empty when none is).
     pub(crate) runner_cores: Vec<usize>,
     pub(crate) shared: &'static Shared,
@@ -244,6 +301,10 @@ struct State {
     /// Bytes read since answers were last taken from the runners (see [`HARVEST_BYTES`]).
     read_since_harvest: usize,
     shutdown_deadline_ms: Option<u64>,
+    /// The handler's request slots in all (free or not), for the fair share.
+    total_slots: usize,
+    /// `--shed-after` in µs (0: off).
+    shed_after_us: u64,
 }
 
 impl HandlerThread {
@@ -256,38 +317,13 @@ impl HandlerThread {
             jobs,
             mut done,
             slots,
-            read_bufs,
+            conns,
             runner_cores,
             shared,
         } = self;
         let mut placement = Placement::for_current_thread(&runner_cores);
         let cfg = &shared.cfg;
-        let per_handler = cfg.connections_per_handler();
-        let mut conns = Vec::with_capacity(per_handler);
-        for rbuf in read_bufs {
-            conns.push(Connection {
-                stream: None,
-                generation: 0,
-                core: Conn::new(cfg.conn(), 0),
-                rbuf,
-                rstart: 0,
-                rend: 0,
-                body: None,
-                written: 0,
-                inline: [0; INLINE_BYTES],
-                inline_len: 0,
-                readable: false,
-                peer_eof: false,
-                queued: false,
-                dirty: false,
-                linger_until: None,
-                head_read: 0,
-                guess: None,
-                last_head: 0,
-                placed: None,
-                spill: None,
-            });
-        }
+        let per_handler = conns.len();
         let runners = jobs.len();
         let mut st = State {
             index,
@@ -316,6 +352,8 @@ impl HandlerThread {
             round_robin: index,
             read_since_harvest: 0,
             shutdown_deadline_ms: None,
+            total_slots: cfg.slots as usize,
+            shed_after_us: cfg.shed_after_us(),
         };
         let mut events = Events::with_capacity(1024);
         let bell = &shared.handler_bells[index];
@@ -339,10 +377,13 @@ impl HandlerThread {
             st.wake_runners();
             // Connections waiting for their next turn must not wait for a poll timeout; those
             // waiting for a slot are retried when a runner hands one back (which wakes us).
-            work |= !st.retry.is_empty() && !st.free_slots.is_empty();
+            work |= st.retry_can_progress();
             if st.now_ms >= next_tick {
                 next_tick = st.now_ms + TICK.as_millis() as u64;
                 st.tick(poll.registry());
+            }
+            if st.now_ms >= st.next_wait_expiry_ms() {
+                st.refuse_expired_waits(poll.registry());
             }
             if shared.shutdown.is_requested()
                 && st.drain_for_shutdown(poll.registry(), &mut accepts)
@@ -358,7 +399,8 @@ impl HandlerThread {
                 if pending {
                     Duration::ZERO
                 } else {
-                    Duration::from_millis(next_tick.saturating_sub(st.now_ms).max(1))
+                    let until = next_tick.min(st.next_wait_expiry_ms());
+                    Duration::from_millis(until.saturating_sub(st.now_ms).max(1))
                 }
             };
             let polled = poll.poll(&mut events, Some(timeout));
@@ -376,7 +418,14 @@ impl HandlerThread {
                 }
                 driven += 1;
                 let idx = ev.token().0 as u32;
-                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                if ev.is_error() || ev.is_write_closed() {
+                    // Reset, or both directions shut: nothing can be written any more, so
+                    // the connection and everything it holds are freed now, whatever it was
+                    // doing (reading, waiting for a slot or a runner, writing).
+                    st.peer_gone(idx, poll.registry());
+                    continue;
+                }
+                if ev.is_readable() || ev.is_read_closed() {
                     st.conns[idx as usize].readable = true;
                 }
                 st.drive(idx, poll.registry());
@@ -487,6 +536,10 @@ impl State {
         c.head_read = c.rbuf.len();
         c.guess = None;
         c.last_head = 0;
+        c.awaiting_bytes = false;
+        c.write_blocked = false;
+        c.wait_since_us = NOT_WAITING;
+        c.waited_us = 0;
         self.drive(idx, registry);
     }
 
@@ -511,7 +564,7 @@ impl State {
             && self.retry.len() >= self.free_slots.len()
             && !self.retry.is_empty()
         {
-            self.enqueue_retry(idx);
+            self.wait_for_slot(idx);
             self.flush(idx, registry);
             return;
         }
@@ -519,7 +572,8 @@ impl State {
         loop {
             self.parse_input(idx);
             let c = &mut self.conns[idx as usize];
-            let wants = c.body.is_some() || (c.core.accepts_requests() && !c.queued);
+            let wants = c.body.is_some()
+                || (c.core.accepts_requests() && !c.queued && !c.write_blocked);
             let input = c.readable || c.spill.is_some();
             if !input || c.peer_eof || !wants || c.core.should_close() {
                 break;
@@ -638,7 +692,12 @@ impl State {
             Ok(0) => {
                 c.peer_eof = true;
                 c.readable = false;
-                c.core.peer_closed();
+                if c.core.peer_closed() {
+                    // The body being read will never arrive: its slot is free now.
+                    if let Some(b) = c.body.take() {
+                        self.free_slots.push(b.slot);
+                    }
+                }
                 0
             }
             Ok(n) => n,
@@ -653,9 +712,10 @@ impl State {
                 return true;
             }
             Err(_) => {
+                // A reset: nothing can be written either; `flush` closes the connection.
                 c.peer_eof = true;
                 c.readable = false;
-                c.core.shutdown();
+                c.core.peer_reset();
                 0
             }
         };
@@ -667,6 +727,7 @@ impl State {
         }
         self.metrics.bytes_in.add(n as u64);
         self.read_since_harvest += n;
+        c.awaiting_bytes = false;
         if n < asked {
             // A short read drained the socket; with edge-triggered readiness any later data
             // raises a new event, so the EAGAIN read that would confirm it is skipped (one
@@ -750,6 +811,7 @@ impl State {
             Ok(Status::Complete(head)) => head,
             Ok(Status::Partial) => {
                 c.core.on_data(now);
+                c.awaiting_bytes = true;
                 return false;
             }
             Err(e) => {
@@ -761,15 +823,40 @@ impl State {
         let (slot, in_place) = match placed {
             Some(Placed { slot, spot }) => (slot, Some(spot)),
             None => {
-                let Some(slot) = self.free_slots.pop() else {
-                    // Back-pressure: leave the bytes where they are until a slot frees up.
+                let held = c.core.in_flight();
+                let free = self.free_slots.len();
+                let slot = admit::may_take_slot(held, free, self.total_slots)
+                    .then(|| self.free_slots.pop())
+                    .flatten();
+                let Some(slot) = slot else {
                     c.core.on_data(now);
-                    self.enqueue_retry(idx);
+                    let since = c.wait_since_us;
+                    if held == 0
+                        && since != NOT_WAITING
+                        && admit::slot_wait_expired(
+                            since / 1000,
+                            now,
+                            self.shed_after_us.div_ceil(1000),
+                        )
+                    {
+                        // Waited its bound for a slot and holds none: refused at once.
+                        self.metrics.shed_waiting.inc();
+                        self.fail(idx, 503, None);
+                        return false;
+                    }
+                    // Back-pressure: leave the bytes where they are until a slot frees up.
+                    self.wait_for_slot(idx);
                     return false;
                 };
                 (slot, None)
             }
         };
+        if c.wait_since_us != NOT_WAITING {
+            c.waited_us = self.now_us.saturating_sub(c.wait_since_us);
+            c.wait_since_us = NOT_WAITING;
+        } else {
+            c.waited_us = 0;
+        }
         let (action, label, key) = match route(head.method, head.path) {
             Route::Run { key } => {
                 let key = key
@@ -811,6 +898,7 @@ impl State {
         slot.ticket.route = label;
         slot.ticket.runner = NO_RUNNER;
         let expect_continue = head.expect_continue;
+        let head_request = head.method == Method::Head;
         c.rstart += head.head_len;
         let mut body_in_place = 0;
         if let Some(spot) = in_place {
@@ -838,7 +926,7 @@ impl State {
             Framing::TooLarge(_) if expect_continue => {
                 // The client waits for our word: refuse now, without reading the body.
                 self.free_slots.push(slot);
-                return self.refuse_too_large(idx);
+                return self.refuse_too_large(idx, Some(head_request));
             }
             Framing::TooLarge(_) => Some(BodyFraming::Refuse),
         };
@@ -893,7 +981,7 @@ impl State {
                     .is_err()
                 {
                     // Cannot happen: the parser bounded the length by the slot's capacity.
-                    return self.refuse_too_large(idx);
+                    return self.refuse_too_large(idx, None);
                 }
                 c.rstart += n;
                 *left -= n;
@@ -920,7 +1008,7 @@ impl State {
                 }
             }
             BodyFraming::Refuse if input.is_empty() => return false,
-            BodyFraming::Refuse => return self.refuse_too_large(idx),
+            BodyFraming::Refuse => return self.refuse_too_large(idx, None),
         };
         if !done {
             return false;
@@ -934,9 +1022,14 @@ impl State {
     }
 
     /// Answers 413 for a body larger than the limit, without reading it.
-    fn refuse_too_large(&mut self, idx: u32) -> bool {
+    fn refuse_too_large(&mut self, idx: u32, head_request: Option<bool>) -> bool {
         self.metrics.parse_errors[parse::Error::PayloadTooLarge.index()].inc();
-        self.fail(idx, parse::Error::PayloadTooLarge.status(), None);
+        self.fail_head(
+            idx,
+            parse::Error::PayloadTooLarge.status(),
+            None,
+            head_request,
+        );
         false
     }
 
@@ -1026,7 +1119,14 @@ impl State {
         );
         slot.ticket.runner = r as u16;
         if self.in_flight[r] >= self.ring_capacity {
-            return self.shed(slot);
+            return self.shed(slot, &self.metrics.shed);
+        }
+        if self.shed_after_us != 0 {
+            let waited = self.conns[slot.ticket.conn as usize].waited_us;
+            let service = self.shared.runner_service[r].get();
+            if service != 0 && admit::should_shed(waited, self.ahead_at(r), service, self.shed_after_us) {
+                return self.shed(slot, &self.metrics.shed_queue);
+            }
         }
         // Staged, not yet published: everything one read brought in crosses to the runner with
         // one index store at the end of `drive` (`publish_jobs`).
@@ -1036,12 +1136,24 @@ impl State {
                 self.shared.metrics.depth[self.index * self.jobs.len() + r].inc();
                 self.wake_runner[r] = true;
             }
-            Err(slot) => self.shed(slot),
+            Err(slot) => self.shed(slot, &self.metrics.shed),
         }
     }
 
-    fn shed(&mut self, slot: &'static mut Slot<'static>) {
-        self.metrics.shed.inc();
+    /// Jobs queued or running at runner `r` from every handler (this one's exactly, the
+    /// others' as their gauges last said).
+    fn ahead_at(&self, r: usize) -> u64 {
+        let runners = self.jobs.len();
+        let others: u64 = (0..self.shared.metrics.handlers.len())
+            .filter(|&h| h != self.index)
+            .map(|h| self.shared.metrics.depth[h * runners + r].get())
+            .sum();
+        others + self.in_flight[r] as u64
+    }
+
+    /// Answers 503 with `Retry-After`, counted in `why`.
+    fn shed(&mut self, slot: &'static mut Slot<'static>, why: &'static Counter) {
+        why.inc();
         self.local(slot, 503, None, |b| {
             b.extend_from_slice(b"Service Unavailable\n").is_ok()
         });
@@ -1172,9 +1284,28 @@ impl State {
     }
 
     /// Refuses the request being read: answer `status` from the inline buffer, then close.
+    /// A `HEAD` request's refusal has no body: whether the request is one is known from its
+    /// slot once its head was parsed, else from its first bytes (a malformed or partial head).
     fn fail(&mut self, idx: u32, status: u16, allow: Option<&'static str>) {
+        self.fail_head(idx, status, allow, None);
+    }
+
+    /// [`fail`](Self::fail), told whether the request is a `HEAD` when neither its slot nor
+    /// the read buffer can tell any more.
+    fn fail_head(
+        &mut self,
+        idx: u32,
+        status: u16,
+        allow: Option<&'static str>,
+        head_request: Option<bool>,
+    ) {
         let now = self.now_ms;
         let c = &mut self.conns[idx as usize];
+        let head_only = match (&c.body, head_request) {
+            (_, Some(head)) => head,
+            (Some(b), None) => b.slot.ticket.head_only,
+            (None, None) => parse::is_head_request(&c.rbuf[c.rstart..c.rend]),
+        };
         if let Some(b) = c.body.take() {
             self.free_slots.push(b.slot);
         }
@@ -1182,10 +1313,10 @@ impl State {
         let simple = Simple {
             status,
             keep_alive: false,
-            head_only: false,
+            head_only,
             date: &self.date,
             allow,
-            retry_after_secs: None,
+            retry_after_secs: (status == 503).then_some(DEFAULT_RETRY_AFTER_SECS),
         };
         c.inline_len = if write_simple(&mut out, &simple).is_ok() {
             out.len()
@@ -1201,6 +1332,57 @@ impl State {
         }
     }
 
+    /// Queues the connection for a slot, in arrival order; the wait is counted from the first
+    /// time it is queued for one until it gets one.
+    fn wait_for_slot(&mut self, idx: u32) {
+        let c = &mut self.conns[idx as usize];
+        if c.wait_since_us == NOT_WAITING {
+            c.wait_since_us = self.now_us;
+        }
+        self.enqueue_retry(idx);
+    }
+
+    /// When the oldest wait for a slot runs out (ms), or `u64::MAX` (none, or shedding off).
+    /// Connections wait in arrival order, so the front of `retry` holds the oldest wait, but
+    /// the queue also holds connections whose turn was merely up: the first waiting one counts.
+    fn next_wait_expiry_ms(&self) -> u64 {
+        if self.shed_after_us == 0 {
+            return u64::MAX;
+        }
+        self.retry
+            .iter()
+            .map(|&i| self.conns[i as usize].wait_since_us)
+            .find(|&since| since != NOT_WAITING)
+            .map_or(u64::MAX, |since| {
+                (since + self.shed_after_us).div_ceil(1000)
+            })
+    }
+
+    /// Connections that waited their bound for a slot and hold none are read now, slot or no
+    /// slot: a complete head is refused with 503 and `Retry-After` (see `parse_one`).
+    fn refuse_expired_waits(&mut self, registry: &mio::Registry) {
+        let bound_ms = self.shed_after_us.div_ceil(1000);
+        for _ in 0..self.retry.len() {
+            let Some(idx) = self.retry.pop_front() else {
+                break;
+            };
+            let c = &self.conns[idx as usize];
+            let expired = c.wait_since_us != NOT_WAITING
+                && c.core.in_flight() == 0
+                && admit::slot_wait_expired(c.wait_since_us / 1000, self.now_ms, bound_ms);
+            if !expired {
+                self.retry.push_back(idx);
+                continue;
+            }
+            self.conns[idx as usize].queued = false;
+            self.retrying = true;
+            // A head still arriving waits for its bytes outside the queue; its wait stays
+            // counted, so once whole it is refused at the next check unless a slot is free.
+            self.drive(idx, registry);
+            self.retrying = false;
+        }
+    }
+
     fn enqueue_retry(&mut self, idx: u32) {
         let c = &mut self.conns[idx as usize];
         if !c.queued {
@@ -1210,6 +1392,7 @@ impl State {
     }
 
     /// Gives connections that stopped (no slot, or their turn was up) another go.
+    /// Connections waiting for a slot that their share does not allow yet keep their place.
     fn retry_waiting(&mut self, registry: &mio::Registry) {
         let mut n = self.retry.len();
         while n > 0 && !self.free_slots.is_empty() {
@@ -1217,11 +1400,28 @@ impl State {
             let Some(idx) = self.retry.pop_front() else {
                 break;
             };
+            if !self.may_progress(idx) {
+                self.retry.push_back(idx);
+                continue;
+            }
             self.conns[idx as usize].queued = false;
             self.retrying = true;
             self.drive(idx, registry);
             self.retrying = false;
         }
+    }
+
+    /// Whether a queued connection can do anything now: its turn was merely up, or it waits
+    /// for a slot and its share allows one.
+    fn may_progress(&self, idx: u32) -> bool {
+        let c = &self.conns[idx as usize];
+        c.wait_since_us == NOT_WAITING
+            || admit::may_take_slot(c.core.in_flight(), self.free_slots.len(), self.total_slots)
+    }
+
+    /// Whether some queued connection can do anything now (else the loop may sleep).
+    fn retry_can_progress(&self) -> bool {
+        !self.free_slots.is_empty() && self.retry.iter().any(|&i| self.may_progress(i))
     }
 
     fn flush_dirty(&mut self, registry: &mio::Registry) {
@@ -1251,32 +1451,39 @@ impl State {
                 write_ready::<MAX_IOV>(c, gather)
             };
             let Some((written, gathered)) = written else {
+                c.write_blocked = false;
                 break;
             };
             if gathered {
                 self.metrics.gathered_writes.inc();
             }
             match written {
-                Ok(0) => {
-                    c.core.shutdown();
-                    return self.close(idx, registry);
-                }
-                Ok(n) => {
+                Ok(n) if n > 0 => {
                     self.metrics.bytes_out.add(n as u64);
                     self.advance_written(idx, n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The client is not reading: no new request from it until it does (the
+                    // socket's writable event brings it back here).
+                    c.write_blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.close(idx, registry),
+                Ok(_) | Err(_) => {
+                    // The peer is gone: nothing more can be written.
+                    c.core.peer_reset();
+                    return self.close_now(idx, registry);
+                }
             }
         }
         let c = &self.conns[idx as usize];
         if c.stream.is_some() && c.core.should_close() {
             self.close(idx, registry);
         } else if c.stream.is_some()
-            && (c.readable || c.rstart < c.rend || c.spill.is_some())
+            && (c.readable || (c.rstart < c.rend && !c.awaiting_bytes) || c.spill.is_some())
             && c.core.accepts_requests()
             && !c.queued
+            && !c.write_blocked
         {
             // Writing made room in the pipeline: parse what is buffered and read what waits
             // (buffered requests raise no new socket event).
@@ -1340,7 +1547,9 @@ impl State {
             return self.close_now(idx, registry);
         }
         let _ = stream.shutdown(SockShutdown::Write);
-        c.linger_until = Some(now + LINGER_MS);
+        // Never past the shutdown deadline.
+        let until = now + LINGER_MS;
+        c.linger_until = Some(self.shutdown_deadline_ms.map_or(until, |d| until.min(d)));
         if self.discard_input(idx) {
             self.close_now(idx, registry);
         }
@@ -1354,6 +1563,8 @@ impl State {
         let _ = registry.deregister(&mut stream);
         drop(stream);
         c.linger_until = None;
+        c.wait_since_us = NOT_WAITING;
+        c.write_blocked = false;
         if let Some(b) = c.body.take() {
             self.free_slots.push(b.slot);
         }
@@ -1372,6 +1583,21 @@ impl State {
         self.free_conns.push(idx);
         self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
         self.metrics.closed.inc();
+    }
+
+    /// The peer reset the connection (or shut both directions): free it and everything it
+    /// holds now. Slots still at a runner come back later and are dropped (`complete` sees
+    /// the generation changed).
+    fn peer_gone(&mut self, idx: u32, registry: &mio::Registry) {
+        let c = &mut self.conns[idx as usize];
+        if c.stream.is_none() {
+            return;
+        }
+        if c.linger_until.is_none() {
+            self.metrics.resets.inc();
+        }
+        c.core.peer_reset();
+        self.close_now(idx, registry);
     }
 
     /// Checks every connection's deadlines.
@@ -1438,6 +1664,11 @@ impl State {
             }
             if !c.core.is_closing() {
                 c.core.shutdown();
+            }
+            if c.core.in_flight() == 0 && c.body.is_none() && c.rstart == c.rend {
+                // Idle: nothing was asked, so nothing is owed; no lingering close either.
+                self.close_now(idx, registry);
+                continue;
             }
             if force || c.core.should_close() {
                 self.close(idx, registry);

@@ -94,8 +94,16 @@ pub struct HandlerMetrics {
     pub gathered_writes: Counter,
     /// Connections this handler closed.
     pub closed: Counter,
-    /// Requests answered 503 because a runner's queue was full.
+    /// Requests answered 503 because a runner's queue was full (`--ring-capacity`).
     pub shed: Counter,
+    /// Requests answered 503 because they would have waited past `--shed-after` at their
+    /// runner (the wait for a slot included).
+    pub shed_queue: Counter,
+    /// Requests answered 503 (and their connection closed) because they waited past
+    /// `--shed-after` for a request slot.
+    pub shed_waiting: Counter,
+    /// Connections whose peer reset them (or shut both directions) while open.
+    pub resets: Counter,
     /// Times the handler waited for quick runners (yielding) instead of sleeping.
     pub awaits: Counter,
     /// Of those, waits that ran out with no answer (then it slept).
@@ -309,8 +317,23 @@ impl Metrics {
             out,
             p,
             "shed_total",
-            "Requests answered 503 because a runner queue was full.",
-            self.sum(|h| h.shed.get()),
+            "Requests answered 503 with Retry-After under overload, for any reason below.",
+            self.sum(|h| h.shed.get() + h.shed_queue.get() + h.shed_waiting.get()),
+        )?;
+        writeln!(out, "# HELP {p}_shed_by_reason_total Requests shed with 503: ring_full (--ring-capacity), queue_wait (expected wait at the runner past --shed-after), slot_wait (waited past --shed-after for a request slot).\n# TYPE {p}_shed_by_reason_total counter")?;
+        for (reason, v) in [
+            ("ring_full", self.sum(|h| h.shed.get())),
+            ("queue_wait", self.sum(|h| h.shed_queue.get())),
+            ("slot_wait", self.sum(|h| h.shed_waiting.get())),
+        ] {
+            writeln!(out, "{p}_shed_by_reason_total{{reason=\"{reason}\"}} {v}")?;
+        }
+        counter(
+            out,
+            p,
+            "connections_reset_total",
+            "Connections closed at once because the peer reset them (or shut both directions).",
+            self.sum(|h| h.resets.get()),
         )?;
         counter(
             out,

@@ -10,6 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use httpd_runner_core::admit::ServiceTime;
 use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
 
@@ -94,20 +95,41 @@ impl RunnerThread {
         let mut stretch = 0u32;
         let mut singles = Streak::default();
         let spin = Duration::from_micros(u64::from(self.shared.cfg.spin_us));
+        // Time per job, for the handlers' shedding (`admit::should_shed`), and what they last
+        // read of it.
+        let mut service = ServiceTime::default();
+        let mut published = 0;
+        let hint = &self.shared.runner_service[self.index];
         loop {
             let mut did = false;
             for ((jobs, done), woke) in self.jobs.iter_mut().zip(&mut self.done).zip(&mut woke) {
                 let mut next = jobs.pop();
+                // Two clock readings per run of jobs: its start, and its end (which also
+                // stamps `Ticket::answered_us`).
+                let run_start = if next.is_some() {
+                    self.shared.started.elapsed().as_micros() as u64
+                } else {
+                    0
+                };
+                let mut ran = 0;
                 while let Some(slot) = next {
-                    if !serve(slot, &mut runner) {
+                    // Once every handler has finished (its connections closed at the shutdown
+                    // deadline), queued jobs have no one to answer: they are not run.
+                    if !self.shared.shutdown.handlers_finished() && !serve(slot, &mut runner) {
                         metrics.panics.inc();
                         runner = (self.factory)(self.index);
                     }
                     metrics.jobs.inc();
+                    ran += 1;
                     next = jobs.pop();
                     if next.is_none() {
-                        // One clock reading per run of jobs (see `Ticket::answered_us`).
-                        slot.ticket.answered_us = self.shared.started.elapsed().as_micros() as u64;
+                        let now = self.shared.started.elapsed().as_micros() as u64;
+                        slot.ticket.answered_us = now;
+                        service.observe(now.saturating_sub(run_start), ran);
+                        if service.worth_publishing(published) {
+                            published = service.per_job_us();
+                            hint.set(published);
+                        }
                     }
                     push_back(done, slot);
                     stretch += 1;

@@ -13,11 +13,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use httpd_runner_core::msg::{Done, Job, Runner, Slot};
 use httpd_runner_core::ring::Ring;
-use httpd_runner_core::sync::{AtomicBool, AtomicUsize, Ordering};
+use httpd_runner_core::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use httpd_runner_core::wake::Doorbell;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Poll, Waker};
@@ -46,6 +46,8 @@ pub struct Shared {
     pub handler_light: Vec<LoadHint>,
     /// Open connections per handler (listener adds, handler subtracts).
     pub handler_open: Vec<AtomicUsize>,
+    /// Each runner's recent time per job, for shedding (runner writes, handlers read).
+    pub runner_service: Vec<ServiceHint>,
     /// When the server started (the handlers' clock origin).
     pub started: Instant,
 }
@@ -107,6 +109,25 @@ impl LoadHint {
 
     /// Runner: reads it.
     pub(crate) fn is_light(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A runner's recent time per job in µs (0 until measured), on its own cache line: the runner
+/// stores it only when it changes by more than an eighth (`admit::ServiceTime`), handlers read
+/// it for every `/run` request they dispatch. A hint: relaxed.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct ServiceHint(AtomicU64);
+
+impl ServiceHint {
+    /// Runner: publishes its time per job.
+    pub(crate) fn set(&self, us: u64) {
+        self.0.store(us, Ordering::Relaxed);
+    }
+
+    /// Handler: reads it.
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -175,8 +196,15 @@ pub struct Server {
     /// Bytes reserved at startup.
     pub reserved_bytes: u64,
     shared: &'static Shared,
+    /// The listener and the handlers.
     threads: Vec<JoinHandle<io::Result<()>>>,
+    /// The runners, waited for only until the shutdown timeout (plus [`SHUTDOWN_MARGIN`]):
+    /// a runner can be inside user code that does not return.
+    runners: Vec<JoinHandle<io::Result<()>>>,
 }
+
+/// How long past `--shutdown-timeout` the process waits for runners still inside `run`.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -262,7 +290,35 @@ impl Server {
     /// The first error a thread returned.
     pub fn wait(self) -> io::Result<Summary> {
         let mut first_err = None;
-        for t in self.threads {
+        let mut threads = self.threads;
+        // Handlers close every connection by the shutdown deadline; runners stop running
+        // queued jobs once the handlers are done, but one may be inside a `run` that does not
+        // return: past the deadline and the margin it is left behind (the process exit ends it).
+        let started = loop {
+            if let Some(t) = self.shared.shutdown.started() {
+                break t;
+            }
+            if threads.iter().chain(&self.runners).any(JoinHandle::is_finished) {
+                // A thread failed before any shutdown: stop the rest, then report it.
+                self.shared.shutdown.trigger(Reason::Request);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let limit = started + self.shared.cfg.shutdown_timeout + SHUTDOWN_MARGIN;
+        for (r, t) in self.runners.into_iter().enumerate() {
+            while !t.is_finished() && Instant::now() < limit {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if t.is_finished() {
+                threads.push(t);
+            } else {
+                eprintln!(
+                    "httpd-runner: runner-{r} is still inside its run() past the shutdown \
+                     timeout; exiting without it"
+                );
+            }
+        }
+        for t in threads {
             let result = t
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("a server thread panicked")));
@@ -284,14 +340,116 @@ impl Server {
 
 /// A zeroed buffer whose pages are already resident: reserved memory is touched at startup,
 /// so serving never page-faults on it and resident memory does not creep up under load.
-pub(crate) fn prefaulted(len: usize) -> Box<[u8]> {
-    let mut buf = vec![0u8; len].into_boxed_slice();
+///
+/// # Errors
+/// `OutOfMemory` when the allocator refuses (never an abort).
+pub(crate) fn prefaulted(len: usize) -> io::Result<Box<[u8]>> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len).map_err(|_| out_of_memory(len))?;
+    buf.resize(len, 0u8);
+    let mut buf = buf.into_boxed_slice();
     // Zeroed pages from the allocator may not be mapped yet; one store per page maps them.
     // `black_box` keeps the optimizer from dropping stores of zero into zeroed memory.
     for page in buf.chunks_mut(4096) {
         page[0] = std::hint::black_box(0);
     }
-    buf
+    Ok(buf)
+}
+
+fn out_of_memory(bytes: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "could not reserve {bytes} bytes at startup: lower --max-connections, --slots, \
+             --max-body-bytes or --max-head-bytes"
+        ),
+    )
+}
+
+/// What the options need reserved, term by term, checked before anything is reserved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemoryPlan {
+    /// Connections in all (`--max-connections`, rounded up per handler).
+    pub(crate) connections: u64,
+    /// Bytes per connection (its read buffer and table entry).
+    pub(crate) per_connection: u64,
+    /// Request slots in all (`--slots` x `--handlers`).
+    pub(crate) slots: u64,
+    /// Bytes per slot (head copy, request body, response body).
+    pub(crate) per_slot: u64,
+    /// Bytes of rings.
+    pub(crate) rings: u64,
+}
+
+impl MemoryPlan {
+    /// Every byte the plan reserves.
+    pub(crate) fn total(&self) -> u64 {
+        self.connections
+            .saturating_mul(self.per_connection)
+            .saturating_add(self.slots.saturating_mul(self.per_slot))
+            .saturating_add(self.rings)
+    }
+
+    /// Refuses a plan that cannot fit in `available` bytes (`why` names the limit).
+    pub(crate) fn check(&self, available: Option<(u64, &str)>) -> io::Result<()> {
+        let total = self.total();
+        match available {
+            Some((avail, why)) if total > avail => Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "the options need {total} bytes reserved at startup but only {avail} are \
+                     available ({why}): {} connections (--max-connections) x {} bytes + {} \
+                     request slots (--slots x --handlers) x {} bytes (--max-body-bytes, \
+                     --max-head-bytes) + {} bytes of rings; lower those options",
+                    self.connections, self.per_connection, self.slots, self.per_slot, self.rings
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How much memory this process can still reserve and touch: the smaller of the address-space
+/// limit (`RLIMIT_AS`, less what is mapped now and room for thread stacks) and the memory the
+/// kernel reports available. `None` when neither is known.
+fn memory_available(threads: usize) -> Option<(u64, &'static str)> {
+    let mut found: Option<(u64, &'static str)> = None;
+    let mut consider = |bytes: u64, why: &'static str| {
+        if found.is_none_or(|(b, _)| bytes < b) {
+            found = Some((bytes, why));
+        }
+    };
+    // The soft limit, from /proc/self/limits ("Max address space  SOFT  HARD  bytes").
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            let line = t.lines().find(|l| l.starts_with("Max address space"))?;
+            line["Max address space".len()..]
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        });
+    if let Some(soft) = soft {
+        let mapped = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096);
+        let stacks = threads as u64 * (2 << 20) + (16 << 20);
+        consider(
+            soft.saturating_sub(mapped + stacks),
+            "the address-space limit, ulimit -v",
+        );
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    if let Some(kib) = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    {
+        consider(kib * 1024, "memory available, /proc/meminfo");
+    }
+    found
 }
 
 /// Carves `count` buffers of `len` bytes each off the front of `pool`.
@@ -342,12 +500,17 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         + std::mem::size_of::<Slot<'static>>();
     let per_handler = cfg.connections_per_handler();
     let read_buf_bytes = limits.max_head_bytes + READ_SLACK_BYTES;
-    let conn_bytes = read_buf_bytes + 2048;
     let ring_bytes = std::mem::size_of::<Ring<Job<'static>, RING_SLOTS>>() * 2 * handlers * runners
         + std::mem::size_of::<Ring<TcpStream, ACCEPT_RING_SLOTS>>() * handlers;
-    let reserved_bytes = (slot_bytes * slots_per_handler * handlers
-        + conn_bytes * per_handler * handlers
-        + ring_bytes) as u64;
+    let plan = MemoryPlan {
+        connections: (per_handler * handlers) as u64,
+        per_connection: (read_buf_bytes + handler::CONNECTION_BYTES) as u64,
+        slots: (slots_per_handler * handlers) as u64,
+        per_slot: slot_bytes as u64,
+        rings: ring_bytes as u64,
+    };
+    plan.check(memory_available(1 + handlers + runners))?;
+    let reserved_bytes = plan.total();
 
     let listener_poll = Poll::new()?;
     let listener_waker = Waker::new(listener_poll.registry(), listener::WAKE)?;
@@ -366,6 +529,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         runner_bells: (0..runners).map(|_| Doorbell::new()).collect(),
         handler_light: (0..handlers).map(|_| LoadHint::default()).collect(),
         handler_open: (0..handlers).map(|_| AtomicUsize::new(0)).collect(),
+        runner_service: (0..runners).map(|_| ServiceHint::default()).collect(),
         started: Instant::now(),
         cfg,
     });
@@ -399,6 +563,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (pin_tx, pin_rx) = std::sync::mpsc::channel();
     let mut runner_threads = Vec::with_capacity(runners);
+    let mut runner_handles = Vec::with_capacity(runners);
     for (r, (jobs, done)) in job_rx.into_iter().zip(done_tx).enumerate() {
         let ctx = RunnerThread {
             index: r,
@@ -430,7 +595,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
                 Ok(())
             })?;
         runner_threads.push(handle.thread().clone());
-        threads.push(handle);
+        runner_handles.push(handle);
     }
     shared.shutdown.set_runner_threads(runner_threads);
     // Each runner reports its pinning first thing, before it waits at the barrier.
@@ -457,7 +622,8 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         // One allocation per pool: this handler's slot buffers, and its connections' read
         // buffers, each carved into pieces.
         let slot_buf_bytes = limits.max_head_bytes + limits.max_body_bytes + response_body_bytes;
-        let mut pool: &'static mut [u8] = Box::leak(prefaulted(slot_buf_bytes * slots_per_handler));
+        let mut pool: &'static mut [u8] =
+            Box::leak(prefaulted(slot_buf_bytes * slots_per_handler)?);
         let mut slots = Vec::with_capacity(slots_per_handler);
         for _ in 0..slots_per_handler {
             let mut bufs = carve(&mut pool, 1, slot_buf_bytes)
@@ -471,8 +637,11 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
                 .unwrap_or_default();
             slots.push(leak(Slot::new(head, body, bufs)));
         }
-        let mut read_pool: &'static mut [u8] = Box::leak(prefaulted(read_buf_bytes * per_handler));
+        let mut read_pool: &'static mut [u8] =
+            Box::leak(prefaulted(read_buf_bytes * per_handler)?);
         let read_bufs = carve(&mut read_pool, per_handler, read_buf_bytes);
+        let conns = handler::connection_table(read_bufs, &shared.cfg)
+            .map_err(|_| out_of_memory(per_handler * handler::CONNECTION_BYTES))?;
         let accepts = accept_rx[h]
             .take()
             .ok_or_else(|| io::Error::other("accept ring taken twice"))?;
@@ -483,7 +652,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
             jobs,
             done,
             slots,
-            read_bufs,
+            conns,
             runner_cores: runner_cores.clone(),
             shared,
         };
@@ -524,6 +693,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         reserved_bytes,
         shared,
         threads,
+        runners: runner_handles,
     })
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 use std::thread::Thread;
+use std::time::Instant;
 
 use httpd_runner_core::sync::{AtomicBool, AtomicUsize, Ordering};
 
@@ -25,6 +26,8 @@ pub struct Shutdown {
     listener_waker: OnceLock<mio::Waker>,
     handler_wakers: OnceLock<Vec<mio::Waker>>,
     runner_threads: OnceLock<Vec<Thread>>,
+    /// When the shutdown started.
+    started: OnceLock<Instant>,
 }
 
 impl Shutdown {
@@ -38,6 +41,7 @@ impl Shutdown {
             listener_waker: OnceLock::new(),
             handler_wakers: OnceLock::new(),
             runner_threads: OnceLock::new(),
+            started: OnceLock::new(),
         }
     }
 
@@ -62,6 +66,7 @@ impl Shutdown {
         if self.requested.swap(true, Ordering::AcqRel) {
             return;
         }
+        let _ = self.started.set(Instant::now());
         if let Some(w) = self.listener_waker.get() {
             let _ = w.wake();
         }
@@ -95,6 +100,12 @@ impl Shutdown {
     #[must_use]
     pub fn is_requested(&self) -> bool {
         self.requested.load(Ordering::Acquire)
+    }
+
+    /// When the shutdown started (`None` before).
+    #[must_use]
+    pub fn started(&self) -> Option<Instant> {
+        self.started.get().copied()
     }
 
     /// Why, once started.
