@@ -42,38 +42,74 @@ pub const fn should_shed(waited_us: u64, ahead: u64, service_us: u64, bound_us: 
     bound_us != 0 && waited_us.saturating_add(ahead.saturating_mul(service_us)) > bound_us
 }
 
-/// A runner's recent time per job, in microseconds: an exponentially weighted average (weight
-/// 1/8) over runs of jobs, where a run is the jobs a runner takes from one ring in one go.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Observations in one window of [`ServiceTime`].
+pub const SERVICE_WINDOW: u32 = 16;
+
+/// A runner's recent time per job, in microseconds: the least average per job seen over the
+/// current and the last window of [`SERVICE_WINDOW`] observations (each the jobs of one run,
+/// or of a stretch of a long run). Like CoDel's minimum sojourn, the least is what the work
+/// costs; a run that lasted longer because the thread lost its core for a while raises no
+/// estimate, so a burst or a preemption sheds nothing while a standing cost does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceTime {
-    /// Average time per job, µs × 8 (fixed point, so short jobs keep their fraction).
-    avg_x8: u64,
+    /// Least per-job time this window, µs × 8 (fixed point, so short jobs keep a fraction).
+    current_x8: u64,
+    /// Least per-job time of the last whole window (`u64::MAX` before one).
+    last_x8: u64,
+    /// Observations this window.
+    seen: u32,
+}
+
+impl Default for ServiceTime {
+    fn default() -> Self {
+        Self {
+            current_x8: u64::MAX,
+            last_x8: u64::MAX,
+            seen: 0,
+        }
+    }
 }
 
 impl ServiceTime {
-    /// Records a run of `jobs` jobs that took `elapsed_us` in all.
+    /// Records `jobs` jobs that took `elapsed_us` in all.
     pub fn observe(&mut self, elapsed_us: u64, jobs: u64) {
         if jobs == 0 {
             return;
         }
         let sample_x8 = elapsed_us.saturating_mul(8) / jobs;
-        self.avg_x8 = if self.avg_x8 == 0 {
-            sample_x8
-        } else {
-            // avg += (sample - avg) / 8, in integers.
-            (self.avg_x8.saturating_mul(7).saturating_add(sample_x8)) / 8
-        };
+        self.current_x8 = self.current_x8.min(sample_x8);
+        self.seen += 1;
+        if self.seen == SERVICE_WINDOW {
+            self.last_x8 = self.current_x8;
+            self.current_x8 = u64::MAX;
+            self.seen = 0;
+        }
     }
 
-    /// The average, µs per job (rounded down).
+    /// Whether anything has been observed.
+    #[must_use]
+    pub const fn is_measured(self) -> bool {
+        self.current_x8 != u64::MAX || self.last_x8 != u64::MAX
+    }
+
+    /// The estimate, µs per job (rounded down; 0 before any observation).
     #[must_use]
     pub const fn per_job_us(self) -> u64 {
-        self.avg_x8 / 8
+        let least = if self.current_x8 < self.last_x8 {
+            self.current_x8
+        } else {
+            self.last_x8
+        };
+        if least == u64::MAX {
+            0
+        } else {
+            least / 8
+        }
     }
 
     /// Whether `published` (what others last read) differs from [`per_job_us`] by more than an
     /// eighth, or by any amount at or below 8 µs: publishing only then keeps the runner from
-    /// writing a shared cache line after every run.
+    /// writing a shared cache line after every observation.
     ///
     /// [`per_job_us`]: Self::per_job_us
     #[must_use]
@@ -107,7 +143,10 @@ mod tests {
         assert!(!slot_wait_expired(100, 149, 50));
         assert!(slot_wait_expired(100, 150, 50));
         assert!(!slot_wait_expired(100, 1_000_000, 0));
-        assert!(!slot_wait_expired(200, 100, 50), "a clock behind the stamp is no wait");
+        assert!(
+            !slot_wait_expired(200, 100, 50),
+            "a clock behind the stamp is no wait"
+        );
     }
 
     #[test]
@@ -121,24 +160,37 @@ mod tests {
         // Fast runners take deep queues; an unmeasured runner (0) sheds nothing.
         assert!(!should_shed(0, 1024, 2, 50_000));
         assert!(!should_shed(0, 1024, 0, 50_000));
-        assert!(!should_shed(u64::MAX, u64::MAX, u64::MAX, 0), "0 turns it off");
+        assert!(
+            !should_shed(u64::MAX, u64::MAX, u64::MAX, 0),
+            "0 turns it off"
+        );
         assert!(should_shed(u64::MAX, u64::MAX, u64::MAX, 1), "no overflow");
     }
 
     #[test]
-    fn service_time_follows_runs_and_publishes_on_change() {
+    fn service_time_is_the_least_over_two_windows() {
         let mut s = ServiceTime::default();
+        assert!(!s.is_measured());
         assert_eq!(s.per_job_us(), 0);
         s.observe(50_000, 10);
-        assert_eq!(s.per_job_us(), 5_000, "the first run sets it");
+        assert!(s.is_measured());
+        assert_eq!(s.per_job_us(), 5_000, "the first observation sets it");
         s.observe(0, 0);
-        assert_eq!(s.per_job_us(), 5_000, "an empty run changes nothing");
-        for _ in 0..64 {
-            s.observe(1_000, 1);
+        assert_eq!(s.per_job_us(), 5_000, "no jobs, no change");
+        // A run slowed by preemption does not raise it.
+        s.observe(80_000, 2);
+        assert_eq!(s.per_job_us(), 5_000);
+        // A cheaper run lowers it at once.
+        s.observe(4_000, 1);
+        assert_eq!(s.per_job_us(), 4_000);
+        // A lasting rise shows after the window holding the low value and the next have passed.
+        for _ in 0..2 * SERVICE_WINDOW {
+            s.observe(9_000, 1);
         }
-        assert!(s.per_job_us() <= 1_010, "{}", s.per_job_us());
-        assert!(s.worth_publishing(5_000));
-        assert!(!s.worth_publishing(s.per_job_us()));
+        assert_eq!(s.per_job_us(), 9_000);
+        assert!(s.worth_publishing(4_000));
+        assert!(!s.worth_publishing(9_000));
+        assert!(!s.worth_publishing(8_500), "within an eighth");
         let mut fast = ServiceTime::default();
         fast.observe(3, 2);
         assert_eq!(fast.per_job_us(), 1, "fractions are kept: 1.5 µs");

@@ -380,20 +380,38 @@ const INVALID: &[(&str, &[u8], Error)] = &[
 /// Names near the framing fields that are ordinary fields, not framing in disguise.
 #[test]
 fn near_framing_names_stay_ordinary() {
-    for name in ["Content-Lengths", "Content-Languag", "Transfer-Encodinx", "Trailer", "Content-Location", "X-Content-Length"] {
+    for name in [
+        "Content-Lengths",
+        "Content-Languag",
+        "Transfer-Encodinx",
+        "Trailer",
+        "Content-Location",
+        "X-Content-Length",
+    ] {
         let wire = format!("GET / HTTP/1.1\r\nHost: a\r\n{name}: 5\r\n\r\n");
-        assert!(matches!(parse(wire.as_bytes()), Outcome::Done { .. }), "{name}");
+        assert!(
+            matches!(parse(wire.as_bytes()), Outcome::Done { .. }),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn head_requests_are_known_from_their_first_bytes() {
-    assert!(httpd_runner_core::parse::is_head_request(b"HEAD / HTTP/1.1\r\n"));
+    assert!(httpd_runner_core::parse::is_head_request(
+        b"HEAD / HTTP/1.1\r\n"
+    ));
     assert!(httpd_runner_core::parse::is_head_request(b"HEAD /x"));
     assert!(!httpd_runner_core::parse::is_head_request(b"HEA"));
-    assert!(!httpd_runner_core::parse::is_head_request(b"head / HTTP/1.1\r\n"));
-    assert!(!httpd_runner_core::parse::is_head_request(b"HEADER / HTTP/1.1\r\n"));
-    assert!(!httpd_runner_core::parse::is_head_request(b"GET / HTTP/1.1\r\n"));
+    assert!(!httpd_runner_core::parse::is_head_request(
+        b"head / HTTP/1.1\r\n"
+    ));
+    assert!(!httpd_runner_core::parse::is_head_request(
+        b"HEADER / HTTP/1.1\r\n"
+    ));
+    assert!(!httpd_runner_core::parse::is_head_request(
+        b"GET / HTTP/1.1\r\n"
+    ));
 }
 
 #[test]

@@ -21,7 +21,11 @@ pub fn run(customize: impl FnOnce(Builder) -> Builder) -> ExitCode {
         Err(e) => {
             eprintln!("httpd-runner: {e}");
             // Options that cannot fit in memory are bad options.
-            let code = if e.kind() == std::io::ErrorKind::OutOfMemory { 2 } else { 1 };
+            let code = if e.kind() == std::io::ErrorKind::OutOfMemory {
+                2
+            } else {
+                1
+            };
             return ExitCode::from(code);
         }
     };

@@ -69,12 +69,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// `--shed-after`: a duration, or `off`.
-fn parse_shed_after(s: &str) -> Result<Option<Duration>, String> {
+/// `--shed-after`: a duration, or `off` (zero).
+fn parse_shed_after(s: &str) -> Result<Duration, String> {
     if s == "off" {
-        return Ok(None);
+        return Ok(Duration::ZERO);
     }
-    parse_duration(s).map(Some)
+    parse_duration(s)
 }
 
 fn available_cores() -> usize {
@@ -151,19 +151,19 @@ pub struct Config {
     pub max_pipeline: u32,
 
     /// Time for a whole request head to arrive (a deadline from its first byte); then 408.
-    #[arg(long, env = "HTTPD_RUNNER_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "HTTPD_RUNNER_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub header_timeout: Duration,
 
     /// Longest pause while a request body arrives; then 408.
-    #[arg(long, env = "HTTPD_RUNNER_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "HTTPD_RUNNER_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub body_timeout: Duration,
 
     /// Idle keep-alive connections close after this (also the limit for unread responses).
-    #[arg(long, env = "HTTPD_RUNNER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "HTTPD_RUNNER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub idle_timeout: Duration,
 
     /// Time in-flight requests get to finish once shutdown starts; then connections close.
-    #[arg(long, env = "HTTPD_RUNNER_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "HTTPD_RUNNER_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub shutdown_timeout: Duration,
 
     /// Also allow POST /shutdown from non-loopback peers that send `Authorization: Bearer TOKEN`.
@@ -175,8 +175,8 @@ pub struct Config {
     /// runner times that runner's recent time per job. A connection holding no slot that
     /// waits this long for one gets the 503 too (and is closed). `off` never sheds on time
     /// (the runner queue's `--ring-capacity` still does).
-    #[arg(long, env = "HTTPD_RUNNER_SHED_AFTER", default_value = "50ms", value_parser = parse_shed_after)]
-    pub shed_after: Option<Duration>,
+    #[arg(long, env = "HTTPD_RUNNER_SHED_AFTER", default_value = "50ms", value_parser = parse_shed_after, allow_hyphen_values = true)]
+    pub shed_after: Duration,
 
     /// The runner behind /run: `echo`, or `delay=MS` (echo after MS ms of work).
     #[arg(long, env = "HTTPD_RUNNER_RUNNER", default_value = "echo", value_parser = parse_runner)]
@@ -214,7 +214,7 @@ impl Config {
     /// `--shed-after` in microseconds, 0 when off.
     #[must_use]
     pub fn shed_after_us(&self) -> u64 {
-        self.shed_after.map_or(0, |d| d.as_micros() as u64)
+        self.shed_after.as_micros() as u64
     }
 
     /// Whether runners are pinned.

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::admit;
 use httpd_runner_core::conn::{Conn, ConnConfig, Timeout};
-use httpd_runner_core::limits::DEFAULT_RETRY_AFTER_SECS;
 use httpd_runner_core::limits::Limits;
+use httpd_runner_core::limits::DEFAULT_RETRY_AFTER_SECS;
 use httpd_runner_core::msg::{Done, Job, Slot, Ticket};
 use httpd_runner_core::parse::{self, header_slots, ChunkedDecoder, Framing, Method, Status};
 use httpd_runner_core::place::{Guess, Plan, Spill, Spot};
@@ -135,8 +135,6 @@ struct BodyRead {
 enum BodyFraming {
     Length(usize),
     Chunked(ChunkedDecoder),
-    /// Declared too large: answer 413 once the client starts sending it.
-    Refuse,
 }
 
 /// One connection's state, reused across connections (its buffers live for the server).
@@ -162,6 +160,9 @@ pub(crate) struct Connection {
     /// The socket took only part of the ready responses: the client is not reading them, so
     /// no new request is read (and no slot taken) until they are written.
     write_blocked: bool,
+    /// An event said the peer shut its sending side: the read that finds its EOF must be
+    /// made even after a short read (no further edge announces a FIN that came with data).
+    fin_seen: bool,
     rbuf: &'static mut [u8],
     rstart: usize,
     rend: usize,
@@ -214,34 +215,35 @@ pub(crate) fn connection_table(
 ) -> Result<Vec<Connection>, std::collections::TryReserveError> {
     let mut conns = Vec::new();
     conns.try_reserve_exact(read_bufs.len())?;
-        for rbuf in read_bufs {
-            conns.push(Connection {
-                awaiting_bytes: false,
-                write_blocked: false,
-                wait_since_us: NOT_WAITING,
-                waited_us: 0,
-                stream: None,
-                generation: 0,
-                core: Conn::new(cfg.conn(), 0),
-                rbuf,
-                rstart: 0,
-                rend: 0,
-                body: None,
-                written: 0,
-                inline: [0; INLINE_BYTES],
-                inline_len: 0,
-                readable: false,
-                peer_eof: false,
-                queued: false,
-                dirty: false,
-                linger_until: None,
-                head_read: 0,
-                guess: None,
-                last_head: 0,
-                placed: None,
-                spill: None,
-            });
-        }
+    for rbuf in read_bufs {
+        conns.push(Connection {
+            awaiting_bytes: false,
+            write_blocked: false,
+            fin_seen: false,
+            wait_since_us: NOT_WAITING,
+            waited_us: 0,
+            stream: None,
+            generation: 0,
+            core: Conn::new(cfg.conn(), 0),
+            rbuf,
+            rstart: 0,
+            rend: 0,
+            body: None,
+            written: 0,
+            inline: [0; INLINE_BYTES],
+            inline_len: 0,
+            readable: false,
+            peer_eof: false,
+            queued: false,
+            dirty: false,
+            linger_until: None,
+            head_read: 0,
+            guess: None,
+            last_head: 0,
+            placed: None,
+            spill: None,
+        });
+    }
     Ok(conns)
 }
 
@@ -426,7 +428,9 @@ impl HandlerThread {
                     continue;
                 }
                 if ev.is_readable() || ev.is_read_closed() {
-                    st.conns[idx as usize].readable = true;
+                    let c = &mut st.conns[idx as usize];
+                    c.readable = true;
+                    c.fin_seen |= ev.is_read_closed();
                 }
                 st.drive(idx, poll.registry());
                 if st.read_since_harvest >= HARVEST_BYTES {
@@ -538,6 +542,7 @@ impl State {
         c.last_head = 0;
         c.awaiting_bytes = false;
         c.write_blocked = false;
+        c.fin_seen = false;
         c.wait_since_us = NOT_WAITING;
         c.waited_us = 0;
         self.drive(idx, registry);
@@ -572,8 +577,8 @@ impl State {
         loop {
             self.parse_input(idx);
             let c = &mut self.conns[idx as usize];
-            let wants = c.body.is_some()
-                || (c.core.accepts_requests() && !c.queued && !c.write_blocked);
+            let wants =
+                c.body.is_some() || (c.core.accepts_requests() && !c.queued && !c.write_blocked);
             let input = c.readable || c.spill.is_some();
             if !input || c.peer_eof || !wants || c.core.should_close() {
                 break;
@@ -621,6 +626,7 @@ impl State {
                 return false;
             }
             c.rend += n;
+            c.awaiting_bytes = false;
             if spill.is_empty() {
                 if let Some(Spilled { slot, .. }) = c.spill.take() {
                     self.free_slots.push(slot);
@@ -713,6 +719,7 @@ impl State {
             }
             Err(_) => {
                 // A reset: nothing can be written either; `flush` closes the connection.
+                self.metrics.resets.inc();
                 c.peer_eof = true;
                 c.readable = false;
                 c.core.peer_reset();
@@ -728,10 +735,11 @@ impl State {
         self.metrics.bytes_in.add(n as u64);
         self.read_since_harvest += n;
         c.awaiting_bytes = false;
-        if n < asked {
+        if n < asked && !c.fin_seen {
             // A short read drained the socket; with edge-triggered readiness any later data
             // raises a new event, so the EAGAIN read that would confirm it is skipped (one
-            // system call less per request).
+            // system call less per request). Not after a FIN was announced: its EOF is read
+            // next, or the connection would wait for a timeout with its peer gone.
             c.readable = false;
         }
         if let Some((slot, plan)) = placing {
@@ -923,12 +931,13 @@ impl State {
             Framing::Chunked => Some(BodyFraming::Chunked(ChunkedDecoder::new(
                 limits.max_body_bytes,
             ))),
-            Framing::TooLarge(_) if expect_continue => {
-                // The client waits for our word: refuse now, without reading the body.
+            Framing::TooLarge(_) => {
+                // Refused now, without reading the body: a client waiting for `100 Continue`
+                // gets its answer, and one that sends nothing more does not wait for the body
+                // timeout. The lingering close discards whatever body does come.
                 self.free_slots.push(slot);
                 return self.refuse_too_large(idx, Some(head_request));
             }
-            Framing::TooLarge(_) => Some(BodyFraming::Refuse),
         };
         match framing {
             None => {
@@ -939,9 +948,7 @@ impl State {
                 // 100-continue only when the client is waiting (no body bytes yet) and nothing
                 // else is queued ahead on this connection, so the interim response cannot
                 // land inside another response.
-                let refusing = matches!(framing, BodyFraming::Refuse);
-                if !refusing
-                    && expect_continue
+                if expect_continue
                     && body_in_place == 0
                     && c.rstart == c.rend
                     && c.core.in_flight() == 1
@@ -1007,8 +1014,6 @@ impl State {
                     }
                 }
             }
-            BodyFraming::Refuse if input.is_empty() => return false,
-            BodyFraming::Refuse => return self.refuse_too_large(idx, None),
         };
         if !done {
             return false;
@@ -1124,7 +1129,9 @@ impl State {
         if self.shed_after_us != 0 {
             let waited = self.conns[slot.ticket.conn as usize].waited_us;
             let service = self.shared.runner_service[r].get();
-            if service != 0 && admit::should_shed(waited, self.ahead_at(r), service, self.shed_after_us) {
+            if service != 0
+                && admit::should_shed(waited, self.ahead_at(r), service, self.shed_after_us)
+            {
                 return self.shed(slot, &self.metrics.shed_queue);
             }
         }
@@ -1471,6 +1478,7 @@ impl State {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(_) | Err(_) => {
                     // The peer is gone: nothing more can be written.
+                    self.metrics.resets.inc();
                     c.core.peer_reset();
                     return self.close_now(idx, registry);
                 }
@@ -1747,6 +1755,7 @@ fn unplace(
     debug_assert!(c.spill.is_none());
     let (rend, spill) = spot.undo(c.rbuf, slot.request.body.spare_mut());
     c.rend = rend;
+    c.awaiting_bytes = false;
     match spill {
         Some(spill) => {
             metrics.in_place_spills.inc();

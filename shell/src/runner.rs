@@ -63,6 +63,9 @@ impl Runner for Delay {
     }
 }
 
+/// A long run of jobs is measured every this many jobs (see `admit::ServiceTime`).
+const MEASURE_EVERY: u64 = 16;
+
 /// Spins before parking, when all rings are empty. Short: this machine has two cores, and a
 /// spinning runner steals time from the handler that would feed it.
 const IDLE_SPINS: u32 = 64;
@@ -106,11 +109,14 @@ impl RunnerThread {
                 let mut next = jobs.pop();
                 // Two clock readings per run of jobs: its start, and its end (which also
                 // stamps `Ticket::answered_us`).
-                let run_start = if next.is_some() {
+                let mut since = if next.is_some() {
                     self.shared.started.elapsed().as_micros() as u64
                 } else {
                     0
                 };
+                // Jobs since `since`; a long run is also measured every `MEASURE_EVERY` jobs,
+                // and the very first job at once, so the estimate never waits for a queue
+                // to empty.
                 let mut ran = 0;
                 while let Some(slot) = next {
                     // Once every handler has finished (its connections closed at the shutdown
@@ -122,10 +128,15 @@ impl RunnerThread {
                     metrics.jobs.inc();
                     ran += 1;
                     next = jobs.pop();
-                    if next.is_none() {
+                    let last = next.is_none();
+                    if last || ran == MEASURE_EVERY || !service.is_measured() {
                         let now = self.shared.started.elapsed().as_micros() as u64;
-                        slot.ticket.answered_us = now;
-                        service.observe(now.saturating_sub(run_start), ran);
+                        if last {
+                            slot.ticket.answered_us = now;
+                        }
+                        service.observe(now.saturating_sub(since), ran);
+                        since = now;
+                        ran = 0;
                         if service.worth_publishing(published) {
                             published = service.per_job_us();
                             hint.set(published);

@@ -298,7 +298,11 @@ impl Server {
             if let Some(t) = self.shared.shutdown.started() {
                 break t;
             }
-            if threads.iter().chain(&self.runners).any(JoinHandle::is_finished) {
+            if threads
+                .iter()
+                .chain(&self.runners)
+                .any(JoinHandle::is_finished)
+            {
                 // A thread failed before any shutdown: stop the rest, then report it.
                 self.shared.shutdown.trigger(Reason::Request);
             }
@@ -637,8 +641,7 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
                 .unwrap_or_default();
             slots.push(leak(Slot::new(head, body, bufs)));
         }
-        let mut read_pool: &'static mut [u8] =
-            Box::leak(prefaulted(read_buf_bytes * per_handler)?);
+        let mut read_pool: &'static mut [u8] = Box::leak(prefaulted(read_buf_bytes * per_handler)?);
         let read_bufs = carve(&mut read_pool, per_handler, read_buf_bytes);
         let conns = handler::connection_table(read_bufs, &shared.cfg)
             .map_err(|_| out_of_memory(per_handler * handler::CONNECTION_BYTES))?;

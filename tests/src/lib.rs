@@ -325,6 +325,16 @@ impl Client {
         }
     }
 
+    /// Wraps a connected socket (read timeout [`TIMEOUT`]).
+    #[must_use]
+    pub fn from_stream(stream: TcpStream) -> Self {
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// Sends raw bytes.
     pub fn send(&mut self, raw: &[u8]) {
         self.stream.write_all(raw).expect("send");

@@ -477,8 +477,16 @@ fn every_response_has_a_date_and_no_server() {
 fn connections_waiting_for_a_slot_are_served_in_arrival_order() {
     let _g = serial();
     // One request slot and 60 ms jobs: the first request holds the slot, the next four
-    // connections queue for it, each arriving well after the one before.
-    let server = Server::start(&["--slots", "1", "--runner", "delay=60"]);
+    // connections queue for it, each arriving well after the one before. Shedding on time
+    // is off: the waits here are longer than its bound on purpose.
+    let server = Server::start(&[
+        "--slots",
+        "1",
+        "--runner",
+        "delay=60",
+        "--shed-after",
+        "off",
+    ]);
     let names = ["a", "b", "c", "d", "e"];
     let readers: Vec<_> = names
         .iter()
