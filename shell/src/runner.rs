@@ -107,16 +107,11 @@ impl RunnerThread {
             let mut did = false;
             for ((jobs, done), woke) in self.jobs.iter_mut().zip(&mut self.done).zip(&mut woke) {
                 let mut next = jobs.pop();
-                // Two clock readings per run of jobs: its start, and its end (which also
-                // stamps `Ticket::answered_us`).
-                let mut since = if next.is_some() {
-                    self.shared.started.elapsed().as_micros() as u64
-                } else {
-                    0
-                };
-                // Jobs since `since`; a long run is also measured every `MEASURE_EVERY` jobs,
-                // and the very first job at once, so the estimate never waits for a queue
-                // to empty.
+                // Time per job is measured from the end of a run's first job: a run of one
+                // job costs one clock reading (its stamp, see `Ticket::answered_us`), as it
+                // did before; longer runs (a queue, which is when shedding needs the
+                // estimate) are measured every `MEASURE_EVERY` jobs and at their end.
+                let mut since: Option<u64> = None;
                 let mut ran = 0;
                 while let Some(slot) = next {
                     // Once every handler has finished (its connections closed at the shutdown
@@ -126,20 +121,29 @@ impl RunnerThread {
                         runner = (self.factory)(self.index);
                     }
                     metrics.jobs.inc();
-                    ran += 1;
                     next = jobs.pop();
                     let last = next.is_none();
-                    if last || ran == MEASURE_EVERY || !service.is_measured() {
-                        let now = self.shared.started.elapsed().as_micros() as u64;
-                        if last {
-                            slot.ticket.answered_us = now;
+                    match since {
+                        None if last => {
+                            slot.ticket.answered_us =
+                                self.shared.started.elapsed().as_micros() as u64;
                         }
-                        service.observe(now.saturating_sub(since), ran);
-                        since = now;
-                        ran = 0;
-                        if service.worth_publishing(published) {
-                            published = service.per_job_us();
-                            hint.set(published);
+                        None => since = Some(self.shared.started.elapsed().as_micros() as u64),
+                        Some(from) => {
+                            ran += 1;
+                            if last || ran == MEASURE_EVERY {
+                                let now = self.shared.started.elapsed().as_micros() as u64;
+                                if last {
+                                    slot.ticket.answered_us = now;
+                                }
+                                service.observe(now.saturating_sub(from), ran);
+                                since = Some(now);
+                                ran = 0;
+                                if service.worth_publishing(published) {
+                                    published = service.per_job_us();
+                                    hint.set(published);
+                                }
+                            }
                         }
                     }
                     push_back(done, slot);
