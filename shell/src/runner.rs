@@ -113,10 +113,11 @@ impl RunnerThread {
                 // estimate) are measured every `MEASURE_EVERY` jobs and at their end.
                 let mut since: Option<u64> = None;
                 let mut ran = 0;
+                // Once every handler has finished (its connections closed at the shutdown
+                // deadline), queued jobs have no one to answer: they are not run.
+                let orphaned = next.is_some() && self.shared.shutdown.handlers_finished();
                 while let Some(slot) = next {
-                    // Once every handler has finished (its connections closed at the shutdown
-                    // deadline), queued jobs have no one to answer: they are not run.
-                    if !self.shared.shutdown.handlers_finished() && !serve(slot, &mut runner) {
+                    if !orphaned && !serve(slot, &mut runner) {
                         metrics.panics.inc();
                         runner = (self.factory)(self.index);
                     }
@@ -125,14 +126,13 @@ impl RunnerThread {
                     let last = next.is_none();
                     match since {
                         None if last => {
-                            slot.ticket.answered_us =
-                                self.shared.started.elapsed().as_micros() as u64;
+                            slot.ticket.answered_us = micros_since(self.shared.started);
                         }
-                        None => since = Some(self.shared.started.elapsed().as_micros() as u64),
+                        None => since = Some(micros_since(self.shared.started)),
                         Some(from) => {
                             ran += 1;
                             if last || ran == MEASURE_EVERY {
-                                let now = self.shared.started.elapsed().as_micros() as u64;
+                                let now = micros_since(self.shared.started);
                                 if last {
                                     slot.ticket.answered_us = now;
                                 }
@@ -220,6 +220,12 @@ impl RunnerThread {
             last = now;
         }
     }
+}
+
+/// Microseconds since `start`, without the 128-bit arithmetic of `Duration::as_micros`.
+fn micros_since(start: Instant) -> u64 {
+    let d = start.elapsed();
+    d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
 }
 
 /// Runs `runner` on one slot. Returns `false` if it panicked (the slot then holds a 500).

@@ -30,14 +30,16 @@ const CONNECTIONS: usize = 8;
 /// (budget +12 %), by under 0.5 % pipelined (budget +6 %). Set on counts of get 3449,
 /// post1k 4916, post16k 4982, pipe16 2047; since then get 3304-3440, post1k 4777-4823,
 /// post16k 4721-4821, pipe16 2022-2037, and after the ring queue get 3366-3398, post1k
-/// 4735-4829, post16k 4806-4905, pipe16 1999-2001 (its budget lowered to match). Lower a
-/// budget when a change lowers the count;
+/// 4735-4829, post16k 4806-4905, pipe16 1999-2001 (its budget lowered to match). The
+/// admission checks against hostile clients and overload (fair share, shedding by expected
+/// wait, the runner's time per job) took pipe16 from 1987 to 2105-2119 beside the build
+/// before them: its budget rose to 2200. Lower a budget when a change lowers the count;
 /// raise one only with the reason in the commit.
 const SCENARIOS: [(&str, usize, usize, u64); 4] = [
     ("get", 0, 1, 3_860),
     ("post1k", 1024, 1, 5_500),
     ("post16k", 16 * 1024, 1, 5_580),
-    ("pipe16", 0, 16, 2_120),
+    ("pipe16", 0, 16, 2_200),
 ];
 
 fn main() -> ExitCode {
@@ -103,7 +105,11 @@ fn main() -> ExitCode {
         }
     }
     let _ = server.shutdown();
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("INSTRCOUNT_KEEP").is_some() {
+        eprintln!("instrcount: dumps kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     if !ok {
         eprintln!("instrcount: some responses were wrong");
         return ExitCode::FAILURE;
