@@ -1128,7 +1128,7 @@ impl State {
         }
         if self.shed_after_us != 0 {
             let waited = self.conns[slot.ticket.conn as usize].waited_us;
-            let service = self.shared.runner_service[r].get();
+            let service = self.shared.runner_service[r].get(self.now_us);
             if service != 0
                 && admit::should_shed(waited, self.ahead_at(r), service, self.shed_after_us)
             {

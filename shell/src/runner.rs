@@ -113,6 +113,12 @@ impl RunnerThread {
                 // estimate) are measured every `MEASURE_EVERY` jobs and at their end.
                 let mut since: Option<u64> = None;
                 let mut ran = 0;
+                if next.is_some() && !service.is_measured() {
+                    // Until the first measurement, the first job is measured from its start.
+                    let now = micros_since(self.shared.started);
+                    hint.first_job_started(now);
+                    since = Some(now);
+                }
                 // Once every handler has finished (its connections closed at the shutdown
                 // deadline), queued jobs have no one to answer: they are not run.
                 let orphaned = next.is_some() && self.shared.shutdown.handlers_finished();
@@ -131,7 +137,7 @@ impl RunnerThread {
                         None => since = Some(micros_since(self.shared.started)),
                         Some(from) => {
                             ran += 1;
-                            if last || ran == MEASURE_EVERY {
+                            if last || ran == MEASURE_EVERY || !service.is_measured() {
                                 let now = micros_since(self.shared.started);
                                 if last {
                                     slot.ticket.answered_us = now;

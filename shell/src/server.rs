@@ -118,7 +118,7 @@ impl LoadHint {
 /// it for every `/run` request they dispatch. A hint: relaxed.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct ServiceHint(AtomicU64);
+pub struct ServiceHint(AtomicU64, AtomicU64);
 
 impl ServiceHint {
     /// Runner: publishes its time per job.
@@ -126,9 +126,24 @@ impl ServiceHint {
         self.0.store(us, Ordering::Relaxed);
     }
 
-    /// Handler: reads it.
-    pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+    /// Runner, once, before its time per job is known: when its first job started (µs since
+    /// server start).
+    pub(crate) fn first_job_started(&self, at_us: u64) {
+        self.1.store(at_us.max(1), Ordering::Relaxed);
+    }
+
+    /// Handler: the runner's time per job at `now_us`. Before the first measurement, the
+    /// first job's running time so far stands in for it, so a burst that arrives before any
+    /// job finished is not all queued behind a slow runner; 0 while the runner has not
+    /// started any job.
+    pub(crate) fn get(&self, now_us: u64) -> u64 {
+        match self.0.load(Ordering::Relaxed) {
+            0 => match self.1.load(Ordering::Relaxed) {
+                0 => 0,
+                started => now_us.saturating_sub(started).max(1),
+            },
+            us => us,
+        }
     }
 }
 
