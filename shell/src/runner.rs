@@ -145,8 +145,10 @@ impl RunnerThread {
                                 service.observe(now.saturating_sub(from), ran);
                                 since = Some(now);
                                 ran = 0;
-                                if service.worth_publishing(published) {
-                                    published = service.per_job_us();
+                                // At least 1 µs once measured: 0 means "not yet" to readers.
+                                let now_us = service.per_job_us().max(1);
+                                if now_us != published && service.worth_publishing(published) {
+                                    published = now_us;
                                     hint.set(published);
                                 }
                             }
