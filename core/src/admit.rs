@@ -27,11 +27,11 @@ pub const fn may_take_slot(held: usize, free: usize, total: usize) -> bool {
     free > 0 && (held == 0 || free > reserve(total))
 }
 
-/// Whether a connection holding no slot that has waited since `since_ms` for one has waited
-/// past `bound_ms` at `now_ms` and gets `503` now. A bound of 0 turns this off.
+/// Whether a connection holding no slot that has waited since `since_us` for one has waited
+/// `bound_us` at `now_us` and gets `503` now. A bound of 0 turns this off.
 #[must_use]
-pub const fn slot_wait_expired(since_ms: u64, now_ms: u64, bound_ms: u64) -> bool {
-    bound_ms != 0 && now_ms.saturating_sub(since_ms) >= bound_ms
+pub const fn slot_wait_expired(since_us: u64, now_us: u64, bound_us: u64) -> bool {
+    bound_us != 0 && now_us.saturating_sub(since_us) >= bound_us
 }
 
 /// Whether a `/run` request is shed: it already waited `waited_us` (for a slot), `ahead` jobs

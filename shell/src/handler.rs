@@ -33,9 +33,10 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::{ACCEPT_RING_SLOTS, RING_SLOTS};
+use crate::hints::Streak;
 use crate::metrics::{code_index, Counter, HandlerMetrics};
 use crate::pin::Placement;
-use crate::server::{Shared, Streak};
+use crate::server::Shared;
 use crate::shutdown::Reason;
 
 /// The waker's token; connection tokens are their table index.
@@ -190,14 +191,11 @@ pub(crate) struct Connection {
     /// Input a wrong guess left in a slot beyond what the read buffer could take back (see
     /// [`Spilled`]); handed out before the socket is read again.
     spill: Option<Spilled>,
-    /// Since when (µs) the connection has waited for a slot; [`NOT_WAITING`] when it is not.
-    wait_since_us: u64,
+    /// Since when (µs) the connection has waited for a slot, while it does.
+    wait_since_us: Option<u64>,
     /// How long its current request waited for its slot (µs), counted against the shed bound.
     waited_us: u64,
 }
-
-/// `Connection::wait_since_us` of a connection not waiting for a slot.
-const NOT_WAITING: u64 = u64::MAX;
 
 // The per-request fields stay within four cache lines (in release builds: with debug
 // assertions mio's socket also carries a selector id, 12 bytes more).
@@ -220,7 +218,7 @@ pub(crate) fn connection_table(
             awaiting_bytes: false,
             write_blocked: false,
             fin_seen: false,
-            wait_since_us: NOT_WAITING,
+            wait_since_us: None,
             waited_us: 0,
             stream: None,
             generation: 0,
@@ -543,7 +541,7 @@ impl State {
         c.awaiting_bytes = false;
         c.write_blocked = false;
         c.fin_seen = false;
-        c.wait_since_us = NOT_WAITING;
+        c.wait_since_us = None;
         c.waited_us = 0;
         self.drive(idx, registry);
     }
@@ -838,15 +836,7 @@ impl State {
                     .flatten();
                 let Some(slot) = slot else {
                     c.core.on_data(now);
-                    let since = c.wait_since_us;
-                    if held == 0
-                        && since != NOT_WAITING
-                        && admit::slot_wait_expired(
-                            since / 1000,
-                            now,
-                            self.shed_after_us.div_ceil(1000),
-                        )
-                    {
+                    if self.wait_expired(idx) {
                         // Waited its bound for a slot and holds none: refused at once.
                         self.metrics.shed_waiting.inc();
                         self.fail(idx, 503, None);
@@ -859,12 +849,10 @@ impl State {
                 (slot, None)
             }
         };
-        if c.wait_since_us != NOT_WAITING {
-            c.waited_us = self.now_us.saturating_sub(c.wait_since_us);
-            c.wait_since_us = NOT_WAITING;
-        } else {
-            c.waited_us = 0;
-        }
+        c.waited_us = c
+            .wait_since_us
+            .take()
+            .map_or(0, |since| self.now_us.saturating_sub(since));
         let (action, label, key) = match route(head.method, head.path) {
             Route::Run { key } => {
                 let key = key
@@ -1343,9 +1331,7 @@ impl State {
     /// time it is queued for one until it gets one.
     fn wait_for_slot(&mut self, idx: u32) {
         let c = &mut self.conns[idx as usize];
-        if c.wait_since_us == NOT_WAITING {
-            c.wait_since_us = self.now_us;
-        }
+        c.wait_since_us.get_or_insert(self.now_us);
         self.enqueue_retry(idx);
     }
 
@@ -1358,8 +1344,7 @@ impl State {
         }
         self.retry
             .iter()
-            .map(|&i| self.conns[i as usize].wait_since_us)
-            .find(|&since| since != NOT_WAITING)
+            .find_map(|&i| self.conns[i as usize].wait_since_us)
             .map_or(u64::MAX, |since| {
                 (since + self.shed_after_us).div_ceil(1000)
             })
@@ -1368,26 +1353,35 @@ impl State {
     /// Connections that waited their bound for a slot and hold none are read now, slot or no
     /// slot: a complete head is refused with 503 and `Retry-After` (see `parse_one`).
     fn refuse_expired_waits(&mut self, registry: &mio::Registry) {
-        let bound_ms = self.shed_after_us.div_ceil(1000);
         for _ in 0..self.retry.len() {
             let Some(idx) = self.retry.pop_front() else {
                 break;
             };
-            let c = &self.conns[idx as usize];
-            let expired = c.wait_since_us != NOT_WAITING
-                && c.core.in_flight() == 0
-                && admit::slot_wait_expired(c.wait_since_us / 1000, self.now_ms, bound_ms);
-            if !expired {
+            if self.wait_expired(idx) {
+                // A head still arriving waits for its bytes outside the queue; its wait stays
+                // counted, so once whole it is refused at the next check unless a slot is free.
+                self.retry_now(idx, registry);
+            } else {
                 self.retry.push_back(idx);
-                continue;
             }
-            self.conns[idx as usize].queued = false;
-            self.retrying = true;
-            // A head still arriving waits for its bytes outside the queue; its wait stays
-            // counted, so once whole it is refused at the next check unless a slot is free.
-            self.drive(idx, registry);
-            self.retrying = false;
         }
+    }
+
+    /// Whether the connection holds no slot and has waited `--shed-after` for one.
+    fn wait_expired(&self, idx: u32) -> bool {
+        let c = &self.conns[idx as usize];
+        c.core.in_flight() == 0
+            && c.wait_since_us.is_some_and(|since| {
+                admit::slot_wait_expired(since, self.now_us, self.shed_after_us)
+            })
+    }
+
+    /// Drives a connection just taken off `retry`, ahead of the queue.
+    fn retry_now(&mut self, idx: u32, registry: &mio::Registry) {
+        self.conns[idx as usize].queued = false;
+        self.retrying = true;
+        self.drive(idx, registry);
+        self.retrying = false;
     }
 
     fn enqueue_retry(&mut self, idx: u32) {
@@ -1407,14 +1401,11 @@ impl State {
             let Some(idx) = self.retry.pop_front() else {
                 break;
             };
-            if !self.may_progress(idx) {
+            if self.may_progress(idx) {
+                self.retry_now(idx, registry);
+            } else {
                 self.retry.push_back(idx);
-                continue;
             }
-            self.conns[idx as usize].queued = false;
-            self.retrying = true;
-            self.drive(idx, registry);
-            self.retrying = false;
         }
     }
 
@@ -1422,7 +1413,7 @@ impl State {
     /// for a slot and its share allows one.
     fn may_progress(&self, idx: u32) -> bool {
         let c = &self.conns[idx as usize];
-        c.wait_since_us == NOT_WAITING
+        c.wait_since_us.is_none()
             || admit::may_take_slot(c.core.in_flight(), self.free_slots.len(), self.total_slots)
     }
 
@@ -1571,7 +1562,7 @@ impl State {
         let _ = registry.deregister(&mut stream);
         drop(stream);
         c.linger_until = None;
-        c.wait_since_us = NOT_WAITING;
+        c.wait_since_us = None;
         c.write_blocked = false;
         if let Some(b) = c.body.take() {
             self.free_slots.push(b.slot);

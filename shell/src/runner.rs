@@ -15,7 +15,8 @@ use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
 
 use crate::config::RING_SLOTS;
-use crate::server::{Shared, Streak};
+use crate::hints::Streak;
+use crate::server::Shared;
 
 /// Builds the runner for runner thread `index`; called once per runner thread, on that thread
 /// (and again after a panic).

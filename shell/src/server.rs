@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 
 use httpd_runner_core::msg::{Done, Job, Runner, Slot};
 use httpd_runner_core::ring::Ring;
-use httpd_runner_core::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use httpd_runner_core::sync::AtomicUsize;
 use httpd_runner_core::wake::Doorbell;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Poll, Waker};
 
 use crate::config::{Config, RunnerKind, ACCEPT_RING_SLOTS, READ_SLACK_BYTES, RING_SLOTS};
 use crate::handler::{self, HandlerThread};
+use crate::hints::{LoadHint, ServiceHint};
 use crate::listener::{self, ListenerThread};
+use crate::memory::{carve, memory_available, out_of_memory, prefaulted, MemoryPlan};
 use crate::metrics::Metrics;
 use crate::pin::{self, Pinning};
 use crate::runner::{Delay, Echo, Factory, RunnerThread};
@@ -58,92 +60,6 @@ impl Shared {
     /// no time a busy handler needs.
     pub(crate) fn load_is_light(&self) -> bool {
         self.handler_light.iter().all(LoadHint::is_light)
-    }
-}
-
-/// Light load takes this many handler turns in a row that served at most one connection (and
-/// for a runner, this many one-job stretches in a row): a moment's lull under load is not it.
-pub(crate) const LIGHT_STREAK: u32 = 16;
-
-/// Counts light observations in a row (a handler turn that served at most one connection, a
-/// runner stretch of one job); light load is [`LIGHT_STREAK`] of them.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Streak(u32);
-
-impl Streak {
-    /// Records one observation; returns whether load is now light.
-    pub(crate) fn observe(&mut self, light: bool) -> bool {
-        self.0 = if light { self.0.saturating_add(1) } else { 0 };
-        self.is_light()
-    }
-
-    /// Whether the last [`LIGHT_STREAK`] observations were all light.
-    pub(crate) fn is_light(self) -> bool {
-        self.0 >= LIGHT_STREAK
-    }
-
-    /// Starts counting again.
-    pub(crate) fn reset(&mut self) {
-        self.0 = 0;
-    }
-}
-
-/// A handler's "my last `LIGHT_STREAK` (16) loop turns each served at most one connection", on
-/// its own cache line (the handler writes it only when it changes; idle runners read it while
-/// they poll). A hint: it orders nothing, so it is relaxed.
-#[derive(Debug)]
-#[repr(align(128))]
-pub struct LoadHint(AtomicBool);
-
-impl Default for LoadHint {
-    fn default() -> Self {
-        Self(AtomicBool::new(false))
-    }
-}
-
-impl LoadHint {
-    /// Handler: records whether its load is light (called only when that changes).
-    pub(crate) fn set(&self, light: bool) {
-        self.0.store(light, Ordering::Relaxed);
-    }
-
-    /// Runner: reads it.
-    pub(crate) fn is_light(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A runner's recent time per job in µs (0 until measured), on its own cache line: the runner
-/// stores it only when it changes by more than an eighth (`admit::ServiceTime`), handlers read
-/// it for every `/run` request they dispatch. A hint: relaxed.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub struct ServiceHint(AtomicU64, AtomicU64);
-
-impl ServiceHint {
-    /// Runner: publishes its time per job.
-    pub(crate) fn set(&self, us: u64) {
-        self.0.store(us, Ordering::Relaxed);
-    }
-
-    /// Runner, once, before its time per job is known: when its first job started (µs since
-    /// server start).
-    pub(crate) fn first_job_started(&self, at_us: u64) {
-        self.1.store(at_us.max(1), Ordering::Relaxed);
-    }
-
-    /// Handler: the runner's time per job at `now_us`. Before the first measurement, the
-    /// first job's running time so far stands in for it, so a burst that arrives before any
-    /// job finished is not all queued behind a slow runner; 0 while the runner has not
-    /// started any job.
-    pub(crate) fn get(&self, now_us: u64) -> u64 {
-        match self.0.load(Ordering::Relaxed) {
-            0 => match self.1.load(Ordering::Relaxed) {
-                0 => 0,
-                started => now_us.saturating_sub(started).max(1),
-            },
-            us => us,
-        }
     }
 }
 
@@ -355,135 +271,6 @@ impl Server {
             reason: self.shared.shutdown.reason(),
         })
     }
-}
-
-/// A zeroed buffer whose pages are already resident: reserved memory is touched at startup,
-/// so serving never page-faults on it and resident memory does not creep up under load.
-///
-/// # Errors
-/// `OutOfMemory` when the allocator refuses (never an abort).
-pub(crate) fn prefaulted(len: usize) -> io::Result<Box<[u8]>> {
-    let mut buf = Vec::new();
-    buf.try_reserve_exact(len).map_err(|_| out_of_memory(len))?;
-    buf.resize(len, 0u8);
-    let mut buf = buf.into_boxed_slice();
-    // Zeroed pages from the allocator may not be mapped yet; one store per page maps them.
-    // `black_box` keeps the optimizer from dropping stores of zero into zeroed memory.
-    for page in buf.chunks_mut(4096) {
-        page[0] = std::hint::black_box(0);
-    }
-    Ok(buf)
-}
-
-fn out_of_memory(bytes: usize) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::OutOfMemory,
-        format!(
-            "could not reserve {bytes} bytes at startup: lower --max-connections, --slots, \
-             --max-body-bytes or --max-head-bytes"
-        ),
-    )
-}
-
-/// What the options need reserved, term by term, checked before anything is reserved.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MemoryPlan {
-    /// Connections in all (`--max-connections`, rounded up per handler).
-    pub(crate) connections: u64,
-    /// Bytes per connection (its read buffer and table entry).
-    pub(crate) per_connection: u64,
-    /// Request slots in all (`--slots` x `--handlers`).
-    pub(crate) slots: u64,
-    /// Bytes per slot (head copy, request body, response body).
-    pub(crate) per_slot: u64,
-    /// Bytes of rings.
-    pub(crate) rings: u64,
-}
-
-impl MemoryPlan {
-    /// Every byte the plan reserves.
-    pub(crate) fn total(&self) -> u64 {
-        self.connections
-            .saturating_mul(self.per_connection)
-            .saturating_add(self.slots.saturating_mul(self.per_slot))
-            .saturating_add(self.rings)
-    }
-
-    /// Refuses a plan that cannot fit in `available` bytes (`why` names the limit).
-    pub(crate) fn check(&self, available: Option<(u64, &str)>) -> io::Result<()> {
-        let total = self.total();
-        match available {
-            Some((avail, why)) if total > avail => Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!(
-                    "the options need {total} bytes reserved at startup but only {avail} are \
-                     available ({why}): {} connections (--max-connections) x {} bytes + {} \
-                     request slots (--slots x --handlers) x {} bytes (--max-body-bytes, \
-                     --max-head-bytes) + {} bytes of rings; lower those options",
-                    self.connections, self.per_connection, self.slots, self.per_slot, self.rings
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// How much memory this process can still reserve and touch: the smaller of the address-space
-/// limit (`RLIMIT_AS`, less what is mapped now and room for thread stacks) and the memory the
-/// kernel reports available. `None` when neither is known.
-fn memory_available(threads: usize) -> Option<(u64, &'static str)> {
-    let mut found: Option<(u64, &'static str)> = None;
-    let mut consider = |bytes: u64, why: &'static str| {
-        if found.is_none_or(|(b, _)| bytes < b) {
-            found = Some((bytes, why));
-        }
-    };
-    // The soft limit, from /proc/self/limits ("Max address space  SOFT  HARD  bytes").
-    let soft = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|t| {
-            let line = t.lines().find(|l| l.starts_with("Max address space"))?;
-            line["Max address space".len()..]
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        });
-    if let Some(soft) = soft {
-        let mapped = std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            .map_or(0, |pages| pages * 4096);
-        let stacks = threads as u64 * (2 << 20) + (16 << 20);
-        consider(
-            soft.saturating_sub(mapped + stacks),
-            "the address-space limit, ulimit -v",
-        );
-    }
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    if let Some(kib) = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-    {
-        consider(kib * 1024, "memory available, /proc/meminfo");
-    }
-    found
-}
-
-/// Carves `count` buffers of `len` bytes each off the front of `pool`.
-pub(crate) fn carve(
-    pool: &mut &'static mut [u8],
-    count: usize,
-    len: usize,
-) -> Vec<&'static mut [u8]> {
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (piece, rest) = std::mem::take(pool).split_at_mut(len);
-        out.push(piece);
-        *pool = rest;
-    }
-    out
 }
 
 fn leak<T>(value: T) -> &'static mut T {
@@ -713,31 +500,4 @@ fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         threads,
         runners: runner_handles,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Streak, LIGHT_STREAK};
-
-    #[test]
-    fn light_load_takes_a_whole_streak_and_one_busy_turn_ends_it() {
-        let mut s = Streak::default();
-        for _ in 1..LIGHT_STREAK {
-            assert!(!s.observe(true));
-        }
-        assert!(
-            s.observe(true),
-            "the streak's last light turn makes load light"
-        );
-        assert!(s.observe(true));
-        assert!(!s.observe(false), "one busy turn ends light load");
-        assert!(!s.observe(true), "and the streak starts again");
-        for _ in 2..LIGHT_STREAK {
-            assert!(!s.observe(true));
-        }
-        assert!(s.observe(true));
-        s.reset();
-        assert!(!s.is_light(), "a reset starts again");
-        assert!(!s.observe(true));
-    }
 }

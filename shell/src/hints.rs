@@ -1,0 +1,118 @@
+//! Hints threads leave each other on cache lines of their own: whether load is light (for
+//! runners that consider polling) and a runner's time per job (for handlers that shed). Each
+//! has one writer and orders nothing, so every access is relaxed.
+
+use httpd_runner_core::sync::{AtomicBool, AtomicU64, Ordering};
+
+/// Light load takes this many handler turns in a row that served at most one connection (and
+/// for a runner, this many one-job stretches in a row): a moment's lull under load is not it.
+pub(crate) const LIGHT_STREAK: u32 = 16;
+
+/// Counts light observations in a row (a handler turn that served at most one connection, a
+/// runner stretch of one job); light load is [`LIGHT_STREAK`] of them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Streak(u32);
+
+impl Streak {
+    /// Records one observation; returns whether load is now light.
+    pub(crate) fn observe(&mut self, light: bool) -> bool {
+        self.0 = if light { self.0.saturating_add(1) } else { 0 };
+        self.is_light()
+    }
+
+    /// Whether the last [`LIGHT_STREAK`] observations were all light.
+    pub(crate) fn is_light(self) -> bool {
+        self.0 >= LIGHT_STREAK
+    }
+
+    /// Starts counting again.
+    pub(crate) fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+/// A handler's "my last `LIGHT_STREAK` (16) loop turns each served at most one connection", on
+/// its own cache line (the handler writes it only when it changes; idle runners read it while
+/// they poll). A hint: it orders nothing, so it is relaxed.
+#[derive(Debug)]
+#[repr(align(128))]
+pub struct LoadHint(AtomicBool);
+
+impl Default for LoadHint {
+    fn default() -> Self {
+        Self(AtomicBool::new(false))
+    }
+}
+
+impl LoadHint {
+    /// Handler: records whether its load is light (called only when that changes).
+    pub(crate) fn set(&self, light: bool) {
+        self.0.store(light, Ordering::Relaxed);
+    }
+
+    /// Runner: reads it.
+    pub(crate) fn is_light(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A runner's recent time per job in µs (0 until measured), on its own cache line: the runner
+/// stores it only when it changes by more than an eighth (`admit::ServiceTime`), handlers read
+/// it for every `/run` request they dispatch. A hint: relaxed.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct ServiceHint(AtomicU64, AtomicU64);
+
+impl ServiceHint {
+    /// Runner: publishes its time per job.
+    pub(crate) fn set(&self, us: u64) {
+        self.0.store(us, Ordering::Relaxed);
+    }
+
+    /// Runner, once, before its time per job is known: when its first job started (µs since
+    /// server start).
+    pub(crate) fn first_job_started(&self, at_us: u64) {
+        self.1.store(at_us.max(1), Ordering::Relaxed);
+    }
+
+    /// Handler: the runner's time per job at `now_us`. Before the first measurement, the
+    /// first job's running time so far stands in for it, so a burst that arrives before any
+    /// job finished is not all queued behind a slow runner; 0 while the runner has not
+    /// started any job.
+    pub(crate) fn get(&self, now_us: u64) -> u64 {
+        match self.0.load(Ordering::Relaxed) {
+            0 => match self.1.load(Ordering::Relaxed) {
+                0 => 0,
+                started => now_us.saturating_sub(started).max(1),
+            },
+            us => us,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Streak, LIGHT_STREAK};
+
+    #[test]
+    fn light_load_takes_a_whole_streak_and_one_busy_turn_ends_it() {
+        let mut s = Streak::default();
+        for _ in 1..LIGHT_STREAK {
+            assert!(!s.observe(true));
+        }
+        assert!(
+            s.observe(true),
+            "the streak's last light turn makes load light"
+        );
+        assert!(s.observe(true));
+        assert!(!s.observe(false), "one busy turn ends light load");
+        assert!(!s.observe(true), "and the streak starts again");
+        for _ in 2..LIGHT_STREAK {
+            assert!(!s.observe(true));
+        }
+        assert!(s.observe(true));
+        s.reset();
+        assert!(!s.is_light(), "a reset starts again");
+        assert!(!s.observe(true));
+    }
+}
