@@ -1,0 +1,171 @@
+//! Ends of connections: lingering close, a peer that is gone, deadlines, shutdown.
+
+use super::*;
+
+impl State {
+    /// Discards whatever the peer sent. Returns `true` at EOF or on an error.
+    pub(super) fn discard_input(&mut self, idx: u32) -> bool {
+        let c = &mut self.conns[idx as usize];
+        let Some(stream) = c.stream.as_mut() else {
+            return true;
+        };
+        loop {
+            match stream.read(&mut c.rbuf[..]) {
+                Ok(0) => return true,
+                Ok(n) => self.metrics.bytes_in.add(n as u64),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// Ends a connection whose responses are all written: at once if the peer already closed
+    /// its side, else by a lingering close (shut our side, discard input until EOF or
+    /// [`LINGER_MS`]), so unread input cannot turn into a reset that destroys our response.
+    pub(super) fn close(&mut self, idx: u32, registry: &mio::Registry) {
+        let now = self.now_ms;
+        let c = &mut self.conns[idx as usize];
+        let Some(stream) = c.stream.as_mut() else {
+            return;
+        };
+        if c.peer_eof
+            || c.linger_until.is_some()
+            || self.shutdown_deadline_ms.is_some_and(|d| now >= d)
+        {
+            return self.close_now(idx, registry);
+        }
+        let _ = stream.shutdown(SockShutdown::Write);
+        // Never past the shutdown deadline.
+        let until = now + LINGER_MS;
+        c.linger_until = Some(self.shutdown_deadline_ms.map_or(until, |d| until.min(d)));
+        if self.discard_input(idx) {
+            self.close_now(idx, registry);
+        }
+    }
+
+    pub(super) fn close_now(&mut self, idx: u32, registry: &mio::Registry) {
+        let c = &mut self.conns[idx as usize];
+        let Some(mut stream) = c.stream.take() else {
+            return;
+        };
+        let _ = registry.deregister(&mut stream);
+        drop(stream);
+        c.linger_until = None;
+        c.wait_since_us = None;
+        c.write_blocked = false;
+        if let Some(b) = c.body.take() {
+            self.free_slots.push(b.slot);
+        }
+        if let Some(Placed { slot, .. }) = c.placed.take() {
+            self.free_slots.push(slot);
+        }
+        if let Some(Spilled { slot, .. }) = c.spill.take() {
+            self.free_slots.push(slot);
+        }
+        while let Some(out) = c.core.pop_any() {
+            if let Out::Slot(slot) = out {
+                self.free_slots.push(slot);
+            }
+        }
+        c.generation = c.generation.wrapping_add(1);
+        self.free_conns.push(idx);
+        self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
+        self.metrics.closed.inc();
+    }
+
+    /// The peer reset the connection (or shut both directions): free it and everything it
+    /// holds now. Slots still at a runner come back later and are dropped (`complete` sees
+    /// the generation changed).
+    pub(super) fn peer_gone(&mut self, idx: u32, registry: &mio::Registry) {
+        let c = &mut self.conns[idx as usize];
+        if c.stream.is_none() {
+            return;
+        }
+        if c.linger_until.is_none() {
+            self.metrics.resets.inc();
+        }
+        c.core.peer_reset();
+        self.close_now(idx, registry);
+    }
+
+    /// Checks every connection's deadlines.
+    pub(super) fn tick(&mut self, registry: &mio::Registry) {
+        let now = self.now_ms;
+        for idx in 0..self.conns.len() as u32 {
+            let c = &mut self.conns[idx as usize];
+            if c.stream.is_none() {
+                continue;
+            }
+            if let Some(until) = c.linger_until {
+                if now >= until {
+                    self.close_now(idx, registry);
+                }
+                continue;
+            }
+            let Some(t) = c.core.tick(now) else { continue };
+            let kind = match t {
+                Timeout::Head => 0,
+                Timeout::Body => 1,
+                Timeout::Idle => 2,
+                Timeout::Write => 3,
+            };
+            self.metrics.timeouts[kind].inc();
+            if t.answers_408() {
+                self.fail(idx, 408, None);
+                self.flush(idx, registry);
+            } else {
+                self.close(idx, registry);
+            }
+        }
+    }
+
+    /// Shutdown: close idle connections now, the rest once their in-flight responses are out
+    /// or the shutdown timeout passes. Returns `true` when every connection is closed.
+    pub(super) fn drain_for_shutdown(
+        &mut self,
+        registry: &mio::Registry,
+        accepts: &mut Consumer<'static, TcpStream, ACCEPT_RING_SLOTS>,
+    ) -> bool {
+        let now = self.now_ms;
+        let deadline = *self
+            .shutdown_deadline_ms
+            .get_or_insert(now + self.shared.cfg.shutdown_timeout.as_millis() as u64);
+        while let Some(stream) = accepts.pop() {
+            drop(stream);
+            self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
+            self.metrics.closed.inc();
+        }
+        let force = now >= deadline;
+        let mut open = 0;
+        for idx in 0..self.conns.len() as u32 {
+            let c = &mut self.conns[idx as usize];
+            if c.stream.is_none() {
+                continue;
+            }
+            if c.linger_until.is_some() {
+                if force {
+                    self.close_now(idx, registry);
+                } else {
+                    open += 1;
+                }
+                continue;
+            }
+            if !c.core.is_closing() {
+                c.core.shutdown();
+            }
+            if c.core.in_flight() == 0 && c.body.is_none() && c.rstart == c.rend {
+                // Idle: nothing was asked, so nothing is owed; no lingering close either.
+                self.close_now(idx, registry);
+                continue;
+            }
+            if force || c.core.should_close() {
+                self.close(idx, registry);
+                open += usize::from(self.conns[idx as usize].stream.is_some());
+            } else {
+                open += 1;
+            }
+        }
+        open == 0
+    }
+}

@@ -1,0 +1,166 @@
+//! The hop to the runners: dispatch (or shed by expected wait), publish and wake, and take
+//! the answers back.
+
+use super::*;
+
+impl State {
+    /// With nothing else to do but jobs out at runners that usually answer within
+    /// [`AWAIT_RUNNERS`], waits for their answers here instead of sleeping in `poll`: the
+    /// answers come back without an eventfd write by the runner and an `epoll_wait` wake-up
+    /// here. Yields between checks, so a runner sharing this core gets it at once. Returns
+    /// whether an answer arrived (sockets are looked at again either way). After a wait that
+    /// ran out, the next one waits for an answer to arrive first, so a runner busy with a
+    /// long job costs one wasted wait, not one per loop turn.
+    pub(super) fn await_runners(
+        &mut self,
+        done: &[Consumer<'static, Done<'static>, RING_SLOTS>],
+    ) -> bool {
+        let limit = AWAIT_RUNNERS.as_micros() as u64;
+        if self.service_avg_us > limit
+            || self.await_ran_out
+            || self.in_flight.iter().all(|&n| n == 0)
+        {
+            return false;
+        }
+        let start = self.started.elapsed();
+        let until = start + AWAIT_RUNNERS;
+        self.metrics.awaits.inc();
+        loop {
+            let answered = done.iter().any(|r| !r.is_empty());
+            let now = self.started.elapsed();
+            if answered || now >= until {
+                self.metrics
+                    .await_us
+                    .add(now.saturating_sub(start).as_micros() as u64);
+                if !answered {
+                    self.await_ran_out = true;
+                    self.metrics.awaits_ran_out.inc();
+                }
+                return answered;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Publishes the jobs staged for each runner (one store per ring that has any). The
+    /// runners are woken, if asleep, once per loop turn by [`wake_runners`](Self::wake_runners).
+    pub(super) fn publish_jobs(&mut self) {
+        for ring in &mut self.jobs {
+            ring.publish();
+        }
+    }
+
+    /// Sends a `/run` request to a runner, or sheds it with 503 when that runner is full.
+    pub(super) fn dispatch(&mut self, slot: &'static mut Slot<'static>) {
+        let r = pick_runner(
+            slot.request.view().key(),
+            &self.in_flight,
+            &mut self.round_robin,
+        );
+        slot.ticket.runner = r as u16;
+        if self.in_flight[r] >= self.ring_capacity {
+            return self.shed(slot, &self.metrics.shed);
+        }
+        if self.shed_after_us != 0 {
+            let waited = self.conns[slot.ticket.conn as usize].waited_us;
+            let service = self.shared.runner_service[r].get(self.now_us);
+            if service != 0
+                && admit::should_shed(waited, self.ahead_at(r), service, self.shed_after_us)
+            {
+                return self.shed(slot, &self.metrics.shed_queue);
+            }
+        }
+        // Staged, not yet published: everything one read brought in crosses to the runner with
+        // one index store at the end of `drive` (`publish_jobs`).
+        match self.jobs[r].stage(slot) {
+            Ok(()) => {
+                self.in_flight[r] += 1;
+                self.shared.metrics.depth[self.index * self.jobs.len() + r].inc();
+                self.wake_runner[r] = true;
+            }
+            Err(slot) => self.shed(slot, &self.metrics.shed),
+        }
+    }
+
+    /// Jobs queued or running at runner `r` from every handler (this one's exactly, the
+    /// others' as their gauges last said).
+    pub(super) fn ahead_at(&self, r: usize) -> u64 {
+        let runners = self.jobs.len();
+        let others: u64 = (0..self.shared.metrics.handlers.len())
+            .filter(|&h| h != self.index)
+            .map(|h| self.shared.metrics.depth[h * runners + r].get())
+            .sum();
+        others + self.in_flight[r] as u64
+    }
+
+    /// Answers 503 with `Retry-After`, counted in `why`.
+    pub(super) fn shed(&mut self, slot: &'static mut Slot<'static>, why: &'static Counter) {
+        why.inc();
+        self.local(slot, 503, None, |b| {
+            b.extend_from_slice(b"Service Unavailable\n").is_ok()
+        });
+    }
+
+    pub(super) fn wake_runners(&mut self) {
+        // Publish before the wake check: a runner that finds its ring empty after we see it
+        // asleep would sleep through the jobs (see `wake`).
+        self.publish_jobs();
+        for (r, w) in self.wake_runner.iter_mut().enumerate() {
+            if std::mem::take(w) && self.shared.runner_bells[r].should_wake() {
+                self.shared.shutdown.wake_runner(r);
+            }
+        }
+    }
+
+    /// Mid-turn, after [`HARVEST_BYTES`] of input: wakes the runners for the jobs staged so
+    /// far and writes the answers that are already back, while their bodies are still in
+    /// this core's cache (a turn over many connections with large bodies reads more than the
+    /// cache holds before its first write).
+    pub(super) fn harvest(
+        &mut self,
+        done: &mut [Consumer<'static, Done<'static>, RING_SLOTS>],
+        registry: &mio::Registry,
+    ) {
+        self.read_since_harvest = 0;
+        self.metrics.harvests.inc();
+        self.wake_runners();
+        self.take_answers(done);
+        self.flush_dirty(registry);
+    }
+
+    /// Takes every slot the runners have handed back. Returns whether there was any.
+    pub(super) fn take_answers(
+        &mut self,
+        done: &mut [Consumer<'static, Done<'static>, RING_SLOTS>],
+    ) -> bool {
+        let mut any = false;
+        for ring in done {
+            while let Some(slot) = ring.pop() {
+                self.runner_done(slot);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// A slot came back from a runner.
+    pub(super) fn runner_done(&mut self, slot: &'static mut Slot<'static>) {
+        let r = slot.ticket.runner as usize;
+        self.in_flight[r] -= 1;
+        self.await_ran_out = false;
+        self.shared.metrics.depth[self.index * self.jobs.len() + r].sub(1);
+        // The runner's own stamp, not our clock: had we slept, ours would add the time our
+        // wake-up took, and an estimate inflated by sleeping would keep us sleeping (the
+        // wait below is only tried while the estimate is low).
+        let t = slot.ticket;
+        if t.answered_us != Ticket::UNSTAMPED {
+            let service_us = t.answered_us.saturating_sub(t.started_us);
+            self.service_avg_us = if self.service_avg_us == u64::MAX {
+                service_us
+            } else {
+                (self.service_avg_us * 7 + service_us) / 8
+            };
+        }
+        self.complete(slot);
+    }
+}
