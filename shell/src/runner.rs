@@ -104,22 +104,22 @@ impl RunnerThread {
         let mut service = ServiceTime::default();
         let mut published = 0;
         let hint = &self.shared.runner_service[self.index];
+        // The last clock reading while the runner has been busy since (`None` once it idles):
+        // time per job is measured between readings, and a run's stamp (its one reading, see
+        // `Ticket::answered_us`) ends one measurement and starts the next, so a busy runner
+        // reads the clock once per run, plus once per `MEASURE_EVERY` jobs of a long run.
+        let mut mark: Option<u64> = None;
         loop {
             let mut did = false;
             for ((jobs, done), woke) in self.jobs.iter_mut().zip(&mut self.done).zip(&mut woke) {
                 let mut next = jobs.pop();
-                // Time per job is measured from the end of a run's first job: a run of one
-                // job costs one clock reading (its stamp, see `Ticket::answered_us`), as it
-                // did before; longer runs (a queue, which is when shedding needs the
-                // estimate) are measured every `MEASURE_EVERY` jobs and at their end.
-                let mut since: Option<u64> = None;
-                let mut ran = 0;
-                if next.is_some() && !service.is_measured() {
+                if next.is_some() && mark.is_none() && !service.is_measured() {
                     // Until the first measurement, the first job is measured from its start.
                     let now = micros_since(self.shared.started);
                     hint.first_job_started(now);
-                    since = Some(now);
+                    mark = Some(now);
                 }
+                let mut ran = 0;
                 // Once every handler has finished (its connections closed at the shutdown
                 // deadline), queued jobs have no one to answer: they are not run.
                 let orphaned = next.is_some() && self.shared.shutdown.handlers_finished();
@@ -131,29 +131,33 @@ impl RunnerThread {
                     metrics.jobs.inc();
                     next = jobs.pop();
                     let last = next.is_none();
-                    match since {
-                        None if last => {
-                            slot.ticket.answered_us = micros_since(self.shared.started);
+                    ran += 1;
+                    match mark {
+                        // After idling: the reading at the end of this job starts the count.
+                        None => {
+                            let now = micros_since(self.shared.started);
+                            if last {
+                                slot.ticket.answered_us = now;
+                            }
+                            mark = Some(now);
+                            ran = 0;
                         }
-                        None => since = Some(micros_since(self.shared.started)),
-                        Some(from) => {
-                            ran += 1;
-                            if last || ran == MEASURE_EVERY || !service.is_measured() {
-                                let now = micros_since(self.shared.started);
-                                if last {
-                                    slot.ticket.answered_us = now;
-                                }
-                                service.observe(now.saturating_sub(from), ran);
-                                since = Some(now);
-                                ran = 0;
-                                // At least 1 µs once measured: 0 means "not yet" to readers.
-                                let now_us = service.per_job_us().max(1);
-                                if now_us != published && service.worth_publishing(published) {
-                                    published = now_us;
-                                    hint.set(published);
-                                }
+                        Some(from) if last || ran == MEASURE_EVERY || !service.is_measured() => {
+                            let now = micros_since(self.shared.started);
+                            if last {
+                                slot.ticket.answered_us = now;
+                            }
+                            service.observe(now.saturating_sub(from), ran);
+                            mark = Some(now);
+                            ran = 0;
+                            // At least 1 µs once measured: 0 means "not yet" to readers.
+                            let per_job = service.per_job_us().max(1);
+                            if per_job != published && service.worth_publishing(published) {
+                                published = per_job;
+                                hint.set(published);
                             }
                         }
+                        Some(_) => {}
                     }
                     push_back(done, slot);
                     stretch += 1;
@@ -170,6 +174,7 @@ impl RunnerThread {
                 idle = 0;
                 continue;
             }
+            mark = None;
             if self.shared.shutdown.handlers_finished() && self.jobs.iter().all(Consumer::is_empty)
             {
                 return;
