@@ -1,18 +1,21 @@
 //! Admission: which connection may take a request slot, and which `/run` request is shed
 //! with `503` instead of waiting. Pure decisions over counts and times the shell passes in.
 //!
-//! - **Fair share of slots.** A handler's slots are shared by its connections. A connection
-//!   that already holds a slot (a request in flight) may take another only while more than
-//!   [`reserve`] slots are free: the last eighth is kept for connections that hold none, so a
-//!   few clients that pipeline and never read their answers cannot take every slot. (The
-//!   shell also gives no new slot to a connection whose written responses go unread.)
+//! - **Fair share of slots.** A handler's slots are shared by its connections. While a
+//!   connection that holds no slot is [`starving`] (has waited [`STARVING_AFTER_US`] for
+//!   one), a connection that already holds one (a
+//!   request in flight) may take another only while more than [`reserve`] slots are free:
+//!   the last eighth goes to those that hold none. Otherwise any free slot may be taken, so
+//!   no slot sits idle and pipelined batches are not cut while clients merely take turns. (The shell also gives no
+//!   new slot to a connection whose written responses go unread, and refuses with 503 one
+//!   that holds none and waited past the shed bound.)
 //! - **Bounded waiting.** A request that would wait longer than the shed bound is refused at
 //!   once with `503` and `Retry-After`: the time it already waited for a slot plus the jobs
 //!   ahead of it at its runner times that runner's recent service time per job. Like CoDel,
 //!   this bounds the time a request spends queued (its sojourn), whatever the queue's length,
 //!   so latency under overload stays bounded for the requests that are served.
 
-use crate::limits::SLOT_RESERVE_DIVISOR;
+use crate::limits::{SLOT_RESERVE_DIVISOR, STARVING_AFTER_US};
 
 /// Slots a handler keeps for connections that hold none: `total / 8` (0 below 8 slots).
 #[must_use]
@@ -21,10 +24,18 @@ pub const fn reserve(total: usize) -> usize {
 }
 
 /// Whether a connection that holds `held` slots may take one more, with `free` of the
-/// handler's `total` slots free.
+/// handler's `total` slots free, and `newcomer_waiting` when a connection that holds none
+/// is [`starving`].
 #[must_use]
-pub const fn may_take_slot(held: usize, free: usize, total: usize) -> bool {
-    free > 0 && (held == 0 || free > reserve(total))
+pub const fn may_take_slot(held: usize, free: usize, total: usize, newcomer_waiting: bool) -> bool {
+    free > 0 && (held == 0 || !newcomer_waiting || free > reserve(total))
+}
+
+/// Whether a connection holding no slot that has waited for one since `since_us` is starving
+/// at `now_us`: then holders leave it the reserve ([`may_take_slot`]).
+#[must_use]
+pub const fn starving(since_us: u64, now_us: u64) -> bool {
+    now_us.saturating_sub(since_us) >= STARVING_AFTER_US
 }
 
 /// Whether a connection holding no slot that has waited since `since_us` for one has waited
@@ -125,17 +136,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_reserve_is_kept_for_connections_holding_no_slot() {
+    fn the_reserve_is_kept_for_connections_holding_no_slot_while_one_waits() {
         assert_eq!(reserve(128), 16);
         assert_eq!(reserve(7), 0);
-        // A newcomer takes the last slot; a holder stops at the reserve.
-        assert!(may_take_slot(0, 1, 128));
-        assert!(!may_take_slot(1, 16, 128));
-        assert!(may_take_slot(1, 17, 128));
-        assert!(may_take_slot(15, 17, 128));
-        assert!(!may_take_slot(0, 0, 128));
+        // While a newcomer waits: it takes the last slot; a holder stops at the reserve.
+        assert!(may_take_slot(0, 1, 128, true));
+        assert!(!may_take_slot(1, 16, 128, true));
+        assert!(may_take_slot(1, 17, 128, true));
+        assert!(may_take_slot(15, 17, 128, true));
+        assert!(!may_take_slot(0, 0, 128, true));
+        // With nobody waiting, a holder takes any free slot.
+        assert!(may_take_slot(15, 1, 128, false));
+        assert!(!may_take_slot(15, 0, 128, false));
         // With fewer than eight slots there is no reserve.
-        assert!(may_take_slot(3, 1, 4));
+        assert!(may_take_slot(3, 1, 4, true));
+    }
+
+    #[test]
+    fn a_newcomer_starves_after_a_few_milliseconds_not_while_taking_turns() {
+        assert!(!starving(1_000, 1_000 + STARVING_AFTER_US - 1));
+        assert!(starving(1_000, 1_000 + STARVING_AFTER_US));
+        assert!(
+            !starving(2_000, 1_000),
+            "a clock behind the stamp is no wait"
+        );
     }
 
     #[test]

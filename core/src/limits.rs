@@ -50,6 +50,11 @@ pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 /// none (see `admit`).
 pub const SLOT_RESERVE_DIVISOR: usize = 8;
 
+/// A connection that holds no request slot and has waited this long for one is starving:
+/// while one is, connections that hold slots leave the last eighth to it (see `admit`).
+/// Waits in a busy but healthy server (pipelining clients taking turns) are far shorter.
+pub const STARVING_AFTER_US: u64 = 5_000;
+
 /// Default longest time a `/run` request may expect to wait (for a slot, then in its runner's
 /// queue) before it is shed with 503 (`--shed-after`).
 pub const DEFAULT_SHED_AFTER_MS: u64 = 50;

@@ -126,10 +126,9 @@ pub struct Config {
     pub max_head_bytes: u64,
 
     /// Request slots per handler: requests in flight (parsed, not yet answered) per handler.
-    /// Each reserves one head and two body buffers. A connection that holds one may take
-    /// another only while more than an eighth are free (the rest is kept for connections
-    /// holding none). A connection that finds none waits in arrival order, up to
-    /// `--shed-after`, then gets 503.
+    /// Each reserves one head and two body buffers. While a connection holding none has
+    /// waited 5 ms for one, connections holding one leave it the last eighth. A connection
+    /// that finds none waits in arrival order, up to `--shed-after`, then gets 503.
     #[arg(long, env = "HTTPD_RUNNER_SLOTS", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub slots: u32,
 

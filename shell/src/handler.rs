@@ -313,6 +313,9 @@ struct State {
     shutdown_deadline_ms: Option<u64>,
     /// The handler's request slots in all (free or not), for the fair share.
     total_slots: usize,
+    /// A connection that holds no slot is starving for one (as of the last scan of
+    /// `retry`): holders then leave the reserve to it.
+    newcomer_waiting: bool,
     /// `--shed-after` in µs (0: off).
     shed_after_us: u64,
 }
@@ -363,6 +366,7 @@ impl HandlerThread {
             read_since_harvest: 0,
             shutdown_deadline_ms: None,
             total_slots: cfg.slots as usize,
+            newcomer_waiting: false,
             shed_after_us: cfg.shed_after_us(),
         };
         let mut events = Events::with_capacity(1024);
@@ -387,7 +391,7 @@ impl HandlerThread {
             st.wake_runners();
             // Connections waiting for their next turn must not wait for a poll timeout; those
             // waiting for a slot are retried when a runner hands one back (which wakes us).
-            work |= st.retry_can_progress();
+            work |= st.scan_retry();
             if st.now_ms >= next_tick {
                 next_tick = st.now_ms + TICK.as_millis() as u64;
                 st.tick(poll.registry());
@@ -798,9 +802,10 @@ impl State {
             None => {
                 let held = c.core.in_flight();
                 let free = self.free_slots.len();
-                let slot = admit::may_take_slot(held, free, self.total_slots)
-                    .then(|| self.free_slots.pop())
-                    .flatten();
+                let slot =
+                    admit::may_take_slot(held, free, self.total_slots, self.newcomer_waiting)
+                        .then(|| self.free_slots.pop())
+                        .flatten();
                 let Some(slot) = slot else {
                     c.core.on_data(now);
                     if self.wait_expired(idx) {

@@ -221,44 +221,34 @@ impl Server {
     /// The first error a thread returned.
     pub fn wait(self) -> io::Result<Summary> {
         let mut first_err = None;
-        let mut threads = self.threads;
-        // Handlers close every connection by the shutdown deadline; runners stop running
-        // queued jobs once the handlers are done, but one may be inside a `run` that does not
-        // return: past the deadline and the margin it is left behind (the process exit ends it).
-        let started = loop {
-            if let Some(t) = self.shared.shutdown.started() {
-                break t;
-            }
-            if threads
-                .iter()
-                .chain(&self.runners)
-                .any(JoinHandle::is_finished)
+        let mut record = |result: std::thread::Result<io::Result<()>>| {
+            if let Err(e) =
+                result.unwrap_or_else(|_| Err(io::Error::other("a server thread panicked")))
             {
-                // A thread failed before any shutdown: stop the rest, then report it.
-                self.shared.shutdown.trigger(Reason::Request);
+                first_err.get_or_insert(e);
             }
-            std::thread::sleep(Duration::from_millis(20));
         };
+        // The listener returns once a shutdown starts, and the handlers once they have closed
+        // every connection, by the shutdown deadline: joining them blocks without polling.
+        for t in self.threads {
+            record(t.join());
+        }
+        // Runners stop running queued jobs once the handlers are done, but one may be inside
+        // a `run` that does not return: past the deadline and the margin it is left behind
+        // (the process exit ends it).
+        let started = self.shared.shutdown.started().unwrap_or_else(Instant::now);
         let limit = started + self.shared.cfg.shutdown_timeout + SHUTDOWN_MARGIN;
         for (r, t) in self.runners.into_iter().enumerate() {
             while !t.is_finished() && Instant::now() < limit {
                 std::thread::sleep(Duration::from_millis(2));
             }
             if t.is_finished() {
-                threads.push(t);
+                record(t.join());
             } else {
                 eprintln!(
                     "httpd-runner: runner-{r} is still inside its run() past the shutdown \
                      timeout; exiting without it"
                 );
-            }
-        }
-        for t in threads {
-            let result = t
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a server thread panicked")));
-            if let Err(e) = result {
-                first_err.get_or_insert(e);
             }
         }
         if let Some(e) = first_err {

@@ -91,11 +91,24 @@ impl State {
     pub(super) fn may_progress(&self, idx: u32) -> bool {
         let c = &self.conns[idx as usize];
         c.wait_since_us.is_none()
-            || admit::may_take_slot(c.core.in_flight(), self.free_slots.len(), self.total_slots)
+            || admit::may_take_slot(
+                c.core.in_flight(),
+                self.free_slots.len(),
+                self.total_slots,
+                self.newcomer_waiting,
+            )
     }
 
-    /// Whether some queued connection can do anything now (else the loop may sleep).
-    pub(super) fn retry_can_progress(&self) -> bool {
+    /// Once per loop turn: whether a connection that holds no slot is starving for one, and
+    /// whether some queued connection can do anything now (else the loop may sleep).
+    pub(super) fn scan_retry(&mut self) -> bool {
+        let now = self.now_us;
+        self.newcomer_waiting = self.retry.iter().any(|&i| {
+            let c = &self.conns[i as usize];
+            c.core.in_flight() == 0
+                && c.wait_since_us
+                    .is_some_and(|since| admit::starving(since, now))
+        });
         !self.free_slots.is_empty() && self.retry.iter().any(|&i| self.may_progress(i))
     }
 }
