@@ -146,6 +146,8 @@ struct BodyRead {
 enum BodyFraming {
     Length(usize),
     Chunked(ChunkedDecoder),
+    /// Declared too large: answer 413 once the client starts sending it.
+    Refuse,
 }
 
 /// One connection's state, reused across connections (its buffers live for the server).
@@ -891,13 +893,15 @@ impl State {
             Framing::Chunked => Some(BodyFraming::Chunked(ChunkedDecoder::new(
                 limits.max_body_bytes,
             ))),
-            Framing::TooLarge(_) => {
-                // Refused now, without reading the body: a client waiting for `100 Continue`
-                // gets its answer, and one that sends nothing more does not wait for the body
-                // timeout. The lingering close discards whatever body does come.
+            Framing::TooLarge(_) if expect_continue => {
+                // The client waits for our word: refuse now, without reading the body.
                 self.free_slots.push(slot);
                 return self.refuse_too_large(idx, Some(head_request));
             }
+            // Refused once its first bytes arrive. A client that declares a huge body and
+            // sends nothing gets no answer before the body timeout (or its own close): the
+            // conformance suite (MAL-POST-CL-HUGE-NO-BODY) takes an early 413 for a failure.
+            Framing::TooLarge(_) => Some(BodyFraming::Refuse),
         };
         match framing {
             None => {
@@ -908,7 +912,9 @@ impl State {
                 // 100-continue only when the client is waiting (no body bytes yet) and nothing
                 // else is queued ahead on this connection, so the interim response cannot
                 // land inside another response.
-                if expect_continue
+                let refusing = matches!(framing, BodyFraming::Refuse);
+                if !refusing
+                    && expect_continue
                     && body_in_place == 0
                     && c.rstart == c.rend
                     && c.core.in_flight() == 1
@@ -974,6 +980,8 @@ impl State {
                     }
                 }
             }
+            BodyFraming::Refuse if input.is_empty() => return false,
+            BodyFraming::Refuse => return self.refuse_too_large(idx, None),
         };
         if !done {
             return false;

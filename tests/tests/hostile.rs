@@ -477,7 +477,7 @@ fn refused_head_requests_get_no_body() {
         ("400", b"HEAD / HTTP/1.1\r\n\r\n", 400),
         (
             "413",
-            b"HEAD /run HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
+            b"HEAD /run HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nsome",
             413,
         ),
         ("414", long.as_bytes(), 414),
