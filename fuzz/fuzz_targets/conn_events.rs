@@ -1,5 +1,5 @@
 //! The connection state machine under arbitrary event sequences: no panic, responses leave in
-//! request order, nothing is written after the connection decided to close, and the number
+//! request order, a peer that closes or resets frees what it can never get, nothing is written after the connection decided to close, and the number
 //! of requests in flight never exceeds the bound.
 #![no_main]
 use httpd_runner_core::conn::{Conn, ConnConfig};
@@ -53,13 +53,27 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
                 }
             }
             8 => c.fail(now, u32::MAX),
-            _ => {
-                if arg % 2 == 0 {
-                    c.peer_closed()
-                } else {
-                    c.shutdown()
+            _ => match arg % 3 {
+                0 => {
+                    let before = c.in_flight();
+                    if c.peer_closed() {
+                        // The request whose body was arriving is dropped: the newest begun.
+                        assert_eq!(c.in_flight(), before - 1);
+                        assert!(begun.pop().is_some());
+                    }
+                    if c.in_flight() == 0 {
+                        assert!(
+                            c.should_close(),
+                            "a closed peer with nothing owed closes now"
+                        );
+                    }
                 }
-            }
+                1 => c.shutdown(),
+                _ => {
+                    c.peer_reset();
+                    assert!(c.should_close(), "a reset closes now");
+                }
+            },
         }
         assert!(c.in_flight() <= MAX_PIPELINE);
         let ready: Vec<u32> = c.ready().map(|v| *v).collect();
