@@ -1,0 +1,94 @@
+//! A complete request's answer: to a runner, or from the handler itself (`/health`,
+//! `/metrics`, `/shutdown`, statuses).
+
+use super::*;
+
+impl State {
+    /// A request is complete: send it to a runner or answer it here.
+    pub(super) fn finish(&mut self, idx: u32, slot: &'static mut Slot<'static>, action: Action) {
+        slot.ticket.started_us = self.now_us;
+        slot.ticket.answered_us = Ticket::UNSTAMPED;
+        match action {
+            Action::Run => self.dispatch(slot),
+            Action::Health => self.local(slot, 200, None, |body| {
+                body.extend_from_slice(b"ok\n").is_ok()
+            }),
+            Action::Metrics => {
+                let metrics = &self.shared.metrics;
+                slot.serve(|_, resp| {
+                    let _ =
+                        resp.header("Content-Type", b"text/plain; version=0.0.4; charset=utf-8");
+                    if metrics.render(resp.body_mut()).is_err() {
+                        resp.reset();
+                        resp.set_status(500);
+                    }
+                });
+                self.complete(slot);
+            }
+            Action::Shutdown => {
+                if self.shutdown_allowed(idx, slot) {
+                    self.conns[idx as usize].core.shutdown();
+                    self.local(slot, 200, None, |b| {
+                        b.extend_from_slice(b"shutting down\n").is_ok()
+                    });
+                    self.shared.shutdown.trigger(Reason::Request);
+                } else {
+                    self.local(slot, 403, None, |b| {
+                        b.extend_from_slice(b"Forbidden\n").is_ok()
+                    });
+                }
+            }
+            Action::Status(status, allow) => {
+                self.local(slot, status, allow, |b| {
+                    b.extend_from_slice(response::reason(status).as_bytes())
+                        .is_ok()
+                        && b.extend_from_slice(b"\n").is_ok()
+                });
+            }
+        }
+    }
+
+    /// `/shutdown` is allowed from loopback peers, or with the configured bearer token.
+    pub(super) fn shutdown_allowed(&self, idx: u32, slot: &Slot<'_>) -> bool {
+        let loopback = self.conns[idx as usize]
+            .stream
+            .as_ref()
+            .and_then(|s| s.peer_addr().ok())
+            .is_some_and(|a| a.ip().is_loopback());
+        let token = self.shared.cfg.shutdown_token.as_deref().map(str::as_bytes);
+        route::shutdown_permitted(loopback, token, slot.request.view().header("authorization"))
+    }
+
+    /// Answers with a short text body written by `body`.
+    pub(super) fn local(
+        &mut self,
+        slot: &'static mut Slot<'static>,
+        status: u16,
+        allow: Option<&'static str>,
+        body: impl FnOnce(&mut FixedBuf<'_>) -> bool,
+    ) {
+        slot.serve(|_, resp| {
+            resp.set_status(status);
+            let _ = resp.header("Content-Type", b"text/plain; charset=utf-8");
+            if let Some(allow) = allow {
+                let _ = resp.header("Allow", allow.as_bytes());
+            }
+            if status == 503 {
+                let _ = resp.header("Retry-After", b"1");
+            }
+            let _ = body(resp.body_mut());
+        });
+        self.complete(slot);
+    }
+}
+
+/// The route label of a path, for the metrics of 405s and `OPTIONS` answers.
+pub(super) fn label_of(path: &str) -> u8 {
+    match path {
+        "/shutdown" => ROUTE_SHUTDOWN,
+        "/metrics" => ROUTE_METRICS,
+        "/health" => ROUTE_HEALTH,
+        _ if path.starts_with("/run") => ROUTE_RUN,
+        _ => ROUTE_OTHER,
+    }
+}
