@@ -53,6 +53,38 @@ pub const fn should_shed(waited_us: u64, ahead: u64, service_us: u64, bound_us: 
     bound_us != 0 && waited_us.saturating_add(ahead.saturating_mul(service_us)) > bound_us
 }
 
+/// Why a request was shed with 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    /// Its runner's queue from this handler was full (`--ring-capacity`).
+    RingFull,
+    /// It would have waited past the bound at its runner ([`should_shed`]).
+    QueueWait,
+    /// Its connection waited past the bound for a request slot ([`slot_wait_expired`]).
+    SlotWait,
+}
+
+impl Shed {
+    /// Every reason, in index order.
+    pub const ALL: [Self; 3] = [Self::RingFull, Self::QueueWait, Self::SlotWait];
+
+    /// The metric label (`reason="..."`).
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::RingFull => "ring_full",
+            Self::QueueWait => "queue_wait",
+            Self::SlotWait => "slot_wait",
+        }
+    }
+
+    /// Its place in [`Self::ALL`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Observations in one window of [`ServiceTime`].
 pub const SERVICE_WINDOW: u32 = 16;
 

@@ -69,6 +69,26 @@ pub enum Timeout {
 }
 
 impl Timeout {
+    /// Every kind, in index order.
+    pub const ALL: [Self; 4] = [Self::Head, Self::Body, Self::Idle, Self::Write];
+
+    /// The metric label (`kind="..."`).
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Head => "head",
+            Self::Body => "body",
+            Self::Idle => "idle",
+            Self::Write => "write",
+        }
+    }
+
+    /// Its place in [`Self::ALL`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// Whether a 408 is owed before closing.
     #[must_use]
     pub const fn answers_408(self) -> bool {

@@ -62,6 +62,123 @@ pub const DEFAULT_SHED_AFTER_MS: u64 = 50;
 /// Default seconds a shed request is told to wait (`Retry-After`).
 pub const DEFAULT_RETRY_AFTER_SECS: u32 = 1;
 
+/// Default most open connections (`--max-connections`).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+
+/// Most connections `--max-connections` accepts.
+pub const MAX_CONNECTIONS_LIMIT: u32 = 1_000_000;
+
+/// Largest body limit `--max-body-bytes` accepts.
+pub const MAX_BODY_BYTES_LIMIT: usize = 64 << 20;
+
+/// Smallest and largest head limit `--max-head-bytes` accepts.
+pub const MIN_HEAD_BYTES_LIMIT: usize = 256;
+/// See [`MIN_HEAD_BYTES_LIMIT`].
+pub const MAX_HEAD_BYTES_LIMIT: usize = 64 * 1024;
+
+/// Default request slots per handler (`--slots`): requests in flight per handler.
+pub const DEFAULT_SLOTS_PER_HANDLER: u32 = 128;
+
+/// Most request slots per handler `--slots` accepts.
+pub const MAX_SLOTS_PER_HANDLER: u32 = 65_536;
+
+/// Default requests in flight per connection (`--max-pipeline`), below [`MAX_PIPELINE`].
+pub const DEFAULT_MAX_PIPELINE: usize = 16;
+
+/// Most handler threads (`--handlers`).
+pub const MAX_HANDLERS: u16 = 64;
+
+/// Most runner threads (`--runners`).
+pub const MAX_RUNNERS: u16 = 256;
+
+/// Default handler threads.
+pub const DEFAULT_HANDLERS: u16 = 1;
+
+/// Default microseconds an idle runner polls its rings before it sleeps, under light load
+/// (`--spin-us`).
+pub const DEFAULT_SPIN_US: u32 = 50;
+
+/// Most `--spin-us`.
+pub const MAX_SPIN_US: u32 = 100_000;
+
+/// Default time in-flight requests get once shutdown starts (`--shutdown-timeout`).
+pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
+
+/// How long past the shutdown timeout the process waits for runners still inside `run`.
+pub const SHUTDOWN_MARGIN_MS: u64 = 500;
+
+/// Most milliseconds of work `--runner delay=MS` accepts.
+pub const MAX_DELAY_RUNNER_MS: u64 = 60_000;
+
+/// Shortest and longest duration any timeout option accepts.
+pub const MIN_TIMEOUT_MS: u64 = 1;
+/// See [`MIN_TIMEOUT_MS`].
+pub const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+
+/// Slots of each handler-to-runner ring and its way back: the most jobs one handler may have
+/// at one runner (`--ring-capacity` chooses how much of it is used).
+pub const RUNNER_RING_SLOTS: usize = 1024;
+
+/// Slots of the listener-to-handler ring: the most accepted connections waiting for one
+/// handler before the listener refuses more with 503.
+pub const ACCEPT_RING_SLOTS: usize = 4096;
+
+/// A connection's read buffer holds the head limit plus this much, so pipelined requests and
+/// the start of a body can arrive with a head in one read.
+pub const READ_SLACK_BYTES: usize = 8192;
+
+/// Size of a connection's buffer for its final error response.
+pub const INLINE_RESPONSE_BYTES: usize = 512;
+
+/// After a request whose body did not fit in the read buffer, the next read of a head asks
+/// for this much only: the head and a few KiB land in the read buffer and the body goes
+/// straight into its slot, instead of reading (then copying) as much body as fits.
+pub const HEAD_READ_AFTER_LARGE_BODY_BYTES: usize = 4096;
+
+/// Reads per connection per readiness event before other connections get a turn.
+pub const READS_PER_TURN: usize = 8;
+
+/// Input read in one handler loop turn after which the runners' answers are taken and
+/// written before more connections are read.
+pub const HARVEST_BYTES: usize = 128 * 1024;
+
+/// Most `writev` parts per call (two per response: head and body).
+pub const MAX_WRITE_PARTS: usize = 64;
+
+/// Ready responses this small in total, in three parts or more, are copied into one buffer
+/// and written with one plain `write` instead of a `writev` of their parts.
+pub const GATHER_BYTES: usize = 4 * 1024;
+
+/// Longest lingering close: how long input is discarded after the server shut its side, so
+/// that a client still sending (a refused body) reads the response instead of a reset.
+pub const LINGER_MS: u64 = 2_000;
+
+/// How often a handler checks its connections' deadlines (the granularity of every timeout).
+pub const DEADLINE_TICK_MS: u64 = 100;
+
+/// How long a handler with nothing else to do waits for runners' answers before it sleeps
+/// (only while their recent service time is below this).
+pub const AWAIT_RUNNERS_US: u64 = 50;
+
+/// Loop turns in a row serving at most one connection after which a handler's load counts as
+/// light (runners may then poll instead of sleeping).
+pub const LIGHT_STREAK_TURNS: u32 = 16;
+
+/// Light turns in a row after which a handler moves off the runners' cores.
+pub const NARROW_AFTER_TURNS: u32 = 1024;
+
+/// A busy runner reads the clock once per this many jobs to measure its time per job.
+pub const MEASURE_EVERY_JOBS: u64 = 16;
+
+/// Empty checks of its rings an idle runner makes before it polls or sleeps.
+pub const IDLE_SPINS: u32 = 64;
+
+/// How long a polling runner yields when another thread wants its core.
+pub const CONTENDED_YIELD_US: u64 = 20;
+
+/// How long the listener pauses accepting after an accept error (out of descriptors).
+pub const ACCEPT_BACKOFF_MS: u64 = 50;
+
 /// Request size limits the parser enforces, set at startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

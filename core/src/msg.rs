@@ -13,6 +13,7 @@ use core::ops::Range;
 
 use crate::limits::{MAX_HEADERS, RESPONSE_HEAD_BYTES};
 use crate::parse::{Head, Method};
+use crate::route::RouteLabel;
 use crate::text::{FixedBuf, Full, HeaderLines};
 
 /// A request going to a runner.
@@ -33,8 +34,8 @@ pub struct Ticket {
     pub runner: u16,
     /// `HEAD` request: send no body.
     pub head_only: bool,
-    /// Route label index, for metrics.
-    pub route: u8,
+    /// The route it is counted under in metrics.
+    pub route: RouteLabel,
     /// When the request was dispatched (µs since server start), for service-time metrics.
     pub started_us: u64,
     /// When a runner finished it (µs since server start), stamped by the runner on the last

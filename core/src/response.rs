@@ -131,6 +131,21 @@ pub fn write_simple(out: &mut FixedBuf<'_>, s: &Simple<'_>) -> Result<(), Full> 
     Ok(())
 }
 
+/// Status codes counted under their own label in metrics; any other is counted as `other`
+/// (at index `COUNTED_STATUSES.len()`, see [`status_index`]).
+pub const COUNTED_STATUSES: [u16; 16] = [
+    200, 400, 403, 404, 405, 408, 413, 414, 417, 431, 500, 501, 503, 505, 201, 204,
+];
+
+/// Where `status` is counted: its index in [`COUNTED_STATUSES`], or one past the end.
+#[must_use]
+pub fn status_index(status: u16) -> usize {
+    COUNTED_STATUSES
+        .iter()
+        .position(|&c| c == status)
+        .unwrap_or(COUNTED_STATUSES.len())
+}
+
 /// The interim response sent before reading a body the client is waiting to send.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 

@@ -36,6 +36,102 @@ pub enum Route<'p> {
     KeyTooLong,
 }
 
+/// A request's route as a metric label (`route="..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum RouteLabel {
+    /// `/run` and `/run/KEY`.
+    #[default]
+    Run,
+    /// `/shutdown`.
+    Shutdown,
+    /// `/metrics`.
+    Metrics,
+    /// `/health`.
+    Health,
+    /// Anything else.
+    Other,
+}
+
+impl RouteLabel {
+    /// Every label, in index order.
+    pub const ALL: [Self; 5] = [
+        Self::Run,
+        Self::Shutdown,
+        Self::Metrics,
+        Self::Health,
+        Self::Other,
+    ];
+
+    /// The label's text.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Shutdown => "shutdown",
+            Self::Metrics => "metrics",
+            Self::Health => "health",
+            Self::Other => "other",
+        }
+    }
+
+    /// Its place in [`Self::ALL`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The label of the resource at `path`, whatever the method.
+    #[must_use]
+    pub fn of_path(path: &str) -> Self {
+        match path {
+            "/shutdown" => Self::Shutdown,
+            "/metrics" => Self::Metrics,
+            "/health" => Self::Health,
+            _ if path == "/run" || path.starts_with("/run/") => Self::Run,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// What the server does with a complete request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Hand it to a runner.
+    Run,
+    /// Start a clean shutdown (if the peer may).
+    Shutdown,
+    /// Answer with the metrics.
+    Metrics,
+    /// Answer `ok`.
+    Health,
+    /// Answer this status with its reason phrase, and `Allow` when given.
+    Status(u16, Option<&'static str>),
+}
+
+impl Route<'_> {
+    /// The action for this route and the label it is counted under; `path` (the request's
+    /// path) labels a 405 or an `OPTIONS` answer by the resource it was for.
+    #[must_use]
+    pub fn action(&self, path: &str) -> (Action, RouteLabel) {
+        match *self {
+            Route::Run { .. } => (Action::Run, RouteLabel::Run),
+            Route::Shutdown => (Action::Shutdown, RouteLabel::Shutdown),
+            Route::Metrics => (Action::Metrics, RouteLabel::Metrics),
+            Route::Health => (Action::Health, RouteLabel::Health),
+            Route::NotFound => (Action::Status(404, None), RouteLabel::Other),
+            Route::MethodNotAllowed { allow } => {
+                (Action::Status(405, Some(allow)), RouteLabel::of_path(path))
+            }
+            Route::NotImplemented => (Action::Status(501, None), RouteLabel::Other),
+            Route::Options { allow } => {
+                (Action::Status(200, Some(allow)), RouteLabel::of_path(path))
+            }
+            Route::KeyTooLong => (Action::Status(414, None), RouteLabel::Run),
+        }
+    }
+}
+
 /// Methods `/run` accepts.
 pub const RUN_ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
 const SHUTDOWN_ALLOW: &str = "POST, OPTIONS";

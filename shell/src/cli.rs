@@ -1,30 +1,254 @@
-//! The command-line entry point shared by the `httpd-runner` binary and the examples: parse
-//! options, start, print the banner, set the startup mark, wait, print the summary.
+//! The command line: options (each also read from `HTTPD_RUNNER_<NAME>`) that convert into a
+//! [`Config`], and [`run`], the entry point shared by the `httpd-runner` binary and the
+//! examples. A bad value makes clap print what is wrong and exit with status 2 before
+//! anything starts. Every default shown by `--help` comes from `core::limits`.
 //!
 //! The binary that calls [`run`] should install [`crate::alloc::CountingAlloc`] as its global
 //! allocator, so the allocation figures it reports are real.
 
+use std::fmt;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
 
 use clap::Parser;
+use httpd_runner_core::limits::{
+    DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HANDLERS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_PIPELINE,
+    DEFAULT_SHED_AFTER_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_SLOTS_PER_HANDLER, DEFAULT_SPIN_US,
+    LIGHT_STREAK_TURNS, MAX_BODY_BYTES_LIMIT, MAX_CONNECTIONS_LIMIT, MAX_DELAY_RUNNER_MS,
+    MAX_HANDLERS, MAX_HEAD_BYTES_LIMIT, MAX_PIPELINE, MAX_RUNNERS, MAX_SLOTS_PER_HANDLER,
+    MAX_SPIN_US, MAX_TIMEOUT_MS, MIN_HEAD_BYTES_LIMIT, MIN_TIMEOUT_MS, NARROW_AFTER_TURNS,
+    RUNNER_RING_SLOTS,
+};
 
 use crate::alloc;
+use crate::config::RunnerKind;
 use crate::{Builder, Config};
+
+/// A duration option: `250ms`, `10s`, `2m`, or a bare number of seconds; shown the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dur(Duration);
+
+impl Dur {
+    const fn ms(ms: u64) -> Self {
+        Self(Duration::from_millis(ms))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms == 0 {
+            f.write_str("off")
+        } else if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl FromStr for Dur {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+            Some(i) => s.split_at(i),
+            None => (s, "s"),
+        };
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}`: expected a duration like 250ms, 10s or 2m"))?;
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
+        };
+        let ms = d.as_millis();
+        if ms < u128::from(MIN_TIMEOUT_MS) || ms > u128::from(MAX_TIMEOUT_MS) {
+            return Err(format!("`{s}`: must be between 1ms and 24h"));
+        }
+        Ok(Self(d))
+    }
+}
+
+/// `--shed-after`: a duration, or `off` (zero).
+fn parse_shed_after(s: &str) -> Result<Dur, String> {
+    if s == "off" {
+        return Ok(Dur(Duration::ZERO));
+    }
+    s.parse()
+}
+
+fn parse_runner(s: &str) -> Result<RunnerKind, String> {
+    match s {
+        "echo" => Ok(RunnerKind::Echo),
+        _ => match s.strip_prefix("delay=") {
+            Some(ms) => ms
+                .parse::<u64>()
+                .ok()
+                .filter(|&ms| ms <= MAX_DELAY_RUNNER_MS)
+                .map(RunnerKind::Delay)
+                .ok_or_else(|| {
+                    format!("`{s}`: delay must be 0..={MAX_DELAY_RUNNER_MS} milliseconds, as in delay=5")
+                }),
+            None => Err(format!("`{s}`: expected `echo` or `delay=MS`")),
+        },
+    }
+}
+
+/// httpd-runner: a fixed-memory HTTP/1.1 server that runs your code on pinned cores.
+///
+/// Routes: POST/GET /run (the runner; the default echoes the body), POST /shutdown (stop
+/// cleanly), GET /metrics (Prometheus text), GET /health. Every option can also be set through
+/// the environment variable named in brackets.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "httpd-runner", version, about, long_about = None, allow_negative_numbers = true)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port (the banner shows the real one).
+    #[arg(long, env = "HTTPD_RUNNER_LISTEN", default_value_t = Config::DEFAULT.listen_addr())]
+    listen: SocketAddr,
+
+    /// Handler threads (HTTP parsing and socket I/O). They are not pinned, but while a
+    /// handler serves one connection at a time (a long streak of loop turns) it keeps off
+    /// the pinned runners' cores, if it has others, and goes back to all cores at once when
+    /// load returns.
+    #[arg(long, env = "HTTPD_RUNNER_HANDLERS", default_value_t = DEFAULT_HANDLERS,
+        value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_HANDLERS)))]
+    handlers: u16,
+
+    /// Runner threads, pinned to cores 0, 1, ... [default: available cores minus handler
+    /// threads, at least 1, so that handlers keep a core of their own]
+    #[arg(long, env = "HTTPD_RUNNER_RUNNERS", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_RUNNERS)))]
+    runners: Option<u16>,
+
+    /// Pin runner N to core N (modulo the core count). On by default.
+    #[arg(long, env = "HTTPD_RUNNER_PIN", overrides_with = "no_pin", default_value_t = true, action = clap::ArgAction::SetTrue)]
+    pin: bool,
+
+    /// Do not pin runners to cores.
+    #[arg(long = "no-pin", env = "HTTPD_RUNNER_NO_PIN", action = clap::ArgAction::SetTrue)]
+    no_pin: bool,
+
+    /// Most open connections; beyond it new connections get 503 and are closed.
+    #[arg(long, env = "HTTPD_RUNNER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONNECTIONS_LIMIT)))]
+    max_connections: u32,
+
+    /// Largest request (and response) body in bytes; larger requests get 413.
+    #[arg(long, env = "HTTPD_RUNNER_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_BODY_BYTES_LIMIT as u64))]
+    max_body_bytes: u64,
+
+    /// Largest request head (request line and header fields) in bytes; larger gets 431.
+    #[arg(long, env = "HTTPD_RUNNER_MAX_HEAD_BYTES", default_value_t = DEFAULT_MAX_HEAD_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(MIN_HEAD_BYTES_LIMIT as u64..=MAX_HEAD_BYTES_LIMIT as u64))]
+    max_head_bytes: u64,
+
+    /// Request slots per handler: requests in flight (parsed, not yet answered) per handler.
+    /// Each reserves one head and two body buffers. While a connection holding none is
+    /// starving for one, connections holding one leave it the last eighth. A connection
+    /// that finds none waits in arrival order, up to `--shed-after`, then gets 503.
+    #[arg(long, env = "HTTPD_RUNNER_SLOTS", default_value_t = DEFAULT_SLOTS_PER_HANDLER,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SLOTS_PER_HANDLER)))]
+    slots: u32,
+
+    /// Jobs one handler may queue at one runner; beyond it requests are shed with 503 and
+    /// `Retry-After`. Below `--slots` a pipelining client can get 503s while runners keep up
+    /// (the banner notes it). [default: `--slots`, at most the ring's 1024]
+    #[arg(long, env = "HTTPD_RUNNER_RING_CAPACITY", value_parser = clap::value_parser!(u32).range(1..=RUNNER_RING_SLOTS as i64))]
+    ring_capacity: Option<u32>,
+
+    /// Microseconds an idle runner keeps polling its rings (yielding the core between checks)
+    /// before it sleeps, while requests arrive one at a time (each handler serving one
+    /// connection per turn). A request that arrives within the window skips the runner's
+    /// wake-up. Under load runners sleep at once, and a poll stops early when another
+    /// thread wants the core. 0: never poll.
+    #[arg(long, env = "HTTPD_RUNNER_SPIN_US", default_value_t = DEFAULT_SPIN_US,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_SPIN_US)))]
+    spin_us: u32,
+
+    /// Requests one connection may have in flight (HTTP/1.1 pipelining depth).
+    #[arg(long, env = "HTTPD_RUNNER_MAX_PIPELINE", default_value_t = DEFAULT_MAX_PIPELINE as u32,
+        value_parser = clap::value_parser!(u32).range(1..MAX_PIPELINE as i64))]
+    max_pipeline: u32,
+
+    /// Time for a whole request head to arrive (a deadline from its first byte); then 408.
+    #[arg(long, env = "HTTPD_RUNNER_HEADER_TIMEOUT", default_value_t = Dur::ms(DEFAULT_HEADER_TIMEOUT_MS), allow_hyphen_values = true)]
+    header_timeout: Dur,
+
+    /// Longest pause while a request body arrives; then 408.
+    #[arg(long, env = "HTTPD_RUNNER_BODY_TIMEOUT", default_value_t = Dur::ms(DEFAULT_BODY_TIMEOUT_MS), allow_hyphen_values = true)]
+    body_timeout: Dur,
+
+    /// Idle keep-alive connections close after this (also the limit for unread responses).
+    #[arg(long, env = "HTTPD_RUNNER_IDLE_TIMEOUT", default_value_t = Dur::ms(DEFAULT_IDLE_TIMEOUT_MS), allow_hyphen_values = true)]
+    idle_timeout: Dur,
+
+    /// Time in-flight requests get to finish once shutdown starts; then connections close.
+    #[arg(long, env = "HTTPD_RUNNER_SHUTDOWN_TIMEOUT", default_value_t = Dur::ms(DEFAULT_SHUTDOWN_TIMEOUT_MS), allow_hyphen_values = true)]
+    shutdown_timeout: Dur,
+
+    /// Also allow POST /shutdown from non-loopback peers that send `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "HTTPD_RUNNER_SHUTDOWN_TOKEN", hide_env_values = true)]
+    shutdown_token: Option<String>,
+
+    /// Longest a `/run` request may expect to wait before it is answered 503 with
+    /// `Retry-After`: the time it waited for a request slot plus the jobs ahead of it at its
+    /// runner times that runner's recent time per job. A connection holding no slot that
+    /// waits this long for one gets the 503 too (and is closed). `off` never sheds on time
+    /// (the runner queue's `--ring-capacity` still does).
+    #[arg(long, env = "HTTPD_RUNNER_SHED_AFTER", default_value_t = Dur::ms(DEFAULT_SHED_AFTER_MS), value_parser = parse_shed_after, allow_hyphen_values = true)]
+    shed_after: Dur,
+
+    /// The runner behind /run: `echo`, or `delay=MS` (echo after MS ms of work).
+    #[arg(long, env = "HTTPD_RUNNER_RUNNER", default_value = "echo", value_parser = parse_runner)]
+    runner: RunnerKind,
+}
+
+// The help text speaks of streaks without numbers; keep the constants it describes in use.
+const _: () = assert!(LIGHT_STREAK_TURNS > 0 && NARROW_AFTER_TURNS > LIGHT_STREAK_TURNS);
+
+impl From<Args> for Config {
+    fn from(a: Args) -> Self {
+        Self::DEFAULT
+            .listen(a.listen)
+            .handlers(a.handlers)
+            .runners(a.runners)
+            .pin(a.pin && !a.no_pin)
+            .max_connections(a.max_connections)
+            .max_body_bytes(a.max_body_bytes as usize)
+            .max_head_bytes(a.max_head_bytes as usize)
+            .slots(a.slots)
+            .ring_capacity(a.ring_capacity)
+            .spin_us(a.spin_us)
+            .max_pipeline(a.max_pipeline as usize)
+            .header_timeout(a.header_timeout.0)
+            .body_timeout(a.body_timeout.0)
+            .idle_timeout(a.idle_timeout.0)
+            .shutdown_timeout(a.shutdown_timeout.0)
+            .shutdown_token(a.shutdown_token)
+            .shed_after(a.shed_after.0)
+            .runner(a.runner)
+    }
+}
 
 /// Runs a server configured from the command line; `customize` can swap the runner.
 /// Exit codes: 0 after a clean shutdown, 1 when startup or a thread fails, 2 for bad options
 /// (including options whose memory cannot be reserved).
 pub fn run(customize: impl FnOnce(Builder) -> Builder) -> ExitCode {
-    let cfg = Config::parse();
+    let cfg = Config::from(Args::parse());
     let mut server = match customize(Builder::new(cfg)).start() {
         Ok(server) => server,
         Err(e) => {
             eprintln!("httpd-runner: {e}");
-            // Options that cannot fit in memory are bad options.
-            let code = if e.kind() == std::io::ErrorKind::OutOfMemory {
-                2
-            } else {
-                1
+            // Options that cannot fit in memory, or out of range, are bad options.
+            let code = match e.kind() {
+                std::io::ErrorKind::OutOfMemory | std::io::ErrorKind::InvalidInput => 2,
+                _ => 1,
             };
             return ExitCode::from(code);
         }
@@ -53,5 +277,80 @@ pub fn run(customize: impl FnOnce(Builder) -> Builder) -> ExitCode {
             eprintln!("httpd-runner: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Args::try_parse_from(std::iter::once("x").chain(args.iter().copied())).map(Config::from)
+    }
+
+    macro_rules! refused {
+        ($($name:ident: [$($arg:expr),*];)*) => {$(
+            #[test]
+            fn $name() {
+                let args = [$($arg),*];
+                let err = parse(&args).unwrap_err();
+                assert!(err.to_string().contains(args[0]), "{err}");
+                assert_eq!(err.exit_code(), 2);
+            }
+        )*};
+    }
+
+    refused! {
+        zero_handlers: ["--handlers", "0"];
+        body_limit_not_a_number: ["--max-body-bytes", "lots"];
+        listen_not_an_address: ["--listen", "nowhere"];
+        ring_capacity_over_the_ring: ["--ring-capacity", "5000"];
+        timeout_not_a_duration: ["--header-timeout", "soon"];
+        negative_runners: ["--runners", "-2"];
+        negative_connections: ["--max-connections", "-1"];
+        negative_slots: ["--slots", "-5"];
+        negative_shed_after: ["--shed-after", "-3ms"];
+        shed_after_never: ["--shed-after", "never"];
+        zero_timeout: ["--body-timeout", "0s"];
+        day_and_more: ["--idle-timeout", "25h"];
+        delay_runner_not_a_number: ["--runner", "delay=x"];
+        unknown_runner: ["--runner", "nope"];
+    }
+
+    #[test]
+    fn no_arguments_give_the_default_config() {
+        assert_eq!(parse(&[]).unwrap(), Config::DEFAULT);
+    }
+
+    #[test]
+    fn durations_take_units_and_print_them_back() {
+        for (text, ms, shown) in [
+            ("250ms", 250, "250ms"),
+            ("10", 10_000, "10s"),
+            ("2m", 120_000, "120s"),
+            ("1500ms", 1500, "1500ms"),
+        ] {
+            let d: Dur = text.parse().unwrap();
+            assert_eq!(d, Dur::ms(ms), "{text}");
+            assert_eq!(d.to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn shed_after_off_is_zero() {
+        assert_eq!(parse(&["--shed-after", "off"]).unwrap().shed_after_us(), 0);
+    }
+
+    #[test]
+    fn no_pin_and_runners() {
+        let c = parse(&["--no-pin", "--runners", "3"]).unwrap();
+        assert!(!c.pinning());
+        assert_eq!(c.runner_count(), 3);
+    }
+
+    #[test]
+    fn delay_runner() {
+        let c = parse(&["--runner", "delay=5"]).unwrap();
+        assert_eq!(c.runner_kind(), RunnerKind::Delay(5));
     }
 }

@@ -21,8 +21,8 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use httpd_runner_core::admit;
-use httpd_runner_core::conn::{Conn, ConnConfig, Timeout};
+use httpd_runner_core::admit::{self, Shed};
+use httpd_runner_core::conn::{Conn, ConnConfig};
 use httpd_runner_core::limits::Limits;
 use httpd_runner_core::limits::DEFAULT_RETRY_AFTER_SECS;
 use httpd_runner_core::msg::{Done, Job, Slot, Ticket};
@@ -32,18 +32,18 @@ use httpd_runner_core::response::{
     self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN,
 };
 use httpd_runner_core::ring::{Consumer, Producer};
-use httpd_runner_core::route::{self, pick_runner, route, Route};
+use httpd_runner_core::route::{self, pick_runner, route, Action, Route, RouteLabel};
 use httpd_runner_core::sync::Ordering;
 use httpd_runner_core::text::FixedBuf;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::config::{ACCEPT_RING_SLOTS, RING_SLOTS};
 use crate::hints::Streak;
-use crate::metrics::{code_index, Counter, HandlerMetrics};
+use crate::metrics::HandlerMetrics;
 use crate::pin::Placement;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::shutdown::Reason;
+use httpd_runner_core::limits::{ACCEPT_RING_SLOTS, RUNNER_RING_SLOTS as RING_SLOTS};
 
 mod answer;
 mod close;
@@ -78,13 +78,6 @@ const HARVEST_BYTES: usize = 128 * 1024;
 
 /// Reads per connection per event before others get a turn.
 const READS_PER_TURN: usize = 8;
-
-/// Route label indexes (see `metrics::ROUTES`).
-const ROUTE_RUN: u8 = 0;
-const ROUTE_SHUTDOWN: u8 = 1;
-const ROUTE_METRICS: u8 = 2;
-const ROUTE_HEALTH: u8 = 3;
-const ROUTE_OTHER: u8 = 4;
 
 /// Longest lingering close: how long input is discarded after we shut our side, so that a
 /// client still sending (a refused body) reads our response instead of a reset.
@@ -125,16 +118,6 @@ enum Out {
     Slot(&'static mut Slot<'static>),
     /// In the connection's inline buffer (the final error or timeout response).
     Inline,
-}
-
-/// What to do with a request once its body is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Run,
-    Shutdown,
-    Metrics,
-    Health,
-    Status(u16, Option<&'static str>),
 }
 
 /// A request whose body is still arriving.
@@ -361,7 +344,7 @@ impl HandlerThread {
             jobs,
             started: shared.started,
             limits: cfg.limits(),
-            ring_capacity: cfg.ring_capacity() as usize,
+            ring_capacity: cfg.ring_capacity_jobs() as usize,
             conn_cfg: cfg.conn(),
             now_ms: 0,
             date: [0; DATE_LEN],
@@ -370,7 +353,7 @@ impl HandlerThread {
             round_robin: index,
             read_since_harvest: 0,
             shutdown_deadline_ms: None,
-            total_slots: cfg.slots as usize,
+            total_slots: cfg.slots_per_handler() as usize,
             newcomer_waiting: false,
             shed_after_us: cfg.shed_after_us(),
         };

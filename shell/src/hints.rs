@@ -36,7 +36,7 @@ impl Streak {
 /// they poll). A hint: it orders nothing, so it is relaxed.
 #[derive(Debug)]
 #[repr(align(128))]
-pub struct LoadHint(AtomicBool);
+pub(crate) struct LoadHint(AtomicBool);
 
 impl Default for LoadHint {
     fn default() -> Self {
@@ -61,7 +61,7 @@ impl LoadHint {
 /// it for every `/run` request they dispatch. A hint: relaxed.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct ServiceHint(AtomicU64, AtomicU64);
+pub(crate) struct ServiceHint(AtomicU64, AtomicU64);
 
 impl ServiceHint {
     /// Runner: publishes its time per job.

@@ -43,17 +43,24 @@
 
 pub mod alloc;
 pub mod cli;
-pub mod config;
+mod config;
 mod handler;
 mod hints;
 mod listener;
 mod memory;
-pub mod metrics;
-pub mod pin;
-pub mod runner;
-pub mod server;
-pub mod shutdown;
+mod metrics;
+mod pin;
+mod runner;
+mod server;
+mod shared;
+mod shutdown;
 
-pub use config::Config;
+pub use config::{Config, RunnerKind};
 pub use httpd_runner_core as core;
+pub use httpd_runner_core::{Request, Response, Runner};
+/// Core sets of threads, for tests that keep a client off a runner's core.
+#[doc(hidden)]
+pub use pin::CoreSet;
+pub use pin::Pinning;
 pub use server::{Builder, Server, Summary};
+pub use shutdown::Reason;

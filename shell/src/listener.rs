@@ -12,9 +12,9 @@ use httpd_runner_core::text::FixedBuf;
 use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::config::ACCEPT_RING_SLOTS;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::shutdown::Reason;
+use httpd_runner_core::limits::ACCEPT_RING_SLOTS;
 
 pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const SIGNALS: Token = Token(1);
@@ -101,7 +101,7 @@ impl ListenerThread {
         let best = (0..self.handlers.len())
             .filter(|&h| open(h) < cap)
             .min_by_key(|&h| open(h));
-        let Some(h) = best.filter(|_| total < shared.cfg.max_connections as usize) else {
+        let Some(h) = best.filter(|_| total < shared.cfg.max_connections_open() as usize) else {
             return refuse(stream, shared);
         };
         let _ = stream.set_nodelay(true);

@@ -7,7 +7,11 @@
 
 use std::fmt::Write;
 
+use httpd_runner_core::admit::Shed;
+use httpd_runner_core::conn::Timeout;
 use httpd_runner_core::parse::Error as ParseError;
+use httpd_runner_core::response::{status_index, COUNTED_STATUSES};
+use httpd_runner_core::route::RouteLabel;
 use httpd_runner_core::sync::{AtomicU64, Ordering};
 use httpd_runner_core::text::FixedBuf;
 
@@ -15,12 +19,12 @@ use crate::alloc;
 
 /// A counter with one writer.
 #[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
     /// Adds `n`. Only the owning thread may call this.
     #[inline]
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         // Relaxed load+store is exact with a single writer; readers only need some recent value.
         self.0.store(
             self.0.load(Ordering::Relaxed).wrapping_add(n),
@@ -30,13 +34,13 @@ impl Counter {
 
     /// Adds one.
     #[inline]
-    pub fn inc(&self) {
+    pub(crate) fn inc(&self) {
         self.add(1);
     }
 
     /// Subtracts `n` (for gauges with one writer).
     #[inline]
-    pub fn sub(&self, n: u64) {
+    pub(crate) fn sub(&self, n: u64) {
         self.0.store(
             self.0.load(Ordering::Relaxed).wrapping_sub(n),
             Ordering::Relaxed,
@@ -45,39 +49,25 @@ impl Counter {
 
     /// The current value.
     #[must_use]
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
-/// Route labels for `requests_total`.
-pub const ROUTES: [&str; 5] = ["run", "shutdown", "metrics", "health", "other"];
-/// Status codes with their own label; anything else counts as `other`.
-pub const CODES: [u16; 17] = [
-    200, 400, 403, 404, 405, 408, 413, 414, 417, 431, 500, 501, 503, 505, 201, 204, 0,
-];
-/// Timeout kinds.
-pub const TIMEOUTS: [&str; 4] = ["head", "body", "idle", "write"];
 /// Upper bounds of the service-time histogram, in microseconds.
-pub const BUCKETS_US: [u64; 14] = [
+pub(crate) const BUCKETS_US: [u64; 14] = [
     25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 1_000_000,
 ];
 
-/// Index of `code` in [`CODES`] (the last is "other").
-#[must_use]
-pub fn code_index(code: u16) -> usize {
-    CODES
-        .iter()
-        .position(|&c| c == code)
-        .unwrap_or(CODES.len() - 1)
-}
+/// Status labels: the counted statuses and `other`.
+const STATUS_LABELS: usize = COUNTED_STATUSES.len() + 1;
 
 /// What one handler counts.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct HandlerMetrics {
+pub(crate) struct HandlerMetrics {
     /// Requests answered, by route and status.
-    pub requests: [[Counter; CODES.len()]; ROUTES.len()],
+    pub requests: [[Counter; STATUS_LABELS]; RouteLabel::ALL.len()],
     /// Bytes read from sockets.
     pub bytes_in: Counter,
     /// Bytes written to sockets.
@@ -94,14 +84,8 @@ pub struct HandlerMetrics {
     pub gathered_writes: Counter,
     /// Connections this handler closed.
     pub closed: Counter,
-    /// Requests answered 503 because a runner's queue was full (`--ring-capacity`).
-    pub shed: Counter,
-    /// Requests answered 503 because they would have waited past `--shed-after` at their
-    /// runner (the wait for a slot included).
-    pub shed_queue: Counter,
-    /// Requests answered 503 (and their connection closed) because they waited past
-    /// `--shed-after` for a request slot.
-    pub shed_waiting: Counter,
+    /// Requests answered 503 under overload, by reason.
+    pub shed: [Counter; Shed::ALL.len()],
     /// Connections whose peer reset them (or shut both directions) while open.
     pub resets: Counter,
     /// Times the handler waited for quick runners (yielding) instead of sleeping.
@@ -113,7 +97,7 @@ pub struct HandlerMetrics {
     /// Times the handler changed the cores it may run on (see `pin::Placement`).
     pub moves: Counter,
     /// Timeouts by kind.
-    pub timeouts: [Counter; TIMEOUTS.len()],
+    pub timeouts: [Counter; Timeout::ALL.len()],
     /// Parse errors by kind.
     pub parse_errors: [Counter; ParseError::ALL.len()],
     /// Service time histogram (dispatch to response ready), cumulative per bucket on render.
@@ -123,8 +107,14 @@ pub struct HandlerMetrics {
 }
 
 impl HandlerMetrics {
+    /// Counts one answered request.
+    #[inline]
+    pub(crate) fn count_request(&self, route: RouteLabel, status: u16) {
+        self.requests[route.index()][status_index(status)].inc();
+    }
+
     /// Records a service time.
-    pub fn observe_service_us(&self, us: u64) {
+    pub(crate) fn observe_service_us(&self, us: u64) {
         let i = BUCKETS_US
             .iter()
             .position(|&b| us <= b)
@@ -137,7 +127,7 @@ impl HandlerMetrics {
 /// What one runner counts.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct RunnerMetrics {
+pub(crate) struct RunnerMetrics {
     /// Jobs run.
     pub jobs: Counter,
     /// Runner panics caught (each answered 500).
@@ -152,13 +142,10 @@ pub struct RunnerMetrics {
     pub idles: Counter,
 }
 
-/// Picks one counter out of a runner's metrics.
-type RunnerField = fn(&RunnerMetrics) -> &Counter;
-
 /// What the listener counts.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct ListenerMetrics {
+pub(crate) struct ListenerMetrics {
     /// Connections accepted and handed to a handler.
     pub accepted: Counter,
     /// Connections refused (503 and close) at the connection limit or a full hand-off ring.
@@ -167,7 +154,7 @@ pub struct ListenerMetrics {
 
 /// All metrics, made at startup.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Listener counters.
     pub listener: ListenerMetrics,
     /// Per handler.
@@ -183,7 +170,7 @@ pub struct Metrics {
 impl Metrics {
     /// Zeroed metrics for `handlers` and `runners` threads.
     #[must_use]
-    pub fn new(handlers: usize, runners: usize, reserved_bytes: u64) -> Self {
+    pub(crate) fn new(handlers: usize, runners: usize, reserved_bytes: u64) -> Self {
         Self {
             listener: ListenerMetrics::default(),
             handlers: (0..handlers).map(|_| HandlerMetrics::default()).collect(),
@@ -195,13 +182,13 @@ impl Metrics {
         }
     }
 
-    fn sum(&self, f: impl Fn(&HandlerMetrics) -> u64) -> u64 {
+    pub(crate) fn sum(&self, f: impl Fn(&HandlerMetrics) -> u64) -> u64 {
         self.handlers.iter().map(f).sum()
     }
 
     /// Connections open right now.
     #[must_use]
-    pub fn open_connections(&self) -> u64 {
+    pub(crate) fn open_connections(&self) -> u64 {
         self.listener
             .accepted
             .get()
@@ -210,295 +197,264 @@ impl Metrics {
 
     /// Total requests answered.
     #[must_use]
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.sum(|h| h.requests.iter().flatten().map(Counter::get).sum())
     }
 
-    /// Writes the Prometheus text exposition.
+    /// Writes the Prometheus text exposition: the unlabelled series from [`SCALARS`], then
+    /// one family per label enum of the core, then the histogram.
     ///
     /// # Errors
     /// When `out` is too small.
-    pub fn render(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
-        let p = "httpd_runner";
-        writeln!(
+    pub(crate) fn render(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
+        self.render_requests(out)?;
+        for s in SCALARS {
+            let v = match s.value {
+                Value::Handlers(f) => self.sum(|h| f(h).get()),
+                Value::Whole(f) => f(self),
+            };
+            sample(out, s.name, s.kind, s.help, v)?;
+        }
+        let await_us = self.sum(|h| h.await_us.get());
+        family(
             out,
-            "# HELP {p}_requests_total Requests answered, by route and status code."
+            "runner_await_seconds_total",
+            "counter",
+            "Time handlers spent waiting for runners' answers instead of sleeping.",
         )?;
-        writeln!(out, "# TYPE {p}_requests_total counter")?;
-        for (r, route) in ROUTES.iter().enumerate() {
-            for (c, code) in CODES.iter().enumerate() {
-                let n = self.sum(|h| h.requests[r][c].get());
-                if n > 0 || (r == 0 && *code == 200) {
-                    if *code == 0 {
-                        writeln!(
-                            out,
-                            "{p}_requests_total{{route=\"{route}\",code=\"other\"}} {n}"
-                        )?;
-                    } else {
-                        writeln!(
-                            out,
-                            "{p}_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}"
-                        )?;
-                    }
+        writeln!(out, "{P}_runner_await_seconds_total {}", Seconds(await_us))?;
+        family(out, "shed_by_reason_total", "counter", "Requests shed with 503: ring_full (--ring-capacity), queue_wait (expected wait at the runner past --shed-after), slot_wait (waited past --shed-after for a request slot).")?;
+        for r in Shed::ALL {
+            let v = self.sum(|h| h.shed[r.index()].get());
+            writeln!(
+                out,
+                "{P}_shed_by_reason_total{{reason=\"{}\"}} {v}",
+                r.label()
+            )?;
+        }
+        family(
+            out,
+            "timeouts_total",
+            "counter",
+            "Connections timed out, by phase.",
+        )?;
+        for t in Timeout::ALL {
+            let v = self.sum(|h| h.timeouts[t.index()].get());
+            writeln!(out, "{P}_timeouts_total{{kind=\"{}\"}} {v}", t.label())?;
+        }
+        family(
+            out,
+            "parse_errors_total",
+            "counter",
+            "Requests refused by the parser, by kind.",
+        )?;
+        for e in ParseError::ALL {
+            let v = self.sum(|h| h.parse_errors[e.index()].get());
+            writeln!(out, "{P}_parse_errors_total{{kind=\"{}\"}} {v}", e.kind())?;
+        }
+        self.render_runners(out)?;
+        self.render_histogram(out)
+    }
+
+    fn render_requests(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
+        family(
+            out,
+            "requests_total",
+            "counter",
+            "Requests answered, by route and status code.",
+        )?;
+        for route in RouteLabel::ALL {
+            for (c, code) in COUNTED_STATUSES.iter().map(Some).chain([None]).enumerate() {
+                let n = self.sum(|h| h.requests[route.index()][c].get());
+                // `run` 200 is always there, so the family is never empty.
+                if n == 0 && !(route == RouteLabel::Run && code == Some(&200)) {
+                    continue;
+                }
+                let route = route.label();
+                match code {
+                    Some(code) => writeln!(
+                        out,
+                        "{P}_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}"
+                    )?,
+                    None => writeln!(
+                        out,
+                        "{P}_requests_total{{route=\"{route}\",code=\"other\"}} {n}"
+                    )?,
                 }
             }
         }
-        counter(
-            out,
-            p,
-            "received_bytes_total",
-            "Bytes read from client sockets.",
-            self.sum(|h| h.bytes_in.get()),
-        )?;
-        counter(
-            out,
-            p,
-            "sent_bytes_total",
-            "Bytes written to client sockets.",
-            self.sum(|h| h.bytes_out.get()),
-        )?;
-        counter(
-            out,
-            p,
-            "bodies_in_place_total",
-            "Request bodies read into their slot in the same read as their head (not copied).",
-            self.sum(|h| h.bodies_in_place.get()),
-        )?;
-        counter(
-            out,
-            p,
-            "in_place_misses_total",
-            "Reads split on a wrong guess of the next request's head and body lengths (then copied).",
-            self.sum(|h| h.in_place_misses.get()),
-        )?;
-        counter(
-            out,
-            p,
-            "in_place_spills_total",
-            "Wrong guesses whose input did not all fit back in the read buffer (the rest is handed out from the slot).",
-            self.sum(|h| h.in_place_spills.get()),
-        )?;
-        counter(
-            out,
-            p,
-            "harvests_total",
-            "Times a handler stopped reading mid-turn to write the answers already back from runners.",
-            self.sum(|h| h.harvests.get()),
-        )?;
-        counter(
-            out,
-            p,
-            "gathered_writes_total",
-            "Socket writes that sent several small responses copied into one buffer instead of a writev.",
-            self.sum(|h| h.gathered_writes.get()),
-        )?;
-        gauge(
-            out,
-            p,
-            "connections_open",
-            "Client connections open now.",
-            self.open_connections(),
-        )?;
-        counter(
-            out,
-            p,
-            "connections_accepted_total",
-            "Client connections accepted.",
-            self.listener.accepted.get(),
-        )?;
-        counter(
-            out,
-            p,
-            "connections_refused_total",
-            "Client connections refused with 503 (limit or full hand-off).",
-            self.listener.refused.get(),
-        )?;
-        counter(
-            out,
-            p,
-            "shed_total",
-            "Requests answered 503 with Retry-After under overload, for any reason below.",
-            self.sum(|h| h.shed.get() + h.shed_queue.get() + h.shed_waiting.get()),
-        )?;
-        writeln!(out, "# HELP {p}_shed_by_reason_total Requests shed with 503: ring_full (--ring-capacity), queue_wait (expected wait at the runner past --shed-after), slot_wait (waited past --shed-after for a request slot).\n# TYPE {p}_shed_by_reason_total counter")?;
-        for (reason, v) in [
-            ("ring_full", self.sum(|h| h.shed.get())),
-            ("queue_wait", self.sum(|h| h.shed_queue.get())),
-            ("slot_wait", self.sum(|h| h.shed_waiting.get())),
-        ] {
-            writeln!(out, "{p}_shed_by_reason_total{{reason=\"{reason}\"}} {v}")?;
-        }
-        counter(
-            out,
-            p,
-            "connections_reset_total",
-            "Connections closed at once because the peer reset them (or shut both directions).",
-            self.sum(|h| h.resets.get()),
-        )?;
-        counter(
-            out,
-            p,
-            "runner_awaits_total",
-            "Times a handler waited for quick runners' answers (yielding its core) instead of sleeping.",
-            self.sum(|h| h.awaits.get()),
-        )?;
-        counter(
-            out,
-            p,
-            "runner_awaits_ran_out_total",
-            "Waits for runners that ran out with no answer (the handler then slept).",
-            self.sum(|h| h.awaits_ran_out.get()),
-        )?;
-        counter(
-            out,
-            p,
-            "handler_moves_total",
-            "Times a handler moved off the runners' cores (load turned light) or back (it did not).",
-            self.sum(|h| h.moves.get()),
-        )?;
-        let await_us = self.sum(|h| h.await_us.get());
-        writeln!(
-            out,
-            "# HELP {p}_runner_await_seconds_total Time handlers spent waiting for runners' answers instead of sleeping.\n# TYPE {p}_runner_await_seconds_total counter\n{p}_runner_await_seconds_total {}.{:06}",
-            await_us / 1_000_000,
-            await_us % 1_000_000
-        )?;
-        let per_runner: [(&str, &str, RunnerField); 6] = [
-            ("jobs_total", "Jobs run, per runner.", |r| &r.jobs),
-            ("panics_total", "Runner panics caught (answered 500).", |r| &r.panics),
-            (
-                "polls_total",
-                "Times an idle runner polled its rings instead of sleeping (--spin-us, light load).",
-                |r| &r.polls,
-            ),
-            ("poll_hits_total", "Polls that found a job before they ran out.", |r| &r.poll_hits),
-            ("sleeps_total", "Times a runner slept with its rings empty.", |r| &r.sleeps),
-            (
-                "idles_total",
-                "Times a runner found its rings empty and spun before polling or sleeping.",
-                |r| &r.idles,
-            ),
-        ];
-        for (name, help, field) in per_runner {
-            writeln!(
-                out,
-                "# HELP {p}_runner_{name} {help}\n# TYPE {p}_runner_{name} counter"
-            )?;
+        Ok(())
+    }
+
+    fn render_runners(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
+        for (name, help, field) in PER_RUNNER {
+            family(out, name, "counter", help)?;
             for (i, r) in self.runners.iter().enumerate() {
-                writeln!(
-                    out,
-                    "{p}_runner_{name}{{runner=\"{i}\"}} {}",
-                    field(r).get()
-                )?;
+                writeln!(out, "{P}_{name}{{runner=\"{i}\"}} {}", field(r).get())?;
             }
         }
-        writeln!(out, "# HELP {p}_runner_queue_depth Jobs queued or running at each runner.\n# TYPE {p}_runner_queue_depth gauge")?;
+        family(
+            out,
+            "runner_queue_depth",
+            "gauge",
+            "Jobs queued or running at each runner.",
+        )?;
         let runners = self.runners.len();
         for r in 0..runners {
             let d: u64 = (0..self.handlers.len())
                 .map(|h| self.depth[h * runners + r].get())
                 .sum();
-            writeln!(out, "{p}_runner_queue_depth{{runner=\"{r}\"}} {d}")?;
+            writeln!(out, "{P}_runner_queue_depth{{runner=\"{r}\"}} {d}")?;
         }
-        writeln!(out, "# HELP {p}_timeouts_total Connections timed out, by phase.\n# TYPE {p}_timeouts_total counter")?;
-        for (i, kind) in TIMEOUTS.iter().enumerate() {
-            writeln!(
-                out,
-                "{p}_timeouts_total{{kind=\"{kind}\"}} {}",
-                self.sum(|h| h.timeouts[i].get())
-            )?;
-        }
-        writeln!(out, "# HELP {p}_parse_errors_total Requests refused by the parser, by kind.\n# TYPE {p}_parse_errors_total counter")?;
-        for (i, e) in ParseError::ALL.iter().enumerate() {
-            writeln!(
-                out,
-                "{p}_parse_errors_total{{kind=\"{}\"}} {}",
-                e.kind(),
-                self.sum(|h| h.parse_errors[i].get())
-            )?;
-        }
-        let a = alloc::after_startup();
-        gauge(
+        Ok(())
+    }
+
+    fn render_histogram(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
+        family(
             out,
-            p,
-            "allocator_counting",
-            "1 if the counting allocator is installed (allocation figures are real).",
-            u64::from(alloc::installed()),
+            "request_duration_seconds",
+            "histogram",
+            "Time from dispatch to response ready.",
         )?;
-        counter(
-            out,
-            p,
-            "allocations_after_startup_total",
-            "Heap allocations since startup completed.",
-            a.allocations,
-        )?;
-        counter(
-            out,
-            p,
-            "reallocations_after_startup_total",
-            "Heap reallocations since startup completed.",
-            a.reallocations,
-        )?;
-        counter(
-            out,
-            p,
-            "allocated_bytes_after_startup_total",
-            "Bytes allocated since startup completed.",
-            a.bytes,
-        )?;
-        gauge(
-            out,
-            p,
-            "memory_reserved_bytes",
-            "Memory reserved at startup for buffers, slots, rings and tables.",
-            self.reserved_bytes.load(Ordering::Relaxed),
-        )?;
-        writeln!(out, "# HELP {p}_request_duration_seconds Time from dispatch to response ready.\n# TYPE {p}_request_duration_seconds histogram")?;
         let mut cumulative = 0;
         for (i, le) in BUCKETS_US.iter().enumerate() {
             cumulative += self.sum(|h| h.service_buckets[i].get());
             writeln!(
                 out,
-                "{p}_request_duration_seconds_bucket{{le=\"{}.{:06}\"}} {cumulative}",
-                le / 1_000_000,
-                le % 1_000_000
+                "{P}_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                Seconds(*le)
             )?;
         }
         cumulative += self.sum(|h| h.service_buckets[BUCKETS_US.len()].get());
         writeln!(
             out,
-            "{p}_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+            "{P}_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
         )?;
         let sum_us = self.sum(|h| h.service_sum_us.get());
-        writeln!(
-            out,
-            "{p}_request_duration_seconds_sum {}.{:06}",
-            sum_us / 1_000_000,
-            sum_us % 1_000_000
-        )?;
-        writeln!(out, "{p}_request_duration_seconds_count {cumulative}")
+        writeln!(out, "{P}_request_duration_seconds_sum {}", Seconds(sum_us))?;
+        writeln!(out, "{P}_request_duration_seconds_count {cumulative}")
     }
 }
 
-fn counter(out: &mut FixedBuf<'_>, p: &str, name: &str, help: &str, v: u64) -> std::fmt::Result {
-    sample(out, p, name, "counter", help, v)
+/// Every series' name prefix.
+const P: &str = "httpd_runner";
+
+/// Microseconds shown as seconds with six decimals.
+struct Seconds(u64);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
 }
 
-fn gauge(out: &mut FixedBuf<'_>, p: &str, name: &str, help: &str, v: u64) -> std::fmt::Result {
-    sample(out, p, name, "gauge", help, v)
+/// Where an unlabelled series' value comes from.
+enum Value {
+    /// One counter of every handler, summed.
+    Handlers(fn(&HandlerMetrics) -> &Counter),
+    /// Computed from the whole.
+    Whole(fn(&Metrics) -> u64),
 }
 
-/// One unlabelled metric with its HELP and TYPE lines.
-fn sample(
-    out: &mut FixedBuf<'_>,
-    p: &str,
-    name: &str,
-    kind: &str,
-    help: &str,
-    v: u64,
-) -> std::fmt::Result {
-    writeln!(
-        out,
-        "# HELP {p}_{name} {help}\n# TYPE {p}_{name} {kind}\n{p}_{name} {v}"
-    )
+/// One unlabelled series.
+struct Scalar {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: Value,
+}
+
+const fn handlers(
+    name: &'static str,
+    help: &'static str,
+    f: fn(&HandlerMetrics) -> &Counter,
+) -> Scalar {
+    Scalar {
+        name,
+        kind: "counter",
+        help,
+        value: Value::Handlers(f),
+    }
+}
+
+const fn whole(
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    f: fn(&Metrics) -> u64,
+) -> Scalar {
+    Scalar {
+        name,
+        kind,
+        help,
+        value: Value::Whole(f),
+    }
+}
+
+/// The unlabelled series, in the order they are rendered.
+const SCALARS: &[Scalar] = &[
+    handlers("received_bytes_total", "Bytes read from client sockets.", |h| &h.bytes_in),
+    handlers("sent_bytes_total", "Bytes written to client sockets.", |h| &h.bytes_out),
+    handlers("bodies_in_place_total", "Request bodies read into their slot in the same read as their head (not copied).", |h| &h.bodies_in_place),
+    handlers("in_place_misses_total", "Reads split on a wrong guess of the next request's head and body lengths (then copied).", |h| &h.in_place_misses),
+    handlers("in_place_spills_total", "Wrong guesses whose input did not all fit back in the read buffer (the rest is handed out from the slot).", |h| &h.in_place_spills),
+    handlers("harvests_total", "Times a handler stopped reading mid-turn to write the answers already back from runners.", |h| &h.harvests),
+    handlers("gathered_writes_total", "Socket writes that sent several small responses copied into one buffer instead of a writev.", |h| &h.gathered_writes),
+    whole("connections_open", "gauge", "Client connections open now.", Metrics::open_connections),
+    whole("connections_accepted_total", "counter", "Client connections accepted.", |m| m.listener.accepted.get()),
+    whole("connections_refused_total", "counter", "Client connections refused with 503 (limit or full hand-off).", |m| m.listener.refused.get()),
+    whole("shed_total", "counter", "Requests answered 503 with Retry-After under overload, for any reason in shed_by_reason_total.", |m| m.sum(|h| h.shed.iter().map(Counter::get).sum())),
+    handlers("connections_reset_total", "Connections closed at once because the peer reset them (or shut both directions).", |h| &h.resets),
+    handlers("runner_awaits_total", "Times a handler waited for quick runners' answers (yielding its core) instead of sleeping.", |h| &h.awaits),
+    handlers("runner_awaits_ran_out_total", "Waits for runners that ran out with no answer (the handler then slept).", |h| &h.awaits_ran_out),
+    handlers("handler_moves_total", "Times a handler moved off the runners' cores (load turned light) or back (it did not).", |h| &h.moves),
+    whole("allocator_counting", "gauge", "1 if the counting allocator is installed (allocation figures are real).", |_| u64::from(alloc::installed())),
+    whole("allocations_after_startup_total", "counter", "Heap allocations since startup completed.", |_| alloc::after_startup().allocations),
+    whole("reallocations_after_startup_total", "counter", "Heap reallocations since startup completed.", |_| alloc::after_startup().reallocations),
+    whole("allocated_bytes_after_startup_total", "counter", "Bytes allocated since startup completed.", |_| alloc::after_startup().bytes),
+    whole("memory_reserved_bytes", "gauge", "Memory reserved at startup for buffers, slots, rings and tables.", |m| m.reserved_bytes.load(Ordering::Relaxed)),
+];
+
+/// Picks one counter out of a runner's metrics.
+type RunnerField = fn(&RunnerMetrics) -> &Counter;
+
+/// The per-runner counters (`runner="N"`).
+const PER_RUNNER: [(&str, &str, RunnerField); 6] = [
+    ("runner_jobs_total", "Jobs run, per runner.", |r| &r.jobs),
+    (
+        "runner_panics_total",
+        "Runner panics caught (answered 500).",
+        |r| &r.panics,
+    ),
+    (
+        "runner_polls_total",
+        "Times an idle runner polled its rings instead of sleeping (--spin-us, light load).",
+        |r| &r.polls,
+    ),
+    (
+        "runner_poll_hits_total",
+        "Polls that found a job before they ran out.",
+        |r| &r.poll_hits,
+    ),
+    (
+        "runner_sleeps_total",
+        "Times a runner slept with its rings empty.",
+        |r| &r.sleeps,
+    ),
+    (
+        "runner_idles_total",
+        "Times a runner found its rings empty and spun before polling or sleeping.",
+        |r| &r.idles,
+    ),
+];
+
+/// A family's HELP and TYPE lines.
+fn family(out: &mut FixedBuf<'_>, name: &str, kind: &str, help: &str) -> std::fmt::Result {
+    writeln!(out, "# HELP {P}_{name} {help}\n# TYPE {P}_{name} {kind}")
+}
+
+/// One unlabelled series with its HELP and TYPE lines.
+fn sample(out: &mut FixedBuf<'_>, name: &str, kind: &str, help: &str, v: u64) -> std::fmt::Result {
+    family(out, name, kind, help)?;
+    writeln!(out, "{P}_{name} {v}")
 }

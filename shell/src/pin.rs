@@ -23,7 +23,10 @@ impl std::fmt::Display for Pinning {
 
 /// The core runner `index` should go to: runners spread over the available cores in order.
 #[must_use]
-pub fn core_for(index: usize, cores: &[core_affinity::CoreId]) -> Option<core_affinity::CoreId> {
+pub(crate) fn core_for(
+    index: usize,
+    cores: &[core_affinity::CoreId],
+) -> Option<core_affinity::CoreId> {
     if cores.is_empty() {
         None
     } else {
@@ -33,7 +36,7 @@ pub fn core_for(index: usize, cores: &[core_affinity::CoreId]) -> Option<core_af
 
 /// Pins the calling thread to `core`.
 #[must_use]
-pub fn pin_current(core: Option<core_affinity::CoreId>) -> Pinning {
+pub(crate) fn pin_current(core: Option<core_affinity::CoreId>) -> Pinning {
     match core {
         Some(c) if core_affinity::set_for_current(c) => Pinning::Pinned(c.id),
         Some(c) => Pinning::Refused(c.id),
@@ -126,7 +129,7 @@ impl CoreSet {
 /// connections) sees short light streaks all the time. At one connection a turn takes
 /// 10-100 µs here, so the move comes within a tenth of a second. With 2 and with 8
 /// connections over 6 s it moved 0 times; a 16-turn streak moved it 60-126 and 22-26 times.
-pub const NARROW_AFTER_TURNS: u32 = 1024;
+pub(crate) const NARROW_AFTER_TURNS: u32 = 1024;
 
 /// Where a handler thread may run: anywhere it was allowed at startup, except that while
 /// its load is light it keeps off the runners' cores (when it has others to go to).
@@ -139,7 +142,7 @@ pub const NARROW_AFTER_TURNS: u32 = 1024;
 /// waits for a sleeping core to wake. On separate cores the runner polls on its own and the
 /// handler waits for answers on its own, and neither core sleeps while a client talks.
 #[derive(Debug)]
-pub struct Placement {
+pub(crate) struct Placement {
     wide: CoreSet,
     narrow: Option<CoreSet>,
     narrowed: bool,
@@ -151,7 +154,7 @@ impl Placement {
     /// For the calling thread, given the cores runners are pinned to. Inactive (never moves
     /// the thread) when the runners are not pinned, or cover every core the thread may use.
     #[must_use]
-    pub fn for_current_thread(runner_cores: &[usize]) -> Self {
+    pub(crate) fn for_current_thread(runner_cores: &[usize]) -> Self {
         let wide = CoreSet::of_current_thread();
         // No runner cores leave the set as it was, which the filter turns into `None`.
         let narrow = wide
@@ -167,14 +170,15 @@ impl Placement {
 
     /// Whether the thread can be moved at all.
     #[must_use]
-    pub fn is_active(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_active(&self) -> bool {
         self.narrow.is_some()
     }
 
     /// Records one handler turn: off the runners' cores after [`NARROW_AFTER_TURNS`] light
     /// turns in a row, back to all its cores at the first turn that is not light. Returns
     /// whether the thread's cores changed.
-    pub fn observe(&mut self, light_turn: bool) -> bool {
+    pub(crate) fn observe(&mut self, light_turn: bool) -> bool {
         let Some(narrow) = self.narrow else {
             return false;
         };

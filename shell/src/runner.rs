@@ -14,20 +14,20 @@ use httpd_runner_core::admit::ServiceTime;
 use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
 
-use crate::config::RING_SLOTS;
 use crate::hints::Streak;
-use crate::server::Shared;
+use crate::shared::Shared;
+use httpd_runner_core::limits::RUNNER_RING_SLOTS as RING_SLOTS;
 
 /// Builds the runner for runner thread `index`; called once per runner thread, on that thread
 /// (and again after a panic).
-pub type Factory = Arc<dyn Fn(usize) -> Box<dyn Runner> + Send + Sync>;
+pub(crate) type Factory = Arc<dyn Fn(usize) -> Box<dyn Runner> + Send + Sync>;
 
 /// The default runner: the response body is the request body (no copy), with the request's
 /// `Content-Type` or `application/octet-stream`. An empty body gets none: RFC 9110 §8.3 asks
 /// for it with content only, and on a small response the field is a third of the bytes
 /// (pipelined GETs: 1.06-1.24M against 1.13-1.37M req/s with and without it).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Echo;
+pub(crate) struct Echo;
 
 impl Runner for Echo {
     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
@@ -48,7 +48,7 @@ impl Runner for Echo {
 /// load-shedding tests. A request may ask for its own delay with `X-Delay-Ms` (at most 60 s),
 /// which makes runners finish out of order on purpose.
 #[derive(Debug, Clone, Copy)]
-pub struct Delay {
+pub(crate) struct Delay {
     /// Milliseconds per request.
     pub ms: u64,
 }
@@ -98,7 +98,7 @@ impl RunnerThread {
         // one job each (requests arriving one at a time).
         let mut stretch = 0u32;
         let mut singles = Streak::default();
-        let spin = Duration::from_micros(u64::from(self.shared.cfg.spin_us));
+        let spin = Duration::from_micros(u64::from(self.shared.cfg.spin_window_us()));
         // Time per job, for the handlers' shedding (`admit::should_shed`), and what they last
         // read of it.
         let mut service = ServiceTime::default();

@@ -19,7 +19,7 @@ pub enum Reason {
 
 /// Shared shutdown state.
 #[derive(Debug)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     requested: AtomicBool,
     by_signal: AtomicBool,
     handlers_left: AtomicUsize,
@@ -33,7 +33,7 @@ pub struct Shutdown {
 impl Shutdown {
     /// Not stopping; `handlers` handler threads will report when they are done.
     #[must_use]
-    pub fn new(handlers: usize) -> Self {
+    pub(crate) fn new(handlers: usize) -> Self {
         Self {
             requested: AtomicBool::new(false),
             by_signal: AtomicBool::new(false),
@@ -46,18 +46,18 @@ impl Shutdown {
     }
 
     /// Registers who must be woken (once, at startup).
-    pub fn set_wakers(&self, listener: mio::Waker, handlers: Vec<mio::Waker>) {
+    pub(crate) fn set_wakers(&self, listener: mio::Waker, handlers: Vec<mio::Waker>) {
         let _ = self.listener_waker.set(listener);
         let _ = self.handler_wakers.set(handlers);
     }
 
     /// Registers the runner threads (once, at startup).
-    pub fn set_runner_threads(&self, threads: Vec<Thread>) {
+    pub(crate) fn set_runner_threads(&self, threads: Vec<Thread>) {
         let _ = self.runner_threads.set(threads);
     }
 
     /// Starts a shutdown (idempotent) and wakes every thread so it notices.
-    pub fn trigger(&self, reason: Reason) {
+    pub(crate) fn trigger(&self, reason: Reason) {
         if reason == Reason::Signal {
             self.by_signal.store(true, Ordering::Relaxed);
         }
@@ -83,14 +83,14 @@ impl Shutdown {
     }
 
     /// Wakes handler `h` (an eventfd write: call only when its doorbell says it sleeps).
-    pub fn wake_handler(&self, h: usize) {
+    pub(crate) fn wake_handler(&self, h: usize) {
         if let Some(w) = self.handler_wakers.get().and_then(|w| w.get(h)) {
             let _ = w.wake();
         }
     }
 
     /// Wakes runner `r` (a futex wake: call only when its doorbell says it sleeps).
-    pub fn wake_runner(&self, r: usize) {
+    pub(crate) fn wake_runner(&self, r: usize) {
         if let Some(t) = self.runner_threads.get().and_then(|t| t.get(r)) {
             t.unpark();
         }
@@ -98,19 +98,19 @@ impl Shutdown {
 
     /// Whether a shutdown has started.
     #[must_use]
-    pub fn is_requested(&self) -> bool {
+    pub(crate) fn is_requested(&self) -> bool {
         self.requested.load(Ordering::Acquire)
     }
 
     /// When the shutdown started (`None` before).
     #[must_use]
-    pub fn started(&self) -> Option<Instant> {
+    pub(crate) fn started(&self) -> Option<Instant> {
         self.started.get().copied()
     }
 
     /// Why, once started.
     #[must_use]
-    pub fn reason(&self) -> Reason {
+    pub(crate) fn reason(&self) -> Reason {
         if self.by_signal.load(Ordering::Relaxed) {
             Reason::Signal
         } else {
@@ -119,7 +119,7 @@ impl Shutdown {
     }
 
     /// A handler finished: all its connections are closed and it will push no more jobs.
-    pub fn handler_done(&self) {
+    pub(crate) fn handler_done(&self) {
         // AcqRel: a runner that sees 0 also sees every job the handlers pushed before.
         self.handlers_left.fetch_sub(1, Ordering::AcqRel);
         self.wake_runners();
@@ -127,7 +127,7 @@ impl Shutdown {
 
     /// Whether every handler has finished (runners may exit once their rings are empty).
     #[must_use]
-    pub fn handlers_finished(&self) -> bool {
+    pub(crate) fn handlers_finished(&self) -> bool {
         self.handlers_left.load(Ordering::Acquire) == 0
     }
 }

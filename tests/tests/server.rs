@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use httpd_runner::pin::CoreSet;
+use httpd_runner::CoreSet;
 use httpd_runner_tests::{body_of, metric_in, post, serial, Client, Server};
 
 #[test]

@@ -55,7 +55,7 @@ impl State {
             .as_ref()
             .and_then(|s| s.peer_addr().ok())
             .is_some_and(|a| a.ip().is_loopback());
-        let token = self.shared.cfg.shutdown_token.as_deref().map(str::as_bytes);
+        let token = self.shared.cfg.shutdown_token_bytes();
         route::shutdown_permitted(loopback, token, slot.request.view().header("authorization"))
     }
 
@@ -74,7 +74,8 @@ impl State {
                 let _ = resp.header("Allow", allow.as_bytes());
             }
             if status == 503 {
-                let _ = resp.header("Retry-After", b"1");
+                let mut secs = [0u8; 10];
+                let _ = resp.header("Retry-After", decimal(DEFAULT_RETRY_AFTER_SECS, &mut secs));
             }
             let _ = body(resp.body_mut());
         });
@@ -82,13 +83,15 @@ impl State {
     }
 }
 
-/// The route label of a path, for the metrics of 405s and `OPTIONS` answers.
-pub(super) fn label_of(path: &str) -> u8 {
-    match path {
-        "/shutdown" => ROUTE_SHUTDOWN,
-        "/metrics" => ROUTE_METRICS,
-        "/health" => ROUTE_HEALTH,
-        _ if path.starts_with("/run") => ROUTE_RUN,
-        _ => ROUTE_OTHER,
+/// `n` in decimal, in the end of `buf`.
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
     }
 }

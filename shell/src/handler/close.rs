@@ -104,13 +104,7 @@ impl State {
                 continue;
             }
             let Some(t) = c.core.tick(now) else { continue };
-            let kind = match t {
-                Timeout::Head => 0,
-                Timeout::Body => 1,
-                Timeout::Idle => 2,
-                Timeout::Write => 3,
-            };
-            self.metrics.timeouts[kind].inc();
+            self.metrics.timeouts[t.index()].inc();
             if t.answers_408() {
                 self.fail(idx, 408, None);
                 self.flush(idx, registry);
@@ -130,7 +124,7 @@ impl State {
         let now = self.now_ms;
         let deadline = *self
             .shutdown_deadline_ms
-            .get_or_insert(now + self.shared.cfg.shutdown_timeout.as_millis() as u64);
+            .get_or_insert(now + self.shared.cfg.shutdown_timeout_duration().as_millis() as u64);
         while let Some(stream) = accepts.pop() {
             drop(stream);
             self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);

@@ -1,7 +1,6 @@
 //! Bytes in: one read per call (plain, straight into a body slot, or split on a guess),
 //! heads parsed into requests that take a slot, and bodies moved into their slot.
 
-use super::answer::label_of;
 use super::*;
 
 impl State {
@@ -242,7 +241,7 @@ impl State {
                     c.core.on_data(now);
                     if self.wait_expired(idx) {
                         // Waited its bound for a slot and holds none: refused at once.
-                        self.metrics.shed_waiting.inc();
+                        self.metrics.shed[Shed::SlotWait.index()].inc();
                         self.fail(idx, 503, None);
                         return false;
                     }
@@ -257,25 +256,13 @@ impl State {
             .wait_since_us
             .take()
             .map_or(0, |since| self.now_us.saturating_sub(since));
-        let (action, label, key) = match route(head.method, head.path) {
-            Route::Run { key } => {
-                let key = key
-                    .map(str::as_bytes)
-                    .or_else(|| head.header("x-runner-key"));
-                (Action::Run, ROUTE_RUN, key)
-            }
-            Route::Shutdown => (Action::Shutdown, ROUTE_SHUTDOWN, None),
-            Route::Metrics => (Action::Metrics, ROUTE_METRICS, None),
-            Route::Health => (Action::Health, ROUTE_HEALTH, None),
-            Route::NotFound => (Action::Status(404, None), ROUTE_OTHER, None),
-            Route::MethodNotAllowed { allow } => {
-                (Action::Status(405, Some(allow)), label_of(head.path), None)
-            }
-            Route::NotImplemented => (Action::Status(501, None), ROUTE_OTHER, None),
-            Route::Options { allow } => {
-                (Action::Status(200, Some(allow)), label_of(head.path), None)
-            }
-            Route::KeyTooLong => (Action::Status(414, None), ROUTE_RUN, None),
+        let routed = route(head.method, head.path);
+        let (action, label) = routed.action(head.path);
+        let key = match routed {
+            Route::Run { key } => key
+                .map(str::as_bytes)
+                .or_else(|| head.header("x-runner-key")),
+            _ => None,
         };
         slot.reset();
         if slot.request.load(&head, raw, key).is_err() {

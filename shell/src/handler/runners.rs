@@ -59,7 +59,7 @@ impl State {
         );
         slot.ticket.runner = r as u16;
         if self.in_flight[r] >= self.ring_capacity {
-            return self.shed(slot, &self.metrics.shed);
+            return self.shed(slot, Shed::RingFull);
         }
         if self.shed_after_us != 0 {
             let waited = self.conns[slot.ticket.conn as usize].waited_us;
@@ -67,7 +67,7 @@ impl State {
             if service != 0
                 && admit::should_shed(waited, self.ahead_at(r), service, self.shed_after_us)
             {
-                return self.shed(slot, &self.metrics.shed_queue);
+                return self.shed(slot, Shed::QueueWait);
             }
         }
         // Staged, not yet published: everything one read brought in crosses to the runner with
@@ -78,7 +78,7 @@ impl State {
                 self.shared.metrics.depth[self.index * self.jobs.len() + r].inc();
                 self.wake_runner[r] = true;
             }
-            Err(slot) => self.shed(slot, &self.metrics.shed),
+            Err(slot) => self.shed(slot, Shed::RingFull),
         }
     }
 
@@ -93,9 +93,9 @@ impl State {
         others + self.in_flight[r] as u64
     }
 
-    /// Answers 503 with `Retry-After`, counted in `why`.
-    pub(super) fn shed(&mut self, slot: &'static mut Slot<'static>, why: &'static Counter) {
-        why.inc();
+    /// Answers 503 with `Retry-After`, counted under `why`.
+    pub(super) fn shed(&mut self, slot: &'static mut Slot<'static>, why: Shed) {
+        self.metrics.shed[why.index()].inc();
         self.local(slot, 503, None, |b| {
             b.extend_from_slice(b"Service Unavailable\n").is_ok()
         });

@@ -16,7 +16,7 @@ impl State {
         let keep_alive = !c.core.closes_after(t.seq);
         let date = &self.date;
         let body_len = slot.response_body().len();
-        let runner = (t.route == ROUTE_RUN && t.runner != NO_RUNNER).then_some(t.runner);
+        let runner = (t.route == RouteLabel::Run && t.runner != NO_RUNNER).then_some(t.runner);
         let wrote = slot.response.write_wire_head(|buf, status, lines| {
             write_head(
                 buf,
@@ -55,7 +55,7 @@ impl State {
                 )
             });
         }
-        self.metrics.requests[usize::from(t.route)][code_index(status)].inc();
+        self.metrics.count_request(t.route, status);
         self.metrics
             .observe_service_us(self.now_us.saturating_sub(t.started_us));
         if let Err(Out::Slot(slot)) = c.core.complete(self.now_ms, t.seq, Out::Slot(slot), false) {
@@ -108,7 +108,7 @@ impl State {
         } else {
             0
         };
-        self.metrics.requests[usize::from(ROUTE_OTHER)][code_index(status)].inc();
+        self.metrics.count_request(RouteLabel::Other, status);
         c.core.fail(now, Out::Inline);
         c.rstart = c.rend;
         if !c.dirty {
