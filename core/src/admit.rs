@@ -150,16 +150,28 @@ impl ServiceTime {
         }
     }
 
-    /// Whether `published` (what others last read) differs from [`per_job_us`] by more than an
-    /// eighth, or by any amount at or below 8 µs: publishing only then keeps the runner from
-    /// writing a shared cache line after every observation.
-    ///
-    /// [`per_job_us`]: Self::per_job_us
+    /// What to publish to handlers, given `published` (what they last read; 0 before the
+    /// first publication): the estimate, at least 1 µs once anything is measured (0 means
+    /// "not yet" to readers, which then use the first job's running time so far), when it
+    /// differs from `published` by more than an eighth, or by any amount at or below 8 µs.
+    /// Publishing only then keeps the runner from writing a shared cache line after every
+    /// observation.
     #[must_use]
-    pub const fn worth_publishing(self, published: u64) -> bool {
-        let now = self.per_job_us();
+    pub const fn to_publish(self, published: u64) -> Option<u64> {
+        if !self.is_measured() {
+            return None;
+        }
+        let now = if self.per_job_us() == 0 {
+            1
+        } else {
+            self.per_job_us()
+        };
         let diff = now.abs_diff(published);
-        diff > published / 8 || (diff > 0 && published <= 8)
+        if diff > published / 8 || (diff > 0 && published <= 8) {
+            Some(now)
+        } else {
+            None
+        }
     }
 }
 
@@ -244,13 +256,30 @@ mod tests {
             s.observe(9_000, 1);
         }
         assert_eq!(s.per_job_us(), 9_000);
-        assert!(s.worth_publishing(4_000));
-        assert!(!s.worth_publishing(9_000));
-        assert!(!s.worth_publishing(8_500), "within an eighth");
+        assert_eq!(s.to_publish(4_000), Some(9_000));
+        assert_eq!(s.to_publish(9_000), None);
+        assert_eq!(s.to_publish(8_500), None, "within an eighth");
         let mut fast = ServiceTime::default();
         fast.observe(3, 2);
         assert_eq!(fast.per_job_us(), 1, "fractions are kept: 1.5 µs");
-        assert!(fast.worth_publishing(0));
-        assert!(!fast.worth_publishing(1));
+        assert_eq!(fast.to_publish(0), Some(1));
+        assert_eq!(fast.to_publish(1), None);
+    }
+
+    #[test]
+    fn nothing_is_published_before_a_measurement() {
+        assert_eq!(ServiceTime::default().to_publish(0), None);
+    }
+
+    #[test]
+    fn jobs_under_a_microsecond_publish_one() {
+        // Published as 0, the estimate would read as "not measured yet", and handlers would
+        // take the first job's running time so far for it: a figure that grows without end
+        // and sheds every request with anything queued ahead.
+        let mut s = ServiceTime::default();
+        s.observe(5, 16);
+        assert_eq!(s.per_job_us(), 0);
+        assert_eq!(s.to_publish(0), Some(1));
+        assert_eq!(s.to_publish(1), None);
     }
 }

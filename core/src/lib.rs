@@ -12,6 +12,8 @@
 //!   shed with 503 rather than wait past a bound;
 //! - [`route`]: `(method, path)` to a route, and a `/run` request to a runner (key affinity,
 //!   else least loaded);
+//! - [`sched`]: the threads' scheduling decisions (light load, polling, sleeping, measuring,
+//!   waiting for runners, placing connections);
 //! - [`response`]: response heads and short bodies into fixed buffers;
 //! - [`conn`]: the per-connection state machine (timeouts, keep-alive, pipelining order);
 //! - [`msg`]: the slot that carries a request to a runner and its response back, and the
@@ -68,6 +70,7 @@ pub mod response;
 #[allow(unsafe_code)]
 pub mod ring;
 pub mod route;
+pub mod sched;
 pub mod sync;
 pub mod text;
 pub mod wake;

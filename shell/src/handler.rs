@@ -23,8 +23,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::admit::{self, Shed};
 use httpd_runner_core::conn::{Conn, ConnConfig};
-use httpd_runner_core::limits::Limits;
-use httpd_runner_core::limits::DEFAULT_RETRY_AFTER_SECS;
+use httpd_runner_core::limits::{
+    Limits, DEADLINE_TICK_MS, DEFAULT_RETRY_AFTER_SECS, GATHER_BYTES, HARVEST_BYTES,
+    HEAD_READ_AFTER_LARGE_BODY_BYTES, INLINE_RESPONSE_BYTES, LINGER_MS, MAX_WRITE_PARTS,
+    READS_PER_TURN,
+};
 use httpd_runner_core::msg::{Done, Job, Slot, Ticket};
 use httpd_runner_core::parse::{self, header_slots, ChunkedDecoder, Framing, Method, Status};
 use httpd_runner_core::place::{Guess, Plan, Spill, Spot};
@@ -33,12 +36,12 @@ use httpd_runner_core::response::{
 };
 use httpd_runner_core::ring::{Consumer, Producer};
 use httpd_runner_core::route::{self, pick_runner, route, Action, Route, RouteLabel};
+use httpd_runner_core::sched::{Awaiting, Streak};
 use httpd_runner_core::sync::Ordering;
 use httpd_runner_core::text::FixedBuf;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::hints::Streak;
 use crate::metrics::HandlerMetrics;
 use crate::pin::Placement;
 use crate::shared::Shared;
@@ -55,45 +58,8 @@ mod write;
 /// The waker's token; connection tokens are their table index.
 pub(crate) const WAKE: Token = Token(usize::MAX - 1);
 
-/// How often deadlines are checked (the granularity of every timeout).
-const TICK: Duration = Duration::from_millis(100);
-
-/// How long a handler with nothing else to do waits for runners' answers before it sleeps
-/// (only while their recent service time is below this).
-const AWAIT_RUNNERS: Duration = Duration::from_micros(50);
-
-/// Most `writev` parts per call (two per response: head and body).
-const MAX_IOV: usize = 64;
-
-/// Ready responses this small in total, in three parts or more, are copied into one buffer
-/// and written with a plain `write`: the kernel's per-part cost of a `writev` is then gone
-/// (pipelined GETs, 16 deep: `_copy_from_iter` fell from 0.041 µs per request to nothing,
-/// the copy now inside `tcp_sendmsg` at 0.019). Larger runs go out by `writev` from their
-/// slots, where one more copy would cost more than the parts it saves.
-const GATHER_BYTES: usize = 4 * 1024;
-
-/// Input read in one loop turn after which the runners' answers are taken and written
-/// before more connections are read (see `harvest`).
-const HARVEST_BYTES: usize = 128 * 1024;
-
-/// Reads per connection per event before others get a turn.
-const READS_PER_TURN: usize = 8;
-
-/// Longest lingering close: how long input is discarded after we shut our side, so that a
-/// client still sending (a refused body) reads our response instead of a reset.
-const LINGER_MS: u64 = 2_000;
-
 /// `Ticket::runner` before a runner is chosen.
 const NO_RUNNER: u16 = u16::MAX;
-
-/// Size of a connection's buffer for its final error response.
-const INLINE_BYTES: usize = 512;
-
-/// After a request whose body did not fit in the read buffer, the next read of a head asks for
-/// this much only: a request like it leaves the head plus a few KiB in the read buffer (copied
-/// into the slot) and its body goes straight into the slot. Asking for the whole read buffer
-/// would read (then copy) as much body as fits, for the same number of system calls.
-const HEAD_READ_AFTER_LARGE_BODY: usize = 4096;
 
 /// A read made on a [`Guess`]: its slot, and where the bytes went.
 #[derive(Debug)]
@@ -168,7 +134,7 @@ pub(crate) struct Connection {
     /// Bytes of the front response already written.
     written: usize,
     /// Bytes to ask for when reading into an empty buffer: the whole buffer, or
-    /// [`HEAD_READ_AFTER_LARGE_BODY`] after a large length-framed body.
+    /// [`HEAD_READ_AFTER_LARGE_BODY_BYTES`] after a large length-framed body.
     head_read: usize,
     /// The last request's head length (0 before the first).
     last_head: usize,
@@ -185,7 +151,7 @@ pub(crate) struct Connection {
     linger_until: Option<u64>,
     inline_len: usize,
     core: Conn<Out>,
-    inline: [u8; INLINE_BYTES],
+    inline: [u8; INLINE_RESPONSE_BYTES],
     /// Input a wrong guess left in a slot beyond what the read buffer could take back (see
     /// [`Spilled`]); handed out before the socket is read again.
     spill: Option<Spilled>,
@@ -226,7 +192,7 @@ pub(crate) fn connection_table(
             rend: 0,
             body: None,
             written: 0,
-            inline: [0; INLINE_BYTES],
+            inline: [0; INLINE_RESPONSE_BYTES],
             inline_len: 0,
             readable: false,
             peer_eof: false,
@@ -276,10 +242,8 @@ struct State {
     gather: Box<[u8]>,
     /// Jobs out at each runner.
     in_flight: Vec<usize>,
-    /// Moving average of runner service time (dispatch to completion), µs.
-    service_avg_us: u64,
-    /// The last wait for runners ran out; no more waiting until an answer arrives.
-    await_ran_out: bool,
+    /// Whether to wait for runners' answers instead of sleeping (`sched::Awaiting`).
+    awaiting: Awaiting,
     wake_runner: Vec<bool>,
     jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
     started: Instant,
@@ -338,8 +302,7 @@ impl HandlerThread {
             dirty: Vec::with_capacity(per_handler),
             gather: vec![0; GATHER_BYTES].into_boxed_slice(),
             in_flight: vec![0; runners],
-            service_avg_us: u64::MAX,
-            await_ran_out: false,
+            awaiting: Awaiting::default(),
             wake_runner: vec![false; runners],
             jobs,
             started: shared.started,
@@ -381,7 +344,7 @@ impl HandlerThread {
             // waiting for a slot are retried when a runner hands one back (which wakes us).
             work |= st.scan_retry();
             if st.now_ms >= next_tick {
-                next_tick = st.now_ms + TICK.as_millis() as u64;
+                next_tick = st.now_ms + DEADLINE_TICK_MS;
                 st.tick(poll.registry());
             }
             if st.now_ms >= st.next_wait_expiry_ms() {

@@ -4,34 +4,7 @@
 
 use httpd_runner_core::sync::{AtomicBool, AtomicU64, Ordering};
 
-/// Light load takes this many handler turns in a row that served at most one connection (and
-/// for a runner, this many one-job stretches in a row): a moment's lull under load is not it.
-pub(crate) const LIGHT_STREAK: u32 = 16;
-
-/// Counts light observations in a row (a handler turn that served at most one connection, a
-/// runner stretch of one job); light load is [`LIGHT_STREAK`] of them.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Streak(u32);
-
-impl Streak {
-    /// Records one observation; returns whether load is now light.
-    pub(crate) fn observe(&mut self, light: bool) -> bool {
-        self.0 = if light { self.0.saturating_add(1) } else { 0 };
-        self.is_light()
-    }
-
-    /// Whether the last [`LIGHT_STREAK`] observations were all light.
-    pub(crate) fn is_light(self) -> bool {
-        self.0 >= LIGHT_STREAK
-    }
-
-    /// Starts counting again.
-    pub(crate) fn reset(&mut self) {
-        self.0 = 0;
-    }
-}
-
-/// A handler's "my last `LIGHT_STREAK` (16) loop turns each served at most one connection", on
+/// A handler's "my last `LIGHT_STREAK_TURNS` loop turns each served at most one connection", on
 /// its own cache line (the handler writes it only when it changes; idle runners read it while
 /// they poll). A hint: it orders nothing, so it is relaxed.
 #[derive(Debug)]
@@ -87,32 +60,5 @@ impl ServiceHint {
             },
             us => us,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Streak, LIGHT_STREAK};
-
-    #[test]
-    fn light_load_takes_a_whole_streak_and_one_busy_turn_ends_it() {
-        let mut s = Streak::default();
-        for _ in 1..LIGHT_STREAK {
-            assert!(!s.observe(true));
-        }
-        assert!(
-            s.observe(true),
-            "the streak's last light turn makes load light"
-        );
-        assert!(s.observe(true));
-        assert!(!s.observe(false), "one busy turn ends light load");
-        assert!(!s.observe(true), "and the streak starts again");
-        for _ in 2..LIGHT_STREAK {
-            assert!(!s.observe(true));
-        }
-        assert!(s.observe(true));
-        s.reset();
-        assert!(!s.is_light(), "a reset starts again");
-        assert!(!s.observe(true));
     }
 }

@@ -14,7 +14,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::shared::Shared;
 use crate::shutdown::Reason;
-use httpd_runner_core::limits::ACCEPT_RING_SLOTS;
+use httpd_runner_core::limits::{ACCEPT_BACKOFF_MS, ACCEPT_RING_SLOTS, MAX_HANDLERS};
+use httpd_runner_core::sched::pick_handler;
 
 pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const SIGNALS: Token = Token(1);
@@ -22,7 +23,7 @@ pub(crate) const WAKE: Token = Token(2);
 
 /// How long to wait before retrying `accept` after the process ran out of descriptors or
 /// memory: the pending connection stays in the backlog meanwhile, and nothing spins.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(ACCEPT_BACKOFF_MS);
 
 /// Everything the listener thread owns.
 pub(crate) struct ListenerThread {
@@ -95,13 +96,14 @@ impl ListenerThread {
 
     fn hand_off(&mut self, stream: TcpStream, woke: &mut [bool; 64]) {
         let shared = self.shared;
+        let mut open = [0usize; MAX_HANDLERS as usize];
+        let open = &mut open[..self.handlers.len()];
+        for (n, h) in open.iter_mut().zip(&shared.handler_open) {
+            *n = h.load(Ordering::Relaxed);
+        }
         let cap = shared.cfg.connections_per_handler();
-        let open = |h: usize| shared.handler_open[h].load(Ordering::Relaxed);
-        let total: usize = (0..self.handlers.len()).map(open).sum();
-        let best = (0..self.handlers.len())
-            .filter(|&h| open(h) < cap)
-            .min_by_key(|&h| open(h));
-        let Some(h) = best.filter(|_| total < shared.cfg.max_connections_open() as usize) else {
+        let max = shared.cfg.max_connections_open() as usize;
+        let Some(h) = pick_handler(open, cap, max) else {
             return refuse(stream, shared);
         };
         let _ = stream.set_nodelay(true);

@@ -1,5 +1,7 @@
 //! Pinning runner threads to cores, and keeping handler threads off them while load is light.
 
+use httpd_runner_core::sched::Narrowing;
+
 /// Where a runner ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pinning {
@@ -123,14 +125,6 @@ impl CoreSet {
     }
 }
 
-/// Light handler turns in a row (each serving at most one connection) before a handler
-/// moves off the runners' cores. Much longer than the runners' polling streak: moving costs
-/// a system call and maybe a migration, and a handler whose load is merely moderate (a few
-/// connections) sees short light streaks all the time. At one connection a turn takes
-/// 10-100 µs here, so the move comes within a tenth of a second. With 2 and with 8
-/// connections over 6 s it moved 0 times; a 16-turn streak moved it 60-126 and 22-26 times.
-pub(crate) const NARROW_AFTER_TURNS: u32 = 1024;
-
 /// Where a handler thread may run: anywhere it was allowed at startup, except that while
 /// its load is light it keeps off the runners' cores (when it has others to go to).
 ///
@@ -145,9 +139,8 @@ pub(crate) const NARROW_AFTER_TURNS: u32 = 1024;
 pub(crate) struct Placement {
     wide: CoreSet,
     narrow: Option<CoreSet>,
-    narrowed: bool,
-    /// Light turns in a row.
-    streak: u32,
+    /// When to move (`sched::Narrowing`).
+    narrowing: Narrowing,
 }
 
 impl Placement {
@@ -163,8 +156,7 @@ impl Placement {
         Self {
             wide: wide.unwrap_or(CoreSet::empty()),
             narrow,
-            narrowed: false,
-            streak: 0,
+            narrowing: Narrowing::default(),
         }
     }
 
@@ -175,28 +167,22 @@ impl Placement {
         self.narrow.is_some()
     }
 
-    /// Records one handler turn: off the runners' cores after [`NARROW_AFTER_TURNS`] light
-    /// turns in a row, back to all its cores at the first turn that is not light. Returns
-    /// whether the thread's cores changed.
+    /// Records one handler turn: off the runners' cores after a long streak of light turns,
+    /// back to all its cores at the first turn that is not light (`sched::Narrowing`).
+    /// Returns whether the thread's cores changed.
     pub(crate) fn observe(&mut self, light_turn: bool) -> bool {
         let Some(narrow) = self.narrow else {
             return false;
         };
-        self.streak = if light_turn {
-            self.streak.saturating_add(1)
-        } else {
-            0
-        };
-        let want_narrow = self.streak >= NARROW_AFTER_TURNS;
-        if want_narrow == self.narrowed {
+        let Some(to_narrow) = self.narrowing.observe(light_turn) else {
             return false;
-        }
-        let set = if want_narrow { narrow } else { self.wide };
+        };
+        let set = if to_narrow { narrow } else { self.wide };
         if set.apply_to_current_thread() {
-            self.narrowed = want_narrow;
             true
         } else {
             // Refused (the process's cores changed under it, say): stop trying.
+            self.narrowing.refused();
             self.narrow = None;
             false
         }
@@ -206,6 +192,7 @@ impl Placement {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use httpd_runner_core::limits::NARROW_AFTER_TURNS;
 
     #[test]
     fn core_sets_add_remove_and_tell() {

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use httpd_runner_core::admit::ServiceTime;
+use httpd_runner_core::limits::RUNNER_RING_SLOTS as RING_SLOTS;
 use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
+use httpd_runner_core::sched::{keep_polling, Idle, IdleStep, JobClock};
 
-use crate::hints::Streak;
 use crate::shared::Shared;
-use httpd_runner_core::limits::RUNNER_RING_SLOTS as RING_SLOTS;
 
 /// Builds the runner for runner thread `index`; called once per runner thread, on that thread
 /// (and again after a panic).
@@ -24,8 +24,7 @@ pub(crate) type Factory = Arc<dyn Fn(usize) -> Box<dyn Runner> + Send + Sync>;
 
 /// The default runner: the response body is the request body (no copy), with the request's
 /// `Content-Type` or `application/octet-stream`. An empty body gets none: RFC 9110 §8.3 asks
-/// for it with content only, and on a small response the field is a third of the bytes
-/// (pipelined GETs: 1.06-1.24M against 1.13-1.37M req/s with and without it).
+/// for it with content only, and on a small response the field is a third of the bytes.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Echo;
 
@@ -64,17 +63,6 @@ impl Runner for Delay {
     }
 }
 
-/// A long run of jobs is measured every this many jobs (see `admit::ServiceTime`).
-const MEASURE_EVERY: u64 = 16;
-
-/// Spins before parking, when all rings are empty. Short: this machine has two cores, and a
-/// spinning runner steals time from the handler that would feed it.
-const IDLE_SPINS: u32 = 64;
-
-/// A yield that kept a polling runner away this long means another thread ran on its core:
-/// the core is wanted, so the runner stops polling and sleeps.
-const CONTENDED_YIELD: Duration = Duration::from_micros(20);
-
 /// Everything one runner thread owns.
 pub(crate) struct RunnerThread {
     pub(crate) index: usize,
@@ -84,140 +72,134 @@ pub(crate) struct RunnerThread {
     pub(crate) factory: Factory,
 }
 
+/// What a runner keeps between its turns.
+struct Turns {
+    runner: Box<dyn Runner>,
+    woke: Vec<bool>,
+    idle: Idle,
+    clock: JobClock,
+    /// Time per job, for the handlers' shedding (`admit::should_shed`).
+    service: ServiceTime,
+    /// What handlers last read of `service`.
+    published: u64,
+}
+
 impl RunnerThread {
     /// The thread body: runs until every handler has finished and the rings are drained.
+    /// Idle, it spins, polls or sleeps as `sched::Idle` says.
     pub(crate) fn run(mut self, ready: impl FnOnce()) {
-        let mut runner = (self.factory)(self.index);
-        let handlers = self.jobs.len();
-        let mut woke = vec![false; handlers];
+        let mut t = Turns {
+            runner: (self.factory)(self.index),
+            woke: vec![false; self.jobs.len()],
+            idle: Idle::default(),
+            clock: JobClock::default(),
+            service: ServiceTime::default(),
+            published: 0,
+        };
         let bell = &self.shared.runner_bells[self.index];
         let metrics = &self.shared.metrics.runners[self.index];
+        let window_us = self.shared.cfg.spin_window_us();
         ready();
-        let mut idle = 0u32;
-        // Jobs run since the rings were last found empty, and how many stretches in a row were
-        // one job each (requests arriving one at a time).
-        let mut stretch = 0u32;
-        let mut singles = Streak::default();
-        let spin = Duration::from_micros(u64::from(self.shared.cfg.spin_window_us()));
-        // Time per job, for the handlers' shedding (`admit::should_shed`), and what they last
-        // read of it.
-        let mut service = ServiceTime::default();
-        let mut published = 0;
-        let hint = &self.shared.runner_service[self.index];
-        // The last clock reading while the runner has been busy since (`None` once it idles):
-        // time per job is measured between readings, and a run's stamp (its one reading, see
-        // `Ticket::answered_us`) ends one measurement and starts the next, so a busy runner
-        // reads the clock once per run, plus once per `MEASURE_EVERY` jobs of a long run.
-        let mut mark: Option<u64> = None;
         loop {
-            let mut did = false;
-            for ((jobs, done), woke) in self.jobs.iter_mut().zip(&mut self.done).zip(&mut woke) {
-                let mut next = jobs.pop();
-                if next.is_some() && mark.is_none() && !service.is_measured() {
-                    // Until the first measurement, the first job is measured from its start.
-                    let now = micros_since(self.shared.started);
-                    hint.first_job_started(now);
-                    mark = Some(now);
-                }
-                let mut ran = 0;
-                // Once every handler has finished (its connections closed at the shutdown
-                // deadline), queued jobs have no one to answer: they are not run.
-                let orphaned = next.is_some() && self.shared.shutdown.handlers_finished();
-                while let Some(slot) = next {
-                    if !orphaned && !serve(slot, &mut runner) {
-                        metrics.panics.inc();
-                        runner = (self.factory)(self.index);
-                    }
-                    metrics.jobs.inc();
-                    next = jobs.pop();
-                    let last = next.is_none();
-                    ran += 1;
-                    match mark {
-                        // After idling: the reading at the end of this job starts the count.
-                        None => {
-                            let now = micros_since(self.shared.started);
-                            if last {
-                                slot.ticket.answered_us = now;
-                            }
-                            mark = Some(now);
-                            ran = 0;
-                        }
-                        Some(from) if last || ran == MEASURE_EVERY || !service.is_measured() => {
-                            let now = micros_since(self.shared.started);
-                            if last {
-                                slot.ticket.answered_us = now;
-                            }
-                            service.observe(now.saturating_sub(from), ran);
-                            mark = Some(now);
-                            ran = 0;
-                            // At least 1 µs once measured: 0 means "not yet" to readers.
-                            let per_job = service.per_job_us().max(1);
-                            if per_job != published && service.worth_publishing(published) {
-                                published = per_job;
-                                hint.set(published);
-                            }
-                        }
-                        Some(_) => {}
-                    }
-                    push_back(done, slot);
-                    stretch += 1;
-                    *woke = true;
-                    did = true;
-                }
-            }
-            for (h, w) in woke.iter_mut().enumerate() {
-                if std::mem::take(w) && self.shared.handler_bells[h].should_wake() {
-                    self.shared.shutdown.wake_handler(h);
-                }
-            }
-            if did {
-                idle = 0;
+            if self.turn(&mut t) {
                 continue;
             }
-            mark = None;
+            t.clock.idle();
             if self.shared.shutdown.handlers_finished() && self.jobs.iter().all(Consumer::is_empty)
             {
                 return;
             }
-            if idle == 0 {
-                metrics.idles.inc();
-                singles.observe(std::mem::take(&mut stretch) == 1);
-            }
-            idle += 1;
-            if idle < IDLE_SPINS {
-                std::hint::spin_loop();
-                continue;
-            }
-            // Poll only while requests come one at a time (one-job stretches here, one
-            // connection per turn at every handler, `LIGHT_STREAK` in a row): then this
-            // runner's wake-up is most of a request's latency, and polling takes no time a
-            // busy handler needs. Under load stretches are long, handlers busy, runners sleep.
-            // A poll that runs out starts the streak again: a client slower than the window
-            // costs one wasted window per `LIGHT_STREAK` requests, not one per request.
-            if !spin.is_zero() && singles.is_light() && self.shared.load_is_light() {
-                metrics.polls.inc();
-                if self.poll_for(spin) {
-                    metrics.poll_hits.inc();
-                    idle = 0;
-                    continue;
+            match t.idle.empty(window_us, self.shared.load_is_light()) {
+                IdleStep::Begin => {
+                    metrics.idles.inc();
+                    std::hint::spin_loop();
                 }
-                singles.reset();
+                IdleStep::Spin => std::hint::spin_loop(),
+                IdleStep::Poll => {
+                    metrics.polls.inc();
+                    if self.poll_for(u64::from(window_us)) {
+                        metrics.poll_hits.inc();
+                        t.idle.poll_hit();
+                    } else {
+                        t.idle.poll_ran_out();
+                        self.sleep(bell);
+                    }
+                }
+                IdleStep::Sleep => self.sleep(bell),
             }
-            bell.prepare_sleep();
-            if self.jobs.iter().all(Consumer::is_empty) {
-                metrics.sleeps.inc();
-                // The timeout is a safety net only: pushes and shutdown unpark us.
-                std::thread::park_timeout(Duration::from_millis(500));
-            }
-            bell.awake();
         }
     }
 
-    /// `--spin-us`: polls the input rings for up to `window`, yielding the core between checks
-    /// (so a thread sharing it runs at once). Gives up early when load stops being light or a
-    /// yield shows the core is wanted ([`CONTENDED_YIELD`]). Returns whether a job arrived.
-    fn poll_for(&self, window: Duration) -> bool {
-        let start = Instant::now();
+    /// Runs every job queued at this runner, handler by handler, and wakes the handlers it
+    /// answered. Returns whether it ran any.
+    fn turn(&mut self, t: &mut Turns) -> bool {
+        let started = self.shared.started;
+        let hint = &self.shared.runner_service[self.index];
+        let metrics = &self.shared.metrics.runners[self.index];
+        let mut did = false;
+        for ((jobs, done), woke) in self.jobs.iter_mut().zip(&mut self.done).zip(&mut t.woke) {
+            let mut next = jobs.pop();
+            if next.is_some() && t.clock.wants_start(t.service.is_measured()) {
+                // Until the first measurement, the first job is measured from its start.
+                let now = micros_since(started);
+                hint.first_job_started(now);
+                t.clock.started(now);
+            }
+            // Once every handler has finished (its connections closed at the shutdown
+            // deadline), queued jobs have no one to answer: they are not run.
+            let orphaned = next.is_some() && self.shared.shutdown.handlers_finished();
+            while let Some(slot) = next {
+                if !orphaned && !serve(slot, &mut t.runner) {
+                    metrics.panics.inc();
+                    t.runner = (self.factory)(self.index);
+                }
+                metrics.jobs.inc();
+                next = jobs.pop();
+                let last = next.is_none();
+                if t.clock.job_done(last, t.service.is_measured()) {
+                    let now = micros_since(started);
+                    if last {
+                        slot.ticket.answered_us = now;
+                    }
+                    if let Some((us, jobs)) = t.clock.read(now) {
+                        t.service.observe(us, jobs);
+                        if let Some(per_job) = t.service.to_publish(t.published) {
+                            t.published = per_job;
+                            hint.set(per_job);
+                        }
+                    }
+                }
+                push_back(done, slot);
+                t.idle.ran_job();
+                *woke = true;
+                did = true;
+            }
+        }
+        for (h, w) in t.woke.iter_mut().enumerate() {
+            if std::mem::take(w) && self.shared.handler_bells[h].should_wake() {
+                self.shared.shutdown.wake_handler(h);
+            }
+        }
+        did
+    }
+
+    /// Announces sleep and parks unless a job arrived meanwhile.
+    fn sleep(&self, bell: &httpd_runner_core::wake::Doorbell) {
+        bell.prepare_sleep();
+        if self.jobs.iter().all(Consumer::is_empty) {
+            self.shared.metrics.runners[self.index].sleeps.inc();
+            // The timeout is a safety net only: pushes and shutdown unpark us.
+            std::thread::park_timeout(Duration::from_millis(500));
+        }
+        bell.awake();
+    }
+
+    /// `--spin-us`: polls the input rings for up to `window_us`, yielding the core between
+    /// checks (so a thread sharing it runs at once), while `sched::keep_polling` says so and
+    /// load stays light. Returns whether a job arrived.
+    fn poll_for(&self, window_us: u64) -> bool {
+        let started = self.shared.started;
+        let start = micros_since(started);
         let mut last = start;
         loop {
             if self.jobs.iter().any(|r| !r.is_empty()) {
@@ -227,8 +209,8 @@ impl RunnerThread {
                 return false;
             }
             std::thread::yield_now();
-            let now = Instant::now();
-            if now - start >= window || now - last >= CONTENDED_YIELD {
+            let now = micros_since(started);
+            if !keep_polling(start, last, now, window_us) {
                 return false;
             }
             last = now;

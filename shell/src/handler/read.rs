@@ -299,7 +299,7 @@ impl State {
             c.rend = tail.end;
         }
         c.head_read = match head.framing {
-            Framing::Length(n) if n >= c.rbuf.len() => HEAD_READ_AFTER_LARGE_BODY,
+            Framing::Length(n) if n >= c.rbuf.len() => HEAD_READ_AFTER_LARGE_BODY_BYTES,
             _ => c.rbuf.len(),
         };
         c.guess = Guess::after(c.last_head, head.head_len, head.framing, c.rbuf.len());

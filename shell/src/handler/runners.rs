@@ -5,7 +5,7 @@ use super::*;
 
 impl State {
     /// With nothing else to do but jobs out at runners that usually answer within
-    /// [`AWAIT_RUNNERS`], waits for their answers here instead of sleeping in `poll`: the
+    /// `AWAIT_RUNNERS_US` (see `sched::Awaiting`), waits for their answers here instead of sleeping in `poll`: the
     /// answers come back without an eventfd write by the runner and an `epoll_wait` wake-up
     /// here. Yields between checks, so a runner sharing this core gets it at once. Returns
     /// whether an answer arrived (sockets are looked at again either way). After a wait that
@@ -15,25 +15,22 @@ impl State {
         &mut self,
         done: &[Consumer<'static, Done<'static>, RING_SLOTS>],
     ) -> bool {
-        let limit = AWAIT_RUNNERS.as_micros() as u64;
-        if self.service_avg_us > limit
-            || self.await_ran_out
-            || self.in_flight.iter().all(|&n| n == 0)
+        if !self
+            .awaiting
+            .should_wait(self.in_flight.iter().any(|&n| n > 0))
         {
             return false;
         }
-        let start = self.started.elapsed();
-        let until = start + AWAIT_RUNNERS;
+        let start = self.started.elapsed().as_micros() as u64;
+        let until = Awaiting::wait_until(start);
         self.metrics.awaits.inc();
         loop {
             let answered = done.iter().any(|r| !r.is_empty());
-            let now = self.started.elapsed();
+            let now = self.started.elapsed().as_micros() as u64;
             if answered || now >= until {
-                self.metrics
-                    .await_us
-                    .add(now.saturating_sub(start).as_micros() as u64);
+                self.metrics.await_us.add(now.saturating_sub(start));
                 if !answered {
-                    self.await_ran_out = true;
+                    self.awaiting.ran_out();
                     self.metrics.awaits_ran_out.inc();
                 }
                 return answered;
@@ -147,20 +144,15 @@ impl State {
     pub(super) fn runner_done(&mut self, slot: &'static mut Slot<'static>) {
         let r = slot.ticket.runner as usize;
         self.in_flight[r] -= 1;
-        self.await_ran_out = false;
         self.shared.metrics.depth[self.index * self.jobs.len() + r].sub(1);
         // The runner's own stamp, not our clock: had we slept, ours would add the time our
         // wake-up took, and an estimate inflated by sleeping would keep us sleeping (the
         // wait below is only tried while the estimate is low).
         let t = slot.ticket;
-        if t.answered_us != Ticket::UNSTAMPED {
-            let service_us = t.answered_us.saturating_sub(t.started_us);
-            self.service_avg_us = if self.service_avg_us == u64::MAX {
-                service_us
-            } else {
-                (self.service_avg_us * 7 + service_us) / 8
-            };
-        }
+        self.awaiting.answered(
+            (t.answered_us != Ticket::UNSTAMPED)
+                .then(|| t.answered_us.saturating_sub(t.started_us)),
+        );
         self.complete(slot);
     }
 }

@@ -137,11 +137,11 @@ impl State {
             }
             let gather = &mut self.gather[..];
             // Fewer than three responses (the usual case) fit in four parts; filling a whole
-            // `MAX_IOV` array first would cost more than the rest of the bookkeeping.
+            // `MAX_WRITE_PARTS` array first would cost more than the rest of the bookkeeping.
             let written = if c.core.ready().nth(2).is_none() {
                 write_ready::<4>(c, gather)
             } else {
-                write_ready::<MAX_IOV>(c, gather)
+                write_ready::<MAX_WRITE_PARTS>(c, gather)
             };
             let Some((written, gathered)) = written else {
                 c.write_blocked = false;
