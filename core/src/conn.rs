@@ -8,7 +8,8 @@
 //! front, so pipelined requests are answered in order however their runners finish.
 
 use crate::limits::{
-    DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, MAX_PIPELINE,
+    DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS,
+    DEFAULT_MAX_PIPELINE, GATHER_BYTES, LINGER_MS, MAX_PIPELINE,
 };
 
 /// Timeouts and pipelining depth for a connection.
@@ -32,7 +33,7 @@ impl ConnConfig {
         header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
         body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
         idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
-        max_pipeline: 16,
+        max_pipeline: DEFAULT_MAX_PIPELINE,
     };
 }
 
@@ -96,10 +97,53 @@ impl Timeout {
     }
 }
 
+/// Whether ready responses in `parts` parts of `bytes` in all are copied into one buffer and
+/// written with one `write`: three parts or more (two per response), within
+/// [`GATHER_BYTES`]. The kernel's per-part cost of a `writev` is then gone; larger runs go
+/// out by `writev` from where they are, where one more copy would cost more than it saves.
+#[must_use]
+pub const fn should_gather(parts: usize, bytes: usize) -> bool {
+    parts > 2 && bytes <= GATHER_BYTES
+}
+
+/// How a connection whose responses are all written ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Close the socket now.
+    Now,
+    /// Lingering close: shut our sending side and discard input until the peer's EOF or
+    /// `until_ms`, so a client still sending (a refused body) reads our response instead of
+    /// a reset caused by unread input.
+    Linger {
+        /// When to close whatever happens.
+        until_ms: u64,
+    },
+}
+
+/// How a connection ends at `now_ms`: at once when the peer already closed its side, when
+/// it is already lingering, or at or past the shutdown deadline; otherwise by a lingering
+/// close of at most [`LINGER_MS`] that never runs past the shutdown deadline.
+#[must_use]
+pub fn ending(
+    now_ms: u64,
+    peer_eof: bool,
+    lingering: bool,
+    shutdown_deadline_ms: Option<u64>,
+) -> Ending {
+    if peer_eof || lingering || shutdown_deadline_ms.is_some_and(|d| now_ms >= d) {
+        return Ending::Now;
+    }
+    let until = now_ms.saturating_add(LINGER_MS);
+    Ending::Linger {
+        until_ms: shutdown_deadline_ms.map_or(until, |d| until.min(d)),
+    }
+}
+
 /// The queue is full (more than the configured requests in flight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
+pub mod body;
 mod queue;
 
 use queue::{Pending, Queue};
@@ -121,6 +165,8 @@ pub struct Conn<P> {
     /// When unwritten ready responses time out (meaningful while one is at the front).
     write_deadline_ms: u64,
     cfg: ConnConfig,
+    /// Bytes of the front response already written.
+    written: usize,
     pending: Queue<P>,
 }
 
@@ -138,6 +184,7 @@ impl<P> Conn<P> {
             pending: Queue::new(),
             next_seq: 0,
             closing: false,
+            written: 0,
         }
     }
 
@@ -365,6 +412,63 @@ impl<P> Conn<P> {
         if self.front_ready() {
             self.write_deadline_ms = now_ms.saturating_add(self.cfg.idle_timeout_ms);
         }
+    }
+
+    /// Bytes of the front response already written.
+    #[must_use]
+    pub const fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Hands what is left to write of the ready responses to `push`, in order and without
+    /// the bytes already written: each response is the parts `split` gives (head, body; an
+    /// empty part is skipped). After each response, `push`'s last answer says whether there
+    /// is room for another; `false` stops.
+    pub fn unwritten<'a>(
+        &'a self,
+        split: impl Fn(&'a P) -> [&'a [u8]; 2],
+        mut push: impl FnMut(&'a [u8]) -> bool,
+    ) {
+        let mut skip = self.written;
+        for out in self.pending.iter().map_while(|p| p.out.as_ref()) {
+            let mut room = true;
+            for part in split(out) {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                room = push(&part[skip..]);
+                skip = 0;
+            }
+            if !room {
+                return;
+            }
+        }
+    }
+
+    /// `n` more bytes of the ready responses were written; `len` gives a response's length
+    /// (all its parts). Every response now written whole leaves the queue through `done`
+    /// (to recycle its storage), in order; the rest counts toward the next one.
+    pub fn wrote(
+        &mut self,
+        now_ms: u64,
+        n: usize,
+        len: impl Fn(&P) -> usize,
+        mut done: impl FnMut(P),
+    ) {
+        self.write_progress(now_ms);
+        let mut total = self.written + n;
+        while let Some(front) = self.pending.front().and_then(|p| p.out.as_ref()) {
+            let front_len = len(front);
+            if total < front_len {
+                break;
+            }
+            total -= front_len;
+            if let Some(out) = self.pop_written(now_ms) {
+                done(out);
+            }
+        }
+        self.written = total;
     }
 
     /// The peer closed its sending side (FIN): answer the requests already read, then close.

@@ -104,8 +104,9 @@ impl Idle {
     }
 
     /// The rings were found empty. `poll_window_us` is the configured window (0: never
-    /// poll) and `load_is_light` whether every handler's load is light.
-    pub fn empty(&mut self, poll_window_us: u32, load_is_light: bool) -> IdleStep {
+    /// poll) and `load_is_light` tells whether every handler's load is light (asked only
+    /// when the answer matters: it reads other threads' cache lines).
+    pub fn empty(&mut self, poll_window_us: u32, load_is_light: impl FnOnce() -> bool) -> IdleStep {
         self.checks = self.checks.saturating_add(1);
         if self.checks == 1 {
             self.singles
@@ -115,7 +116,7 @@ impl Idle {
         if self.checks < IDLE_SPINS {
             return IdleStep::Spin;
         }
-        if poll_window_us != 0 && self.singles.is_light() && load_is_light {
+        if poll_window_us != 0 && self.singles.is_light() && load_is_light() {
             IdleStep::Poll
         } else {
             IdleStep::Sleep

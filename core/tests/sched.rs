@@ -56,7 +56,7 @@ fn a_refused_move_is_asked_for_again() {
 /// after the last one went idle, until it polls or sleeps.
 fn settle(idle: &mut Idle, window_us: u32, light: bool) -> IdleStep {
     loop {
-        match idle.empty(window_us, light) {
+        match idle.empty(window_us, || light) {
             IdleStep::Begin | IdleStep::Spin => {}
             other => return other,
         }
@@ -76,12 +76,12 @@ fn one_job_stretches(idle: &mut Idle, n: u32, window_us: u32, light: bool) -> Id
 fn an_idle_runner_begins_then_spins_before_anything_else() {
     let mut idle = Idle::default();
     idle.ran_job();
-    assert_eq!(idle.empty(50, true), IdleStep::Begin);
+    assert_eq!(idle.empty(50, || true), IdleStep::Begin);
     for _ in 2..IDLE_SPINS {
-        assert_eq!(idle.empty(50, true), IdleStep::Spin);
+        assert_eq!(idle.empty(50, || true), IdleStep::Spin);
     }
     assert_eq!(
-        idle.empty(50, true),
+        idle.empty(50, || true),
         IdleStep::Sleep,
         "one stretch is no streak"
     );
@@ -155,7 +155,7 @@ fn a_poll_hit_spins_again_before_the_next_poll() {
     one_job_stretches(&mut idle, LIGHT_STREAK_TURNS, 50, true);
     idle.poll_hit();
     idle.ran_job();
-    assert_eq!(idle.empty(50, true), IdleStep::Begin);
+    assert_eq!(idle.empty(50, || true), IdleStep::Begin);
 }
 
 macro_rules! polling {

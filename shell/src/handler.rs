@@ -22,14 +22,16 @@ use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::admit::{self, Shed};
-use httpd_runner_core::conn::{Conn, ConnConfig};
+use httpd_runner_core::conn::body::{
+    body_start, continue_due, head_read_after, BodyError, BodyFraming, BodyStart,
+};
+use httpd_runner_core::conn::{ending, should_gather, Conn, ConnConfig, Ending};
 use httpd_runner_core::limits::{
     Limits, DEADLINE_TICK_MS, DEFAULT_RETRY_AFTER_SECS, GATHER_BYTES, HARVEST_BYTES,
-    HEAD_READ_AFTER_LARGE_BODY_BYTES, INLINE_RESPONSE_BYTES, LINGER_MS, MAX_WRITE_PARTS,
-    READS_PER_TURN,
+    INLINE_RESPONSE_BYTES, MAX_WRITE_PARTS, READS_PER_TURN,
 };
 use httpd_runner_core::msg::{Done, Job, Slot, Ticket};
-use httpd_runner_core::parse::{self, header_slots, ChunkedDecoder, Framing, Method, Status};
+use httpd_runner_core::parse::{self, header_slots, Framing, Method, Status};
 use httpd_runner_core::place::{Guess, Plan, Spill, Spot};
 use httpd_runner_core::response::{
     self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN,
@@ -94,14 +96,6 @@ struct BodyRead {
     framing: BodyFraming,
 }
 
-#[derive(Debug)]
-enum BodyFraming {
-    Length(usize),
-    Chunked(ChunkedDecoder),
-    /// Declared too large: answer 413 once the client starts sending it.
-    Refuse,
-}
-
 /// One connection's state, reused across connections (its buffers live for the server).
 ///
 /// `repr(C)` keeps the fields every request touches together at the front (the first four
@@ -131,8 +125,6 @@ pub(crate) struct Connection {
     rbuf: &'static mut [u8],
     rstart: usize,
     rend: usize,
-    /// Bytes of the front response already written.
-    written: usize,
     /// Bytes to ask for when reading into an empty buffer: the whole buffer, or
     /// [`HEAD_READ_AFTER_LARGE_BODY_BYTES`] after a large length-framed body.
     head_read: usize,
@@ -191,7 +183,6 @@ pub(crate) fn connection_table(
             rstart: 0,
             rend: 0,
             body: None,
-            written: 0,
             inline: [0; INLINE_RESPONSE_BYTES],
             inline_len: 0,
             readable: false,
@@ -460,7 +451,6 @@ impl State {
         c.rstart = 0;
         c.rend = 0;
         c.body = None;
-        c.written = 0;
         c.inline_len = 0;
         c.readable = true;
         c.peer_eof = false;

@@ -109,7 +109,7 @@ impl RunnerThread {
             {
                 return;
             }
-            match t.idle.empty(window_us, self.shared.load_is_light()) {
+            match t.idle.empty(window_us, || self.shared.load_is_light()) {
                 IdleStep::Begin => {
                     metrics.idles.inc();
                     std::hint::spin_loop();

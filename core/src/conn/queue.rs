@@ -114,6 +114,15 @@ impl<P> Queue<P> {
     }
 
     /// The entries, oldest first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Pending<P>> {
+        let (wrapped, from_start) = self.entries.split_at(self.start);
+        let first = self.len.min(from_start.len());
+        from_start[..first]
+            .iter()
+            .chain(wrapped[..self.len - first].iter())
+    }
+
+    /// The entries, oldest first.
     pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Pending<P>> {
         let (wrapped, from_start) = self.entries.split_at_mut(self.start);
         let first = self.len.min(from_start.len());

@@ -20,27 +20,29 @@ impl State {
         }
     }
 
-    /// Ends a connection whose responses are all written: at once if the peer already closed
-    /// its side, else by a lingering close (shut our side, discard input until EOF or
-    /// [`LINGER_MS`]), so unread input cannot turn into a reset that destroys our response.
+    /// Ends a connection whose responses are all written, as `conn::ending` says: at once,
+    /// or by a lingering close (shut our side, discard input until EOF or the deadline), so
+    /// unread input cannot turn into a reset that destroys our response.
     pub(super) fn close(&mut self, idx: u32, registry: &mio::Registry) {
-        let now = self.now_ms;
         let c = &mut self.conns[idx as usize];
         let Some(stream) = c.stream.as_mut() else {
             return;
         };
-        if c.peer_eof
-            || c.linger_until.is_some()
-            || self.shutdown_deadline_ms.is_some_and(|d| now >= d)
-        {
-            return self.close_now(idx, registry);
-        }
-        let _ = stream.shutdown(SockShutdown::Write);
-        // Never past the shutdown deadline.
-        let until = now + LINGER_MS;
-        c.linger_until = Some(self.shutdown_deadline_ms.map_or(until, |d| until.min(d)));
-        if self.discard_input(idx) {
-            self.close_now(idx, registry);
+        let lingering = c.linger_until.is_some();
+        match ending(
+            self.now_ms,
+            c.peer_eof,
+            lingering,
+            self.shutdown_deadline_ms,
+        ) {
+            Ending::Now => self.close_now(idx, registry),
+            Ending::Linger { until_ms } => {
+                let _ = stream.shutdown(SockShutdown::Write);
+                c.linger_until = Some(until_ms);
+                if self.discard_input(idx) {
+                    self.close_now(idx, registry);
+                }
+            }
         }
     }
 

@@ -62,19 +62,14 @@ impl State {
                 placing = Some((slot, plan));
                 (result, plan.asked())
             }
-            (
-                Some(BodyRead {
-                    slot,
-                    framing: BodyFraming::Length(left),
-                    ..
-                }),
-                None,
-            ) if empty => {
+            (Some(BodyRead { slot, framing, .. }), None)
+                if empty && framing.direct_read(0).is_some() =>
+            {
                 // The rest of the body goes straight into the slot; whatever follows it (a
                 // pipelined request) lands in the empty read buffer in the same call, so a
                 // short count still proves the socket drained.
                 let spare = slot.request.body.spare_mut();
-                let n = (*left).min(spare.len());
+                let n = framing.direct_read(spare.len()).unwrap_or(0);
                 let mut bufs = [
                     IoSliceMut::new(&mut spare[..n]),
                     IoSliceMut::new(&mut c.rbuf[..]),
@@ -152,14 +147,9 @@ impl State {
             }
         } else if let Some(room) = body_room {
             let to_body = n.min(room);
-            if let Some(BodyRead {
-                slot,
-                framing: BodyFraming::Length(left),
-                ..
-            }) = &mut c.body
-            {
+            if let Some(BodyRead { slot, framing, .. }) = &mut c.body {
                 slot.request.body.advance(to_body);
-                *left -= to_body;
+                framing.took_direct(to_body);
             }
             c.rend = n - to_body;
             c.core.on_data(self.now_ms);
@@ -298,61 +288,50 @@ impl State {
             c.rstart = tail.start;
             c.rend = tail.end;
         }
-        c.head_read = match head.framing {
-            Framing::Length(n) if n >= c.rbuf.len() => HEAD_READ_AFTER_LARGE_BODY_BYTES,
-            _ => c.rbuf.len(),
-        };
+        c.head_read = head_read_after(head.framing, c.rbuf.len());
         c.guess = Guess::after(c.last_head, head.head_len, head.framing, c.rbuf.len());
         c.last_head = head.head_len;
-        let framing = match head.framing {
-            Framing::None => None,
-            Framing::Length(n) => Some(BodyFraming::Length(n - body_in_place)),
-            Framing::Chunked => Some(BodyFraming::Chunked(ChunkedDecoder::new(
-                limits.max_body_bytes,
-            ))),
-            Framing::TooLarge(_) if expect_continue => {
+        let framing = match body_start(
+            head.framing,
+            expect_continue,
+            body_in_place,
+            limits.max_body_bytes,
+        ) {
+            BodyStart::None => {
+                self.finish(idx, slot, action);
+                return true;
+            }
+            BodyStart::RefuseNow => {
                 // The client waits for our word: refuse now, without reading the body.
                 self.free_slots.push(slot);
                 return self.refuse_too_large(idx, Some(head_request));
             }
-            // Refused once its first bytes arrive. A client that declares a huge body and
-            // sends nothing gets no answer before the body timeout (or its own close): the
-            // conformance suite (MAL-POST-CL-HUGE-NO-BODY) takes an early 413 for a failure.
-            Framing::TooLarge(_) => Some(BodyFraming::Refuse),
+            BodyStart::Read(framing) => framing,
         };
-        match framing {
-            None => {
-                self.finish(idx, slot, action);
-                true
-            }
-            Some(framing) => {
-                // 100-continue only when the client is waiting (no body bytes yet) and nothing
-                // else is queued ahead on this connection, so the interim response cannot
-                // land inside another response.
-                let refusing = matches!(framing, BodyFraming::Refuse);
-                if !refusing
-                    && expect_continue
-                    && body_in_place == 0
-                    && c.rstart == c.rend
-                    && c.core.in_flight() == 1
-                    && c.written == 0
-                {
-                    let sent = c.stream.as_mut().map(|s| s.write(response::CONTINUE));
-                    if !matches!(sent, Some(Ok(n)) if n == response::CONTINUE.len()) {
-                        c.core.shutdown();
-                    }
-                }
-                c.body = Some(BodyRead {
-                    slot,
-                    action,
-                    framing,
-                });
-                true
+        let arrived = body_in_place > 0 || c.rstart < c.rend;
+        let refusing = matches!(framing, BodyFraming::Refuse);
+        if continue_due(
+            expect_continue,
+            refusing,
+            arrived,
+            c.core.in_flight(),
+            c.core.written(),
+        ) {
+            let sent = c.stream.as_mut().map(|s| s.write(response::CONTINUE));
+            if !matches!(sent, Some(Ok(n)) if n == response::CONTINUE.len()) {
+                c.core.shutdown();
             }
         }
+        c.body = Some(BodyRead {
+            slot,
+            action,
+            framing,
+        });
+        true
     }
 
-    /// Moves buffered body bytes into the slot. Returns whether the body completed.
+    /// Moves buffered body bytes into the slot (`BodyFraming::advance`). Returns whether
+    /// the body completed.
     pub(super) fn advance_body(&mut self, idx: u32) -> bool {
         let now = self.now_ms;
         let c = &mut self.conns[idx as usize];
@@ -360,48 +339,26 @@ impl State {
             return false;
         };
         let input = &c.rbuf[c.rstart..c.rend];
-        let done = match &mut body.framing {
-            BodyFraming::Length(left) => {
-                let n = (*left).min(input.len());
-                if body
-                    .slot
-                    .request
-                    .body
-                    .extend_from_slice(&input[..n])
-                    .is_err()
-                {
-                    // Cannot happen: the parser bounded the length by the slot's capacity.
-                    return self.refuse_too_large(idx, None);
-                }
-                c.rstart += n;
-                *left -= n;
-                if n > 0 {
+        match body
+            .framing
+            .advance(input, body.slot.request.body.spare_mut())
+        {
+            Ok(p) => {
+                body.slot.request.body.advance(p.produced);
+                c.rstart += p.consumed;
+                if p.consumed > 0 {
                     c.core.on_data(now);
                 }
-                *left == 0
-            }
-            BodyFraming::Chunked(decoder) => {
-                match decoder.decode(input, body.slot.request.body.spare_mut()) {
-                    Ok(p) => {
-                        body.slot.request.body.advance(p.produced);
-                        c.rstart += p.consumed;
-                        if p.consumed > 0 {
-                            c.core.on_data(now);
-                        }
-                        p.done
-                    }
-                    Err(e) => {
-                        self.metrics.parse_errors[e.index()].inc();
-                        self.fail(idx, e.status(), None);
-                        return false;
-                    }
+                if !p.done {
+                    return false;
                 }
             }
-            BodyFraming::Refuse if input.is_empty() => return false,
-            BodyFraming::Refuse => return self.refuse_too_large(idx, None),
-        };
-        if !done {
-            return false;
+            Err(BodyError::TooLarge) => return self.refuse_too_large(idx, None),
+            Err(BodyError::Malformed(e)) => {
+                self.metrics.parse_errors[e.index()].inc();
+                self.fail(idx, e.status(), None);
+                return false;
+            }
         }
         let Some(BodyRead { slot, action, .. }) = c.body.take() else {
             return false;

@@ -185,33 +185,31 @@ impl State {
         }
     }
 
-    /// Accounts `n` written bytes against the queued responses, in order.
+    /// Accounts `n` written bytes against the queued responses, in order (`Conn::wrote`);
+    /// the slots of responses written whole go back to the pool.
     pub(super) fn advance_written(&mut self, idx: u32, n: usize) {
-        let now = self.now_ms;
         let c = &mut self.conns[idx as usize];
-        c.core.write_progress(now);
-        let mut total = c.written + n;
-        loop {
-            let len = match c.core.ready().next() {
-                Some(Out::Slot(s)) => s.response.wire_head().len() + s.wire_body().len(),
-                Some(Out::Inline) => c.inline_len,
-                None => break,
-            };
-            if total < len {
-                break;
-            }
-            total -= len;
-            if let Some(Out::Slot(slot)) = c.core.pop_written(now) {
-                self.free_slots.push(slot);
-            }
-        }
-        c.written = total;
+        let inline_len = c.inline_len;
+        let free_slots = &mut self.free_slots;
+        c.core.wrote(
+            self.now_ms,
+            n,
+            |out| match out {
+                Out::Slot(s) => s.response.wire_head().len() + s.wire_body().len(),
+                Out::Inline => inline_len,
+            },
+            |out| {
+                if let Out::Slot(slot) = out {
+                    free_slots.push(slot);
+                }
+            },
+        );
     }
 }
 
 /// Writes the connection's ready responses, as many as `N` parts hold (head and body each),
 /// minus the bytes of them already written, with one `writev`, or with one `write` of their
-/// copy in `gather` when they are small (see [`GATHER_BYTES`]). `None` when nothing is
+/// copy in `gather` when they are small (`conn::should_gather`). `None` when nothing is
 /// ready; otherwise the result and whether the parts were gathered.
 fn write_ready<const N: usize>(
     c: &mut Connection,
@@ -220,34 +218,26 @@ fn write_ready<const N: usize>(
     let stream = c.stream.as_mut()?;
     let mut parts: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
     let mut count = 0;
-    let mut skip = c.written;
     let inline = &c.inline[..c.inline_len];
-    for out in c.core.ready() {
-        let (head, body): (&[u8], &[u8]) = match out {
-            Out::Slot(s) => (s.response.wire_head(), s.wire_body()),
-            Out::Inline => (inline, &[][..]),
-        };
-        for part in [head, body] {
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
+    c.core.unwritten(
+        |out| match out {
+            Out::Slot(s) => [s.response.wire_head(), s.wire_body()],
+            Out::Inline => [inline, &[][..]],
+        },
+        |part| {
             if count < N {
-                parts[count] = IoSlice::new(&part[skip..]);
+                parts[count] = IoSlice::new(part);
                 count += 1;
             }
-            skip = 0;
-        }
-        if count + 2 > N {
-            break;
-        }
-    }
+            count + 2 <= N
+        },
+    );
     if count == 0 {
         return None;
     }
     let parts = &parts[..count];
-    if count > 2 {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if should_gather(count, total) {
         if let Some(run) = gather.get_mut(..total) {
             let mut at = 0;
             for p in parts {

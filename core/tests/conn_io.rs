@@ -1,0 +1,257 @@
+//! The connection's byte-level decisions: body framing and progress, `100 Continue`, the
+//! read size after a large body, written-bytes accounting across queued responses, gather
+//! or `writev`, and how a connection ends. One named test per case.
+
+use httpd_runner_core::conn::body::{
+    body_start, continue_due, head_read_after, BodyError, BodyFraming, BodyStart,
+};
+use httpd_runner_core::conn::{ending, should_gather, Conn, ConnConfig, Ending};
+use httpd_runner_core::limits::{GATHER_BYTES, HEAD_READ_AFTER_LARGE_BODY_BYTES, LINGER_MS};
+use httpd_runner_core::parse::{Error, Framing};
+
+fn start(framing: Framing, expect: bool, in_place: usize) -> BodyStart {
+    body_start(framing, expect, in_place, 1000)
+}
+
+#[test]
+fn no_framing_is_no_body() {
+    assert!(matches!(start(Framing::None, false, 0), BodyStart::None));
+}
+
+#[test]
+fn a_length_counts_what_was_read_in_place() {
+    assert!(matches!(
+        start(Framing::Length(10), false, 4),
+        BodyStart::Read(BodyFraming::Length(6))
+    ));
+}
+
+#[test]
+fn chunked_gets_a_decoder() {
+    assert!(matches!(
+        start(Framing::Chunked, false, 0),
+        BodyStart::Read(BodyFraming::Chunked(_))
+    ));
+}
+
+#[test]
+fn too_large_with_expect_is_refused_now() {
+    assert!(matches!(
+        start(Framing::TooLarge(5000), true, 0),
+        BodyStart::RefuseNow
+    ));
+}
+
+#[test]
+fn too_large_without_expect_is_refused_when_bytes_come() {
+    let BodyStart::Read(mut f) = start(Framing::TooLarge(5000), false, 0) else {
+        panic!("not read");
+    };
+    let mut spare = [0u8; 8];
+    let waiting = f.advance(b"", &mut spare).unwrap();
+    assert_eq!((waiting.consumed, waiting.done), (0, false));
+    assert_eq!(f.advance(b"x", &mut spare), Err(BodyError::TooLarge));
+}
+
+#[test]
+fn a_length_body_takes_what_it_needs_and_leaves_the_rest() {
+    let mut f = BodyFraming::Length(5);
+    let mut spare = [0u8; 16];
+    let p = f.advance(b"abc", &mut spare).unwrap();
+    assert_eq!((p.consumed, p.produced, p.done), (3, 3, false));
+    assert_eq!(&spare[..3], b"abc");
+    let p = f.advance(b"deGET", &mut spare[3..]).unwrap();
+    assert_eq!((p.consumed, p.produced, p.done), (2, 2, true));
+    assert_eq!(&spare[..5], b"abcde");
+}
+
+#[test]
+fn a_length_body_larger_than_its_room_is_refused() {
+    let mut f = BodyFraming::Length(5);
+    let mut spare = [0u8; 2];
+    assert_eq!(f.advance(b"abcde", &mut spare), Err(BodyError::TooLarge));
+}
+
+#[test]
+fn a_chunked_body_decodes_and_reports_malformed_sizes() {
+    let BodyStart::Read(mut f) = start(Framing::Chunked, false, 0) else {
+        panic!("not read");
+    };
+    let mut spare = [0u8; 16];
+    let p = f.advance(b"3\r\nabc\r\n0\r\n\r\n", &mut spare).unwrap();
+    assert!(p.done);
+    assert_eq!(&spare[..p.produced], b"abc");
+    let BodyStart::Read(mut bad) = start(Framing::Chunked, false, 0) else {
+        panic!("not read");
+    };
+    assert!(matches!(
+        bad.advance(b"zz\r\n", &mut spare),
+        Err(BodyError::Malformed(Error::InvalidChunk))
+    ));
+}
+
+#[test]
+fn only_a_length_body_is_read_straight_into_the_slot() {
+    let mut f = BodyFraming::Length(100);
+    assert_eq!(f.direct_read(40), Some(40));
+    f.took_direct(40);
+    assert_eq!(f.direct_read(1000), Some(60));
+    assert_eq!(BodyFraming::Refuse.direct_read(10), None);
+    let BodyStart::Read(chunked) = start(Framing::Chunked, false, 0) else {
+        panic!("not read");
+    };
+    assert_eq!(chunked.direct_read(10), None);
+}
+
+macro_rules! continues {
+    ($($name:ident: ($expect:expr, $refusing:expr, $arrived:expr, $in_flight:expr, $written:expr) => $due:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            assert_eq!(continue_due($expect, $refusing, $arrived, $in_flight, $written), $due);
+        }
+    )*};
+}
+
+continues! {
+    continue_when_the_client_waits_alone: (true, false, false, 1, 0) => true;
+    continue_not_without_expect: (false, false, false, 1, 0) => false;
+    continue_not_for_a_refused_body: (true, true, false, 1, 0) => false;
+    continue_not_once_body_bytes_arrived: (true, false, true, 1, 0) => false;
+    continue_not_behind_another_request: (true, false, false, 2, 0) => false;
+    continue_not_inside_a_partly_written_response: (true, false, false, 1, 7) => false;
+}
+
+#[test]
+fn after_a_body_larger_than_the_buffer_the_next_head_read_is_short() {
+    assert_eq!(
+        head_read_after(Framing::Length(70_000), 24_576),
+        HEAD_READ_AFTER_LARGE_BODY_BYTES
+    );
+    assert_eq!(head_read_after(Framing::Length(100), 24_576), 24_576);
+    assert_eq!(head_read_after(Framing::Chunked, 24_576), 24_576);
+    assert_eq!(head_read_after(Framing::None, 24_576), 24_576);
+}
+
+macro_rules! gathers {
+    ($($name:ident: ($parts:expr, $bytes:expr) => $gather:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            assert_eq!(should_gather($parts, $bytes), $gather);
+        }
+    )*};
+}
+
+gathers! {
+    gather_three_small_parts: (3, 100) => true;
+    gather_up_to_the_buffer: (8, GATHER_BYTES) => true;
+    no_gather_past_the_buffer: (8, GATHER_BYTES + 1) => false;
+    no_gather_for_one_response: (2, 100) => false;
+}
+
+macro_rules! endings {
+    ($($name:ident: ($now:expr, $eof:expr, $lingering:expr, $deadline:expr) => $end:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            assert_eq!(ending($now, $eof, $lingering, $deadline), $end);
+        }
+    )*};
+}
+
+endings! {
+    end_by_lingering: (100, false, false, None) => Ending::Linger { until_ms: 100 + LINGER_MS };
+    end_now_after_the_peer_closed: (100, true, false, None) => Ending::Now;
+    end_now_when_already_lingering: (100, false, true, None) => Ending::Now;
+    end_lingering_no_later_than_shutdown: (100, false, false, Some(150)) => Ending::Linger { until_ms: 150 };
+    end_now_at_the_shutdown_deadline: (150, false, false, Some(150)) => Ending::Now;
+}
+
+const CFG: ConnConfig = ConnConfig {
+    header_timeout_ms: 100,
+    body_timeout_ms: 100,
+    idle_timeout_ms: 1000,
+    max_pipeline: 8,
+};
+
+/// A connection with `n` ready responses, each `(head, body)` from `RESPONSES`.
+const RESPONSES: [(&[u8], &[u8]); 3] = [(b"H1", b"body1"), (b"H22", b""), (b"H333", b"b3")];
+
+fn ready(n: usize) -> Conn<usize> {
+    let mut c = Conn::new(CFG, 0);
+    for i in 0..n {
+        let seq = c.begin_request(0, true, false).unwrap();
+        c.complete(0, seq, i, false).unwrap();
+    }
+    c
+}
+
+fn split<'a>(i: &usize) -> [&'a [u8]; 2] {
+    let (h, b) = RESPONSES[*i];
+    [h, b]
+}
+
+fn len(i: &usize) -> usize {
+    RESPONSES[*i].0.len() + RESPONSES[*i].1.len()
+}
+
+fn unwritten(c: &Conn<usize>, room: usize) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    c.unwritten(split, |p| {
+        parts.push(p);
+        parts.len() + 2 <= room
+    });
+    parts
+}
+
+#[test]
+fn unwritten_parts_skip_empty_bodies() {
+    let c = ready(3);
+    assert_eq!(
+        unwritten(&c, 64),
+        [&b"H1"[..], b"body1", b"H22", b"H333", b"b3"]
+    );
+}
+
+#[test]
+fn unwritten_parts_stop_when_there_is_no_room_for_another_response() {
+    let c = ready(3);
+    assert_eq!(unwritten(&c, 3), [&b"H1"[..], b"body1"]);
+    assert_eq!(unwritten(&c, 4), [&b"H1"[..], b"body1", b"H22"]);
+}
+
+#[test]
+fn a_partial_write_leaves_the_front_response_queued() {
+    let mut c = ready(3);
+    let mut done = Vec::new();
+    c.wrote(1, 4, len, |o| done.push(o));
+    assert!(done.is_empty());
+    assert_eq!(c.written(), 4);
+    assert_eq!(unwritten(&c, 64)[..2], [&b"dy1"[..], b"H22"]);
+}
+
+#[test]
+fn a_write_across_responses_completes_them_in_order() {
+    let mut c = ready(3);
+    let mut done = Vec::new();
+    c.wrote(1, 7 + 3 + 1, len, |o| done.push(o));
+    assert_eq!(done, [0, 1]);
+    assert_eq!(c.written(), 1);
+    assert_eq!(unwritten(&c, 64), [&b"333"[..], b"b3"]);
+    c.wrote(2, 5, len, |o| done.push(o));
+    assert_eq!(done, [0, 1, 2]);
+    assert_eq!((c.written(), c.in_flight()), (0, 0));
+}
+
+#[test]
+fn a_response_not_ready_stops_the_accounting() {
+    let mut c = Conn::new(CFG, 0);
+    let a = c.begin_request(0, true, false).unwrap();
+    let _b = c.begin_request(0, true, false).unwrap();
+    c.complete(0, a, 0usize, false).unwrap();
+    let mut done = Vec::new();
+    c.wrote(1, 7, len, |o| done.push(o));
+    assert_eq!(done, [0]);
+    assert!(
+        unwritten(&c, 64).is_empty(),
+        "the second is still at a runner"
+    );
+}
