@@ -144,6 +144,7 @@ pub fn ending(
 pub struct Busy;
 
 pub mod body;
+pub mod input;
 mod queue;
 
 use queue::{Pending, Queue};

@@ -27,8 +27,8 @@ pub struct Guess {
 
 /// Smallest body worth reading in place: below it, copying the body out of the read buffer
 /// costs less than the extra `iovec` and the bookkeeping. Reading 1 KiB bodies in place also
-/// keeps a connection's read buffer to the head's few cache lines, which showed with 1000
-/// connections (perf: 1.15-1.46 against 1.40-1.60 µs of user time per request).
+/// keeps a connection's read buffer to the head's few cache lines, which matters with many
+/// connections (the measurement is in `docs/performance.md`).
 pub const IN_PLACE_MIN_BODY: usize = 256;
 
 impl Guess {
@@ -154,6 +154,14 @@ pub struct Spot {
 }
 
 impl Spot {
+    /// Whether the parsed head confirms the guess the read was made on: a head of exactly
+    /// the guessed length, announcing at least the body bytes the slot received. Then the
+    /// slot is the request's; otherwise the read is undone ([`undo`](Self::undo)).
+    #[must_use]
+    pub const fn confirmed_by(&self, head_len: usize, framing: Framing) -> bool {
+        matches!(framing, Framing::Length(n) if n >= self.body) && head_len == self.head
+    }
+
     /// Whether the read was a large one (its tail went to `head`) for a read buffer of
     /// `rbuf_len` bytes.
     #[must_use]

@@ -170,7 +170,23 @@ impl<T, const N: usize> Drop for Ring<T, N> {
     }
 }
 
-/// The writing half of a [`Ring`]. `Send`, not `Sync`, not `Clone`.
+/// The writing half of a [`Ring`]. `Send`, not `Sync`, not `Clone`: one thread owns it.
+///
+/// It moves to another thread:
+/// ```
+/// fn send<T: Send>() {}
+/// send::<httpd_runner_core::ring::Producer<'static, u64, 4>>();
+/// ```
+/// It cannot be shared between threads:
+/// ```compile_fail,E0277
+/// fn sync<T: Sync>() {}
+/// sync::<httpd_runner_core::ring::Producer<'static, u64, 4>>();
+/// ```
+/// It cannot be cloned into a second writer:
+/// ```compile_fail,E0277
+/// fn clone<T: Clone>() {}
+/// clone::<httpd_runner_core::ring::Producer<'static, u64, 4>>();
+/// ```
 pub struct Producer<'r, T, const N: usize> {
     ring: &'r Ring<T, N>,
     /// The next position to write; runs ahead of `ring.tail` while values are staged.
@@ -201,8 +217,8 @@ impl<T, const N: usize> Producer<'_, T, N> {
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), T> {
         self.stage(value)?;
-        // Straight to the store, without `publish`'s "anything staged?" test: with that branch
-        // the two-thread round-trip bench went from ~400 to ~550-770 ns.
+        // Straight to the store, without `publish`'s "anything staged?" test: that branch
+        // slowed the two-thread round trip (see `docs/performance.md`).
         self.store_tail();
         Ok(())
     }
@@ -286,7 +302,23 @@ impl<T, const N: usize> Drop for Producer<'_, T, N> {
     }
 }
 
-/// The reading half of a [`Ring`]. `Send`, not `Sync`, not `Clone`.
+/// The reading half of a [`Ring`]. `Send`, not `Sync`, not `Clone`: one thread owns it.
+///
+/// It moves to another thread:
+/// ```
+/// fn send<T: Send>() {}
+/// send::<httpd_runner_core::ring::Consumer<'static, u64, 4>>();
+/// ```
+/// It cannot be shared between threads:
+/// ```compile_fail,E0277
+/// fn sync<T: Sync>() {}
+/// sync::<httpd_runner_core::ring::Consumer<'static, u64, 4>>();
+/// ```
+/// It cannot be cloned into a second reader:
+/// ```compile_fail,E0277
+/// fn clone<T: Clone>() {}
+/// clone::<httpd_runner_core::ring::Consumer<'static, u64, 4>>();
+/// ```
 pub struct Consumer<'r, T, const N: usize> {
     ring: &'r Ring<T, N>,
     /// Our own copy of `ring.head` (we are its only writer).

@@ -8,7 +8,7 @@
 //! does what these say.
 
 use crate::limits::{
-    AWAIT_RUNNERS_US, CONTENDED_YIELD_US, IDLE_SPINS, LIGHT_STREAK_TURNS, MEASURE_EVERY_JOBS,
+    AWAIT_RUNNERS_US, CONTENDED_YIELD_US, LIGHT_STREAK_TURNS, MEASURE_EVERY_JOBS,
     NARROW_AFTER_TURNS,
 };
 
@@ -74,9 +74,8 @@ impl Narrowing {
 /// What an idle runner does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleStep {
-    /// Its rings just turned empty: count an idle, then spin.
-    Begin,
-    /// Check the rings again after a spin-loop hint.
+    /// Its rings just turned empty: count an idle, and check them again up to
+    /// [`IDLE_SPINS`](crate::limits::IDLE_SPINS) times (with a spin-loop hint between checks) before asking again.
     Spin,
     /// Poll the rings for the polling window, yielding between checks.
     Poll,
@@ -84,14 +83,14 @@ pub enum IdleStep {
     Sleep,
 }
 
-/// A runner's idle policy: spin [`IDLE_SPINS`] checks, then poll for its window when
+/// A runner's idle policy: spin [`IDLE_SPINS`](crate::limits::IDLE_SPINS) checks, then poll for its window when
 /// requests come one at a time (one-job stretches here, and every handler's load light),
 /// else sleep. Under load stretches are long and runners sleep at once. A poll that runs
 /// out starts the streak again, so a client slower than the window costs one wasted window
 /// per streak, not one per request.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Idle {
-    checks: u32,
+    spun: bool,
     stretch: u32,
     singles: Streak,
 }
@@ -100,20 +99,17 @@ impl Idle {
     /// A job ran.
     pub fn ran_job(&mut self) {
         self.stretch = self.stretch.saturating_add(1);
-        self.checks = 0;
+        self.spun = false;
     }
 
     /// The rings were found empty. `poll_window_us` is the configured window (0: never
     /// poll) and `load_is_light` tells whether every handler's load is light (asked only
     /// when the answer matters: it reads other threads' cache lines).
     pub fn empty(&mut self, poll_window_us: u32, load_is_light: impl FnOnce() -> bool) -> IdleStep {
-        self.checks = self.checks.saturating_add(1);
-        if self.checks == 1 {
+        if !self.spun {
+            self.spun = true;
             self.singles
                 .observe(core::mem::take(&mut self.stretch) == 1);
-            return IdleStep::Begin;
-        }
-        if self.checks < IDLE_SPINS {
             return IdleStep::Spin;
         }
         if poll_window_us != 0 && self.singles.is_light() && load_is_light() {
@@ -123,9 +119,9 @@ impl Idle {
         }
     }
 
-    /// A poll found a job.
+    /// A poll found a job: the next empty rings spin first again.
     pub fn poll_hit(&mut self) {
-        self.checks = 0;
+        self.spun = false;
     }
 
     /// A poll ran out: the streak starts again (then the runner sleeps).

@@ -25,6 +25,9 @@ use httpd_runner_core::admit::{self, Shed};
 use httpd_runner_core::conn::body::{
     body_start, continue_due, head_read_after, BodyError, BodyFraming, BodyStart,
 };
+use httpd_runner_core::conn::input::{
+    drained, joins_slot_queue, may_guess, next_read, Input, ReadKind, Wants,
+};
 use httpd_runner_core::conn::{ending, should_gather, Conn, ConnConfig, Ending};
 use httpd_runner_core::limits::{
     Limits, DEADLINE_TICK_MS, DEFAULT_RETRY_AFTER_SECS, GATHER_BYTES, HARVEST_BYTES,
@@ -123,8 +126,8 @@ pub(crate) struct Connection {
     /// made even after a short read (no further edge announces a FIN that came with data).
     fin_seen: bool,
     rbuf: &'static mut [u8],
-    rstart: usize,
-    rend: usize,
+    /// Where the buffered input lies in `rbuf`.
+    input: Input,
     /// Bytes to ask for when reading into an empty buffer: the whole buffer, or
     /// [`HEAD_READ_AFTER_LARGE_BODY_BYTES`] after a large length-framed body.
     head_read: usize,
@@ -151,6 +154,18 @@ pub(crate) struct Connection {
     wait_since_us: Option<u64>,
     /// How long its current request waited for its slot (µs), counted against the shed bound.
     waited_us: u64,
+}
+
+impl Connection {
+    /// What keeps it from reading more (`conn::input::Wants`).
+    fn wants(&self) -> Wants {
+        Wants {
+            body_under_way: self.body.is_some(),
+            accepts_requests: self.core.accepts_requests(),
+            queued: self.queued,
+            write_blocked: self.write_blocked,
+        }
+    }
 }
 
 // The per-request fields stay within four cache lines (in release builds: with debug
@@ -180,8 +195,7 @@ pub(crate) fn connection_table(
             generation: 0,
             core: Conn::new(cfg.conn(), 0),
             rbuf,
-            rstart: 0,
-            rend: 0,
+            input: Input::default(),
             body: None,
             inline: [0; INLINE_RESPONSE_BYTES],
             inline_len: 0,
@@ -448,8 +462,8 @@ impl State {
         c.stream = Some(stream);
         c.generation = c.generation.wrapping_add(1);
         c.core = Conn::new(self.conn_cfg, self.now_ms);
-        c.rstart = 0;
-        c.rend = 0;
+        c.input.start = 0;
+        c.input.end = 0;
         c.body = None;
         c.inline_len = 0;
         c.readable = true;
@@ -481,12 +495,13 @@ impl State {
         // joins the end of the queue instead of taking a slot the queue is owed. Its bytes
         // wait in the kernel until its turn (no read, no parse twice).
         let c = &self.conns[idx as usize];
-        if !self.retrying
-            && !c.queued
-            && c.body.is_none()
-            && self.retry.len() >= self.free_slots.len()
-            && !self.retry.is_empty()
-        {
+        if joins_slot_queue(
+            self.retrying,
+            c.queued,
+            c.body.is_some(),
+            self.retry.len(),
+            self.free_slots.len(),
+        ) {
             self.wait_for_slot(idx);
             self.flush(idx, registry);
             return;
@@ -495,10 +510,8 @@ impl State {
         loop {
             self.parse_input(idx);
             let c = &mut self.conns[idx as usize];
-            let wants =
-                c.body.is_some() || (c.core.accepts_requests() && !c.queued && !c.write_blocked);
             let input = c.readable || c.spill.is_some();
-            if !input || c.peer_eof || !wants || c.core.should_close() {
+            if !input || c.peer_eof || !c.wants().input() || c.core.should_close() {
                 break;
             }
             if reads == READS_PER_TURN {

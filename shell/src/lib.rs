@@ -58,9 +58,6 @@ mod shutdown;
 pub use config::{Config, RunnerKind};
 pub use httpd_runner_core as core;
 pub use httpd_runner_core::{Request, Response, Runner};
-/// Core sets of threads, for tests that keep a client off a runner's core.
-#[doc(hidden)]
-pub use pin::CoreSet;
 pub use pin::Pinning;
 pub use server::{Builder, Server, Summary};
 pub use shutdown::Reason;

@@ -49,24 +49,25 @@ pub(crate) fn pin_current(core: Option<core_affinity::CoreId>) -> Pinning {
 /// A set of cores, as the kernel's affinity calls take it: a bitmap of 1024 cores in
 /// 64-bit words (bit `c % 64` of word `c / 64` is core `c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoreSet([u64; 16]);
+pub(crate) struct CoreSet([u64; 16]);
 
 impl CoreSet {
     /// No cores.
     #[must_use]
-    pub const fn empty() -> Self {
+    pub(crate) const fn empty() -> Self {
         Self([0; 16])
     }
 
     /// Whether it holds no core.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.iter().all(|&w| w == 0)
     }
 
     /// Whether `core` is in the set.
     #[must_use]
-    pub fn contains(&self, core: usize) -> bool {
+    #[cfg(test)]
+    pub(crate) fn contains(&self, core: usize) -> bool {
         self.0
             .get(core / 64)
             .is_some_and(|w| w & (1u64 << (core % 64)) != 0)
@@ -74,7 +75,7 @@ impl CoreSet {
 
     /// The same set without `core` (cores past 1023 are not in any set).
     #[must_use]
-    pub fn without(mut self, core: usize) -> Self {
+    pub(crate) fn without(mut self, core: usize) -> Self {
         if let Some(w) = self.0.get_mut(core / 64) {
             *w &= !(1u64 << (core % 64));
         }
@@ -83,7 +84,8 @@ impl CoreSet {
 
     /// The same set with `core` (cores past 1023 cannot be added).
     #[must_use]
-    pub fn with(mut self, core: usize) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with(mut self, core: usize) -> Self {
         if let Some(w) = self.0.get_mut(core / 64) {
             *w |= 1u64 << (core % 64);
         }
@@ -93,7 +95,7 @@ impl CoreSet {
     /// The cores the calling thread may run on, or `None` if the kernel would not say.
     #[must_use]
     #[allow(unsafe_code)] // a system call std does not wrap, argued below
-    pub fn of_current_thread() -> Option<Self> {
+    pub(crate) fn of_current_thread() -> Option<Self> {
         let mut set = Self::empty();
         // SAFETY: the kernel writes at most the given 128 bytes into `set`, which is 128
         // bytes of plain integers (any bit pattern is valid); pid 0 is the calling thread.
@@ -110,7 +112,7 @@ impl CoreSet {
 
     /// Restricts the calling thread to these cores. Returns whether the kernel agreed.
     #[allow(unsafe_code)] // a system call std does not wrap, argued below
-    pub fn apply_to_current_thread(&self) -> bool {
+    pub(crate) fn apply_to_current_thread(&self) -> bool {
         // SAFETY: the kernel reads the given 128 bytes from `self`, which lives for the
         // call; pid 0 is the calling thread.
         let r = unsafe {
@@ -129,7 +131,7 @@ impl CoreSet {
 /// its load is light it keeps off the runners' cores (when it has others to go to).
 ///
 /// Why: a handler and a runner that share a core take turns on it. Under load that is what
-/// keeps a 2-core box's other core free for whatever else runs there (a load generator in
+/// keeps a small machine's other cores free for whatever else runs there (a load generator in
 /// the benchmarks), and the scheduler puts them together by itself. With requests coming
 /// one at a time it is the slow case: the runner cannot poll for the next job without
 /// taking the core from the handler, so both sleep between requests, and each request

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use httpd_runner_core::admit::ServiceTime;
-use httpd_runner_core::limits::RUNNER_RING_SLOTS as RING_SLOTS;
+use httpd_runner_core::limits::{IDLE_SPINS, RUNNER_RING_SLOTS as RING_SLOTS};
 use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
 use httpd_runner_core::sched::{keep_polling, Idle, IdleStep, JobClock};
@@ -110,11 +110,10 @@ impl RunnerThread {
                 return;
             }
             match t.idle.empty(window_us, || self.shared.load_is_light()) {
-                IdleStep::Begin => {
+                IdleStep::Spin => {
                     metrics.idles.inc();
-                    std::hint::spin_loop();
+                    self.spin();
                 }
-                IdleStep::Spin => std::hint::spin_loop(),
                 IdleStep::Poll => {
                     metrics.polls.inc();
                     if self.poll_for(u64::from(window_us)) {
@@ -181,6 +180,17 @@ impl RunnerThread {
             }
         }
         did
+    }
+
+    /// Checks the rings up to `IDLE_SPINS` times, with a spin-loop hint between checks,
+    /// until a job arrives.
+    fn spin(&self) {
+        for _ in 0..IDLE_SPINS {
+            if self.jobs.iter().any(|r| !r.is_empty()) {
+                return;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Announces sleep and parks unless a job arrived meanwhile.

@@ -150,7 +150,7 @@ impl State {
             if !c.core.is_closing() {
                 c.core.shutdown();
             }
-            if c.core.in_flight() == 0 && c.body.is_none() && c.rstart == c.rend {
+            if c.core.in_flight() == 0 && c.body.is_none() && c.input.start == c.input.end {
                 // Idle: nothing was asked, so nothing is owed; no lingering close either.
                 self.close_now(idx, registry);
                 continue;

@@ -3,42 +3,36 @@
 
 use super::*;
 
+/// What of a parsed head outlives its borrow of the read buffer.
+#[derive(Debug, Clone, Copy)]
+struct HeadInfo {
+    len: usize,
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+    head_request: bool,
+    action: Action,
+    label: RouteLabel,
+}
+
 impl State {
-    /// One `read` into the connection's buffer, straight into the body slot when a
-    /// length-framed body has nothing buffered, or split between the two on a [`Guess`].
-    /// Returns whether bytes arrived.
+    /// One read of the socket, of the kind `conn::input::next_read` chooses: split on a
+    /// [`Guess`], straight into a body's slot, or into the read buffer (after the input a
+    /// wrong guess spilled, which comes first). Returns whether bytes arrived.
     pub(super) fn read_some(&mut self, idx: u32) -> bool {
         let c = &mut self.conns[idx as usize];
-        let Some(stream) = c.stream.as_mut() else {
+        if c.stream.is_none() {
             return false;
-        };
-        if c.rstart == c.rend {
-            c.rstart = 0;
-            c.rend = 0;
-        } else if c.rend == c.rbuf.len() && c.rstart > 0 {
-            c.rbuf.copy_within(c.rstart..c.rend, 0);
-            c.rend -= c.rstart;
-            c.rstart = 0;
         }
-        if let Some(Spilled { slot, spill }) = c.spill.as_mut() {
-            let n = spill.hand_out(slot.request.body.spare_mut(), &mut c.rbuf[c.rend..]);
-            if n == 0 {
-                return false;
-            }
-            c.rend += n;
-            c.awaiting_bytes = false;
-            if spill.is_empty() {
-                if let Some(Spilled { slot, .. }) = c.spill.take() {
-                    self.free_slots.push(slot);
-                }
-            }
-            return true;
+        if let Some(moved) = c.input.make_room(c.rbuf.len()) {
+            c.rbuf.copy_within(moved, 0);
         }
-        let empty = c.rend == 0;
-        // A guess needs an empty buffer, no body under way, and a slot nobody waits for.
-        // The plan is made for the slot that would be taken (the last free one).
+        if c.spill.is_some() {
+            return self.hand_out_spill(idx);
+        }
+        // The plan is made for the slot a guessed read would take (the last free one).
         let plan = match c.guess {
-            Some(g) if empty && c.body.is_none() && self.retry.is_empty() => {
+            Some(g) if may_guess(c.input, c.body.is_some(), !self.retry.is_empty()) => {
                 self.free_slots.last_mut().and_then(|slot| {
                     slot.request.body.clear();
                     Plan::new(g, c.rbuf.len(), slot.request.body.spare_mut().len())
@@ -46,49 +40,134 @@ impl State {
             }
             _ => None,
         };
-        let guessed = plan.and_then(|plan| Some((self.free_slots.pop()?, plan)));
-        let mut body_room = None;
-        let mut placing = None;
-        let (result, asked) = match (&mut c.body, guessed) {
-            (_, Some((slot, plan))) => {
-                // Head, body, and what follows, in one call (see `place::Plan`).
-                let [front, body, tail] = plan.parts(c.rbuf, slot.request.body.spare_mut());
-                let mut bufs = [
-                    IoSliceMut::new(front),
-                    IoSliceMut::new(body),
-                    IoSliceMut::new(tail),
-                ];
-                let result = stream.read_vectored(&mut bufs);
-                placing = Some((slot, plan));
-                (result, plan.asked())
-            }
-            (Some(BodyRead { slot, framing, .. }), None)
-                if empty && framing.direct_read(0).is_some() =>
-            {
-                // The rest of the body goes straight into the slot; whatever follows it (a
-                // pipelined request) lands in the empty read buffer in the same call, so a
-                // short count still proves the socket drained.
-                let spare = slot.request.body.spare_mut();
-                let n = framing.direct_read(spare.len()).unwrap_or(0);
-                let mut bufs = [
-                    IoSliceMut::new(&mut spare[..n]),
-                    IoSliceMut::new(&mut c.rbuf[..]),
-                ];
-                body_room = Some(n);
-                (stream.read_vectored(&mut bufs), n + c.rbuf.len())
-            }
-            _ => {
-                if c.rend == c.rbuf.len() {
-                    return false;
-                }
-                let end = if empty {
-                    c.head_read.clamp(1, c.rbuf.len())
-                } else {
-                    c.rbuf.len()
-                };
-                (stream.read(&mut c.rbuf[c.rend..end]), end - c.rend)
-            }
+        let direct = c.body.as_ref().and_then(|b| {
+            let body = &b.slot.request.body;
+            b.framing.direct_read(body.capacity() - body.len())
+        });
+        match (
+            next_read(c.input, c.rbuf.len(), c.head_read, plan.is_some(), direct),
+            plan,
+        ) {
+            (ReadKind::Guess, Some(plan)) => self.read_guessed(idx, plan),
+            (ReadKind::Direct { body }, _) => self.read_direct(idx, body),
+            (ReadKind::Buffer { to }, _) => self.read_buffer(idx, to),
+            (ReadKind::Guess | ReadKind::Full, _) => false,
+        }
+    }
+
+    /// Hands out input a wrong guess left in a slot, as if read from the socket.
+    fn hand_out_spill(&mut self, idx: u32) -> bool {
+        let c = &mut self.conns[idx as usize];
+        let Some(Spilled { slot, spill }) = c.spill.as_mut() else {
+            return false;
         };
+        let n = spill.hand_out(slot.request.body.spare_mut(), &mut c.rbuf[c.input.end..]);
+        if n == 0 {
+            return false;
+        }
+        c.input.end += n;
+        c.awaiting_bytes = false;
+        if spill.is_empty() {
+            if let Some(Spilled { slot, .. }) = c.spill.take() {
+                self.free_slots.push(slot);
+            }
+        }
+        true
+    }
+
+    /// Head, body and what follows in one call, on a guess (see `place::Plan`); the parser
+    /// settles it ([`parse_one`](Self::parse_one)).
+    fn read_guessed(&mut self, idx: u32, plan: Plan) -> bool {
+        let Some(slot) = self.free_slots.pop() else {
+            return false;
+        };
+        let c = &mut self.conns[idx as usize];
+        let Some(stream) = c.stream.as_mut() else {
+            self.free_slots.push(slot);
+            return false;
+        };
+        let [front, body, tail] = plan.parts(c.rbuf, slot.request.body.spare_mut());
+        let mut bufs = [
+            IoSliceMut::new(front),
+            IoSliceMut::new(body),
+            IoSliceMut::new(tail),
+        ];
+        let result = stream.read_vectored(&mut bufs);
+        match self.took(idx, result, plan.asked()) {
+            Ok(n) => {
+                let c = &mut self.conns[idx as usize];
+                if let Some(spot) = plan.spot(n) {
+                    c.placed = Some(Placed { slot, spot });
+                    c.input.end = spot.head;
+                } else {
+                    self.free_slots.push(slot);
+                    c.input.end = n;
+                }
+                true
+            }
+            Err(again) => {
+                self.free_slots.push(slot);
+                again
+            }
+        }
+    }
+
+    /// The rest of a length-framed body (`body` bytes) straight into its slot; whatever
+    /// follows it (a pipelined request) lands in the empty read buffer in the same call, so
+    /// a short count still proves the socket drained.
+    fn read_direct(&mut self, idx: u32, body: usize) -> bool {
+        let c = &mut self.conns[idx as usize];
+        let (Some(stream), Some(b)) = (c.stream.as_mut(), c.body.as_mut()) else {
+            return false;
+        };
+        let spare = b.slot.request.body.spare_mut();
+        let body = body.min(spare.len());
+        let mut bufs = [
+            IoSliceMut::new(&mut spare[..body]),
+            IoSliceMut::new(&mut c.rbuf[..]),
+        ];
+        let result = stream.read_vectored(&mut bufs);
+        let asked = body + c.rbuf.len();
+        match self.took(idx, result, asked) {
+            Ok(n) => {
+                let c = &mut self.conns[idx as usize];
+                let to_body = n.min(body);
+                if let Some(b) = &mut c.body {
+                    b.slot.request.body.advance(to_body);
+                    b.framing.took_direct(to_body);
+                }
+                c.input.end = n - to_body;
+                c.core.on_data(self.now_ms);
+                true
+            }
+            Err(again) => again,
+        }
+    }
+
+    /// A plain read into the buffer, up to `to`.
+    #[inline]
+    fn read_buffer(&mut self, idx: u32, to: usize) -> bool {
+        let c = &mut self.conns[idx as usize];
+        let Some(stream) = c.stream.as_mut() else {
+            return false;
+        };
+        let from = c.input.end;
+        let result = stream.read(&mut c.rbuf[from..to]);
+        match self.took(idx, result, to - from) {
+            Ok(n) => {
+                self.conns[idx as usize].input.end += n;
+                true
+            }
+            Err(again) => again,
+        }
+    }
+
+    /// Settles a read's result: `Ok(n)` when `n` bytes arrived (of `asked`), else
+    /// `Err(again)`: `again` after an interruption, not after EOF (the peer closed its side:
+    /// a body still arriving is dropped with its slot), `WouldBlock` or a reset.
+    #[inline(always)]
+    fn took(&mut self, idx: u32, result: io::Result<usize>, asked: usize) -> Result<usize, bool> {
+        let c = &mut self.conns[idx as usize];
         let n = match result {
             Ok(0) => {
                 c.peer_eof = true;
@@ -99,64 +178,30 @@ impl State {
                         self.free_slots.push(b.slot);
                     }
                 }
-                0
+                return Err(false);
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 c.readable = false;
-                0
+                return Err(false);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                if let Some((slot, ..)) = placing {
-                    self.free_slots.push(slot);
-                }
-                return true;
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(true),
             Err(_) => {
                 // A reset: nothing can be written either; `flush` closes the connection.
                 self.metrics.resets.inc();
                 c.peer_eof = true;
                 c.readable = false;
                 c.core.peer_reset();
-                0
+                return Err(false);
             }
         };
-        if n == 0 {
-            if let Some((slot, ..)) = placing {
-                self.free_slots.push(slot);
-            }
-            return false;
-        }
         self.metrics.bytes_in.add(n as u64);
         self.read_since_harvest += n;
         c.awaiting_bytes = false;
-        if n < asked && !c.fin_seen {
-            // A short read drained the socket; with edge-triggered readiness any later data
-            // raises a new event, so the EAGAIN read that would confirm it is skipped (one
-            // system call less per request). Not after a FIN was announced: its EOF is read
-            // next, or the connection would wait for a timeout with its peer gone.
+        if drained(n, asked, c.fin_seen) {
             c.readable = false;
         }
-        if let Some((slot, plan)) = placing {
-            if let Some(spot) = plan.spot(n) {
-                c.placed = Some(Placed { slot, spot });
-                c.rend = spot.head;
-            } else {
-                self.free_slots.push(slot);
-                c.rend = n;
-            }
-        } else if let Some(room) = body_room {
-            let to_body = n.min(room);
-            if let Some(BodyRead { slot, framing, .. }) = &mut c.body {
-                slot.request.body.advance(to_body);
-                framing.took_direct(to_body);
-            }
-            c.rend = n - to_body;
-            c.core.on_data(self.now_ms);
-        } else {
-            c.rend += n;
-        }
-        true
+        Ok(n)
     }
 
     /// Consumes buffered bytes: body progress, then as many complete requests as allowed.
@@ -169,7 +214,7 @@ impl State {
                 continue;
             }
             let c = &mut self.conns[idx as usize];
-            if !c.core.accepts_requests() || c.rstart == c.rend || c.stream.is_none() {
+            if !c.core.accepts_requests() || c.input.start == c.input.end || c.stream.is_none() {
                 if let Some(Placed { slot, spot }) = c.placed.take() {
                     unplace(c, slot, spot, &mut self.free_slots, self.metrics);
                 }
@@ -181,19 +226,19 @@ impl State {
         }
     }
 
-    /// Parses one request head. Returns whether to keep going.
+    /// Parses one request head: settles a guessed read, takes a request slot (or waits for
+    /// one), loads the request into it and begins it. Returns whether to keep going.
     pub(super) fn parse_one(&mut self, idx: u32) -> bool {
         let now = self.now_ms;
         let limits = self.limits;
         let c = &mut self.conns[idx as usize];
-        let raw = &c.rbuf[c.rstart..c.rend];
+        let raw = &c.rbuf[c.input.start..c.input.end];
         let mut headers = header_slots();
         let parsed = parse::parse_head(raw, &mut headers, &limits);
         let placed = match c.placed.take() {
             Some(p)
                 if matches!(&parsed, Ok(Status::Complete(h))
-                    if h.head_len == p.spot.head
-                        && matches!(h.framing, Framing::Length(n) if n >= p.spot.body)) =>
+                    if p.spot.confirmed_by(h.head_len, h.framing)) =>
             {
                 Some(p)
             }
@@ -223,29 +268,19 @@ impl State {
             None => {
                 let held = c.core.in_flight();
                 let free = self.free_slots.len();
-                let slot =
-                    admit::may_take_slot(held, free, self.total_slots, self.newcomer_waiting)
-                        .then(|| self.free_slots.pop())
-                        .flatten();
-                let Some(slot) = slot else {
-                    c.core.on_data(now);
-                    if self.wait_expired(idx) {
-                        // Waited its bound for a slot and holds none: refused at once.
-                        self.metrics.shed[Shed::SlotWait.index()].inc();
-                        self.fail(idx, 503, None);
+                match admit::may_take_slot(held, free, self.total_slots, self.newcomer_waiting)
+                    .then(|| self.free_slots.pop())
+                    .flatten()
+                {
+                    Some(slot) => (slot, None),
+                    None => {
+                        c.core.on_data(now);
+                        self.no_slot(idx);
                         return false;
                     }
-                    // Back-pressure: leave the bytes where they are until a slot frees up.
-                    self.wait_for_slot(idx);
-                    return false;
-                };
-                (slot, None)
+                }
             }
         };
-        c.waited_us = c
-            .wait_since_us
-            .take()
-            .map_or(0, |since| self.now_us.saturating_sub(since));
         let routed = route(head.method, head.path);
         let (action, label) = routed.action(head.path);
         let key = match routed {
@@ -255,11 +290,52 @@ impl State {
             _ => None,
         };
         slot.reset();
-        if slot.request.load(&head, raw, key).is_err() {
+        let loaded = slot.request.load(&head, raw, key).is_ok();
+        let info = HeadInfo {
+            len: head.head_len,
+            framing: head.framing,
+            keep_alive: head.keep_alive,
+            expect_continue: head.expect_continue,
+            head_request: head.method == Method::Head,
+            action,
+            label,
+        };
+        if !loaded {
             self.free_slots.push(slot);
             self.fail(idx, 431, None);
             return false;
         }
+        self.begin(idx, slot, in_place, info)
+    }
+
+    /// No slot for a connection's next request: refused with 503 once it has waited its
+    /// bound for one while holding none, else back-pressure (its bytes stay where they are
+    /// until a slot frees up).
+    fn no_slot(&mut self, idx: u32) {
+        if self.wait_expired(idx) {
+            self.metrics.shed[Shed::SlotWait.index()].inc();
+            self.fail(idx, 503, None);
+        } else {
+            self.wait_for_slot(idx);
+        }
+    }
+
+    /// Begins a loaded request on its connection: its sequence number and ticket, the input
+    /// after its head (after its body too when read in place), the next read's size and
+    /// guess, then its body, or the request is complete.
+    fn begin(
+        &mut self,
+        idx: u32,
+        slot: &'static mut Slot<'static>,
+        in_place: Option<Spot>,
+        head: HeadInfo,
+    ) -> bool {
+        let now = self.now_ms;
+        let c = &mut self.conns[idx as usize];
+        c.waited_us = c
+            .wait_since_us
+            .take()
+            .map_or(0, |since| self.now_us.saturating_sub(since));
         let has_body = head.framing != Framing::None;
         let Ok(seq) = c.core.begin_request(now, head.keep_alive, has_body) else {
             match in_place {
@@ -268,15 +344,16 @@ impl State {
             }
             return false;
         };
-        slot.ticket.conn = idx;
-        slot.ticket.generation = c.generation;
-        slot.ticket.seq = seq;
-        slot.ticket.head_only = head.method == Method::Head;
-        slot.ticket.route = label;
-        slot.ticket.runner = NO_RUNNER;
-        let expect_continue = head.expect_continue;
-        let head_request = head.method == Method::Head;
-        c.rstart += head.head_len;
+        slot.ticket = Ticket {
+            conn: idx,
+            generation: c.generation,
+            seq,
+            runner: NO_RUNNER,
+            head_only: head.head_request,
+            route: head.label,
+            ..slot.ticket
+        };
+        c.input.start += head.len;
         let mut body_in_place = 0;
         if let Some(spot) = in_place {
             // The slot already holds `body` bytes of the body; what came after them (more body,
@@ -285,33 +362,51 @@ impl State {
             slot.request.body.advance(spot.body);
             body_in_place = spot.body;
             let tail = spot.tail_range(c.rbuf.len());
-            c.rstart = tail.start;
-            c.rend = tail.end;
+            c.input = Input {
+                start: tail.start,
+                end: tail.end,
+            };
         }
         c.head_read = head_read_after(head.framing, c.rbuf.len());
-        c.guess = Guess::after(c.last_head, head.head_len, head.framing, c.rbuf.len());
-        c.last_head = head.head_len;
-        let framing = match body_start(
+        c.guess = Guess::after(c.last_head, head.len, head.framing, c.rbuf.len());
+        c.last_head = head.len;
+        match body_start(
             head.framing,
-            expect_continue,
+            head.expect_continue,
             body_in_place,
-            limits.max_body_bytes,
+            self.limits.max_body_bytes,
         ) {
             BodyStart::None => {
-                self.finish(idx, slot, action);
-                return true;
+                self.finish(idx, slot, head.action);
+                true
             }
             BodyStart::RefuseNow => {
                 // The client waits for our word: refuse now, without reading the body.
                 self.free_slots.push(slot);
-                return self.refuse_too_large(idx, Some(head_request));
+                self.refuse_too_large(idx, Some(head.head_request))
             }
-            BodyStart::Read(framing) => framing,
-        };
-        let arrived = body_in_place > 0 || c.rstart < c.rend;
+            BodyStart::Read(framing) => {
+                self.start_body(idx, slot, head, framing, body_in_place > 0);
+                true
+            }
+        }
+    }
+
+    /// A body is on its way: `100 Continue` if it is due (`body::continue_due`), then the
+    /// body is read into `slot` as it arrives.
+    fn start_body(
+        &mut self,
+        idx: u32,
+        slot: &'static mut Slot<'static>,
+        head: HeadInfo,
+        framing: BodyFraming,
+        read_in_place: bool,
+    ) {
+        let c = &mut self.conns[idx as usize];
+        let arrived = read_in_place || !c.input.is_empty();
         let refusing = matches!(framing, BodyFraming::Refuse);
         if continue_due(
-            expect_continue,
+            head.expect_continue,
             refusing,
             arrived,
             c.core.in_flight(),
@@ -324,10 +419,9 @@ impl State {
         }
         c.body = Some(BodyRead {
             slot,
-            action,
+            action: head.action,
             framing,
         });
-        true
     }
 
     /// Moves buffered body bytes into the slot (`BodyFraming::advance`). Returns whether
@@ -338,14 +432,14 @@ impl State {
         let Some(body) = c.body.as_mut() else {
             return false;
         };
-        let input = &c.rbuf[c.rstart..c.rend];
+        let input = &c.rbuf[c.input.start..c.input.end];
         match body
             .framing
             .advance(input, body.slot.request.body.spare_mut())
         {
             Ok(p) => {
                 body.slot.request.body.advance(p.produced);
-                c.rstart += p.consumed;
+                c.input.start += p.consumed;
                 if p.consumed > 0 {
                     c.core.on_data(now);
                 }
@@ -382,7 +476,7 @@ impl State {
 }
 
 /// Undoes a read made on a wrong [`Guess`] ([`Spot::undo`]): the input is the read buffer's
-/// `..rend` again, then the connection's [`Spilled`] bytes if the slot's did not all fit
+/// `..input.end` again, then the connection's [`Spilled`] bytes if the slot's did not all fit
 /// back; otherwise the slot is freed.
 fn unplace(
     c: &mut Connection,
@@ -393,7 +487,7 @@ fn unplace(
 ) {
     debug_assert!(c.spill.is_none());
     let (rend, spill) = spot.undo(c.rbuf, slot.request.body.spare_mut());
-    c.rend = rend;
+    c.input.end = rend;
     c.awaiting_bytes = false;
     match spill {
         Some(spill) => {

@@ -89,7 +89,7 @@ impl State {
         let head_only = match (&c.body, head_request) {
             (_, Some(head)) => head,
             (Some(b), None) => b.slot.ticket.head_only,
-            (None, None) => parse::is_head_request(&c.rbuf[c.rstart..c.rend]),
+            (None, None) => parse::is_head_request(&c.rbuf[c.input.start..c.input.end]),
         };
         if let Some(b) = c.body.take() {
             self.free_slots.push(b.slot);
@@ -110,7 +110,7 @@ impl State {
         };
         self.metrics.count_request(RouteLabel::Other, status);
         c.core.fail(now, Out::Inline);
-        c.rstart = c.rend;
+        c.input.start = c.input.end;
         if !c.dirty {
             c.dirty = true;
             self.dirty.push(idx);
@@ -174,10 +174,9 @@ impl State {
         if c.stream.is_some() && c.core.should_close() {
             self.close(idx, registry);
         } else if c.stream.is_some()
-            && (c.readable || (c.rstart < c.rend && !c.awaiting_bytes) || c.spill.is_some())
-            && c.core.accepts_requests()
-            && !c.queued
-            && !c.write_blocked
+            && c.wants().retry_after_write(
+                c.readable || (!c.input.is_empty() && !c.awaiting_bytes) || c.spill.is_some(),
+            )
         {
             // Writing made room in the pipeline: parse what is buffered and read what waits
             // (buffered requests raise no new socket event).
