@@ -1,20 +1,18 @@
-//! Handler threads: an event loop over many non-blocking connections.
+//! Handler threads: an event loop over many non-blocking connections, driving the core's
+//! per-connection decisions with bytes, slots and the clock.
 //!
-//! Per loop: take new connections from the listener's ring, take finished slots back from the
-//! runners, read and parse what sockets have, dispatch `/run` requests to runners (one ring per
-//! runner, woken at most once per batch), answer the other routes locally, write every ready
-//! response of a connection with one `writev`, and tick the connections' deadlines. All
-//! decisions are the core's (`parse`, `route`, `conn`, `admit`); this file moves bytes.
+//! Per turn (`turn`): take new connections from the listener's ring and finished slots back
+//! from the runners, write what is ready, wake runners, check deadlines, poll, and drive the
+//! connections the poll reported. A connection's path goes through `read` (reads, heads,
+//! bodies), `answer` (to a runner or answered here), `slots` (waiting for a request slot,
+//! fair share, 503 after `--shed-after`), `runners` (dispatch, shedding by expected wait,
+//! answers back), `write` (response heads, refusals, writes) and `close` (lingering close,
+//! peers gone, deadlines, shutdown). The decisions are the core's (`parse`, `route`,
+//! `conn`, `conn::body`, `conn::input`, `place`, `admit`, `sched`); these files move bytes.
 //!
-//! This file holds the types and the loop; a connection's path goes through `read` (reads,
-//! heads, bodies), `answer` (to a runner or answered here), `slots` (waiting for a request
-//! slot, fair share, 503 after `--shed-after`), `runners`
-//! (dispatch, shedding by expected wait, answers back), `write` (response heads, refusals,
-//! writes) and `close` (lingering close, peers gone, deadlines, shutdown).
-//!
-//! Memory: the connection table (each with its read buffer) and the slot pool are made at
-//! startup; a request takes a slot from the free list, the slot travels to a runner and back
-//! by reference, and returns to the free list once its response is written.
+//! Memory: the connection table (each with its read buffer) and the slot pool (`pool`) are
+//! made at startup; a request takes a slot from the pool, the slot travels to a runner and
+//! back by reference, and returns to the pool once its response is written.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -52,12 +50,15 @@ use crate::pin::Placement;
 use crate::shared::Shared;
 use crate::shutdown::Reason;
 use httpd_runner_core::limits::{ACCEPT_RING_SLOTS, RUNNER_RING_SLOTS as RING_SLOTS};
+use pool::SlotPool;
 
 mod answer;
 mod close;
+mod pool;
 mod read;
 mod runners;
 mod slots;
+mod turn;
 mod write;
 
 /// The waker's token; connection tokens are their table index.
@@ -236,7 +237,8 @@ struct State {
     metrics: &'static HandlerMetrics,
     conns: Vec<Connection>,
     free_conns: Vec<u32>,
-    free_slots: Vec<&'static mut Slot<'static>>,
+    /// The request slots (`pool::SlotPool`).
+    slots: SlotPool,
     /// Connections that stopped for want of a slot or of pipeline room, oldest first.
     retry: VecDeque<u32>,
     /// A connection from `retry` is being served (it may take a slot ahead of newer ones).
@@ -268,154 +270,11 @@ struct State {
     /// Bytes read since answers were last taken from the runners (see [`HARVEST_BYTES`]).
     read_since_harvest: usize,
     shutdown_deadline_ms: Option<u64>,
-    /// The handler's request slots in all (free or not), for the fair share.
-    total_slots: usize,
     /// A connection that holds no slot is starving for one (as of the last scan of
     /// `retry`): holders then leave the reserve to it.
     newcomer_waiting: bool,
     /// `--shed-after` in µs (0: off).
     shed_after_us: u64,
-}
-
-impl HandlerThread {
-    /// The thread body: serves until shutdown has drained every connection.
-    pub(crate) fn run(self, ready: impl FnOnce()) -> io::Result<()> {
-        let HandlerThread {
-            index,
-            mut poll,
-            mut accepts,
-            jobs,
-            mut done,
-            slots,
-            conns,
-            runner_cores,
-            shared,
-        } = self;
-        let mut placement = Placement::for_current_thread(&runner_cores);
-        let cfg = &shared.cfg;
-        let per_handler = conns.len();
-        let runners = jobs.len();
-        let mut st = State {
-            index,
-            shared,
-            metrics: &shared.metrics.handlers[index],
-            conns,
-            free_conns: (0..per_handler as u32).rev().collect(),
-            free_slots: slots,
-            retry: VecDeque::with_capacity(per_handler),
-            retrying: false,
-            dirty: Vec::with_capacity(per_handler),
-            gather: vec![0; GATHER_BYTES].into_boxed_slice(),
-            in_flight: vec![0; runners],
-            awaiting: Awaiting::default(),
-            wake_runner: vec![false; runners],
-            jobs,
-            started: shared.started,
-            limits: cfg.limits(),
-            ring_capacity: cfg.ring_capacity_jobs() as usize,
-            conn_cfg: cfg.conn(),
-            now_ms: 0,
-            date: [0; DATE_LEN],
-            date_refresh_ms: 0,
-            now_us: 0,
-            round_robin: index,
-            read_since_harvest: 0,
-            shutdown_deadline_ms: None,
-            total_slots: cfg.slots_per_handler() as usize,
-            newcomer_waiting: false,
-            shed_after_us: cfg.shed_after_us(),
-        };
-        let mut events = Events::with_capacity(1024);
-        let bell = &shared.handler_bells[index];
-        let mut next_tick = 0;
-        // Turns in a row that served at most one connection; our `LoadHint` mirrors whether
-        // it is a whole streak.
-        let mut light_turns = Streak::default();
-        st.clock();
-        ready();
-        loop {
-            st.clock();
-            let mut work = false;
-            while let Some(stream) = accepts.pop() {
-                st.adopt(stream, poll.registry());
-                work = true;
-            }
-            work |= st.take_answers(&mut done);
-            // Flush first: slots it frees go to the connections queued for one.
-            st.flush_dirty(poll.registry());
-            st.retry_waiting(poll.registry());
-            st.wake_runners();
-            // Connections waiting for their next turn must not wait for a poll timeout; those
-            // waiting for a slot are retried when a runner hands one back (which wakes us).
-            work |= st.scan_retry();
-            if st.now_ms >= next_tick {
-                next_tick = st.now_ms + DEADLINE_TICK_MS;
-                st.tick(poll.registry());
-            }
-            if st.now_ms >= st.next_wait_expiry_ms() {
-                st.refuse_expired_waits(poll.registry());
-            }
-            if shared.shutdown.is_requested()
-                && st.drain_for_shutdown(poll.registry(), &mut accepts)
-            {
-                shared.shutdown.handler_done();
-                return Ok(());
-            }
-            let timeout = if work || st.await_runners(&done) {
-                Duration::ZERO
-            } else {
-                bell.prepare_sleep();
-                let pending = !accepts.is_empty() || done.iter().any(|r| !r.is_empty());
-                if pending {
-                    Duration::ZERO
-                } else {
-                    let until = next_tick.min(st.next_wait_expiry_ms());
-                    Duration::from_millis(until.saturating_sub(st.now_ms).max(1))
-                }
-            };
-            let polled = poll.poll(&mut events, Some(timeout));
-            bell.awake();
-            match polled {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            st.clock();
-            let mut driven = 0u32;
-            for ev in &events {
-                if ev.token() == WAKE {
-                    continue;
-                }
-                driven += 1;
-                let idx = ev.token().0 as u32;
-                if ev.is_error() || ev.is_write_closed() {
-                    // Reset, or both directions shut: nothing can be written any more, so
-                    // the connection and everything it holds are freed now, whatever it was
-                    // doing (reading, waiting for a slot or a runner, writing).
-                    st.peer_gone(idx, poll.registry());
-                    continue;
-                }
-                if ev.is_readable() || ev.is_read_closed() {
-                    let c = &mut st.conns[idx as usize];
-                    c.readable = true;
-                    c.fin_seen |= ev.is_read_closed();
-                }
-                st.drive(idx, poll.registry());
-                if st.read_since_harvest >= HARVEST_BYTES {
-                    st.harvest(&mut done, poll.registry());
-                }
-            }
-            st.read_since_harvest = 0;
-            let was_light = light_turns.is_light();
-            let light = light_turns.observe(driven <= 1);
-            if light != was_light {
-                shared.handler_light[index].set(light);
-            }
-            if placement.observe(driven <= 1) {
-                st.metrics.moves.inc();
-            }
-        }
-    }
 }
 
 impl State {
@@ -500,7 +359,7 @@ impl State {
             c.queued,
             c.body.is_some(),
             self.retry.len(),
-            self.free_slots.len(),
+            self.slots.free(),
         ) {
             self.wait_for_slot(idx);
             self.flush(idx, registry);

@@ -57,17 +57,17 @@ impl State {
         c.wait_since_us = None;
         c.write_blocked = false;
         if let Some(b) = c.body.take() {
-            self.free_slots.push(b.slot);
+            self.slots.put(b.slot);
         }
         if let Some(Placed { slot, .. }) = c.placed.take() {
-            self.free_slots.push(slot);
+            self.slots.put(slot);
         }
         if let Some(Spilled { slot, .. }) = c.spill.take() {
-            self.free_slots.push(slot);
+            self.slots.put(slot);
         }
         while let Some(out) = c.core.pop_any() {
             if let Out::Slot(slot) = out {
-                self.free_slots.push(slot);
+                self.slots.put(slot);
             }
         }
         c.generation = c.generation.wrapping_add(1);

@@ -33,7 +33,7 @@ impl State {
         // The plan is made for the slot a guessed read would take (the last free one).
         let plan = match c.guess {
             Some(g) if may_guess(c.input, c.body.is_some(), !self.retry.is_empty()) => {
-                self.free_slots.last_mut().and_then(|slot| {
+                self.slots.next_mut().and_then(|slot| {
                     slot.request.body.clear();
                     Plan::new(g, c.rbuf.len(), slot.request.body.spare_mut().len())
                 })
@@ -69,7 +69,7 @@ impl State {
         c.awaiting_bytes = false;
         if spill.is_empty() {
             if let Some(Spilled { slot, .. }) = c.spill.take() {
-                self.free_slots.push(slot);
+                self.slots.put(slot);
             }
         }
         true
@@ -78,12 +78,12 @@ impl State {
     /// Head, body and what follows in one call, on a guess (see `place::Plan`); the parser
     /// settles it ([`parse_one`](Self::parse_one)).
     fn read_guessed(&mut self, idx: u32, plan: Plan) -> bool {
-        let Some(slot) = self.free_slots.pop() else {
+        let Some(slot) = self.slots.take() else {
             return false;
         };
         let c = &mut self.conns[idx as usize];
         let Some(stream) = c.stream.as_mut() else {
-            self.free_slots.push(slot);
+            self.slots.put(slot);
             return false;
         };
         let [front, body, tail] = plan.parts(c.rbuf, slot.request.body.spare_mut());
@@ -100,13 +100,13 @@ impl State {
                     c.placed = Some(Placed { slot, spot });
                     c.input.end = spot.head;
                 } else {
-                    self.free_slots.push(slot);
+                    self.slots.put(slot);
                     c.input.end = n;
                 }
                 true
             }
             Err(again) => {
-                self.free_slots.push(slot);
+                self.slots.put(slot);
                 again
             }
         }
@@ -175,7 +175,7 @@ impl State {
                 if c.core.peer_closed() {
                     // The body being read will never arrive: its slot is free now.
                     if let Some(b) = c.body.take() {
-                        self.free_slots.push(b.slot);
+                        self.slots.put(b.slot);
                     }
                 }
                 return Err(false);
@@ -216,7 +216,7 @@ impl State {
             let c = &mut self.conns[idx as usize];
             if !c.core.accepts_requests() || c.input.start == c.input.end || c.stream.is_none() {
                 if let Some(Placed { slot, spot }) = c.placed.take() {
-                    unplace(c, slot, spot, &mut self.free_slots, self.metrics);
+                    unplace(c, slot, spot, &mut self.slots, self.metrics);
                 }
                 return;
             }
@@ -245,7 +245,7 @@ impl State {
             Some(Placed { slot, spot }) => {
                 // A wrong guess: make the input contiguous and parse it again.
                 self.metrics.in_place_misses.inc();
-                unplace(c, slot, spot, &mut self.free_slots, self.metrics);
+                unplace(c, slot, spot, &mut self.slots, self.metrics);
                 return true;
             }
             None => None,
@@ -267,9 +267,9 @@ impl State {
             Some(Placed { slot, spot }) => (slot, Some(spot)),
             None => {
                 let held = c.core.in_flight();
-                let free = self.free_slots.len();
-                match admit::may_take_slot(held, free, self.total_slots, self.newcomer_waiting)
-                    .then(|| self.free_slots.pop())
+                let free = self.slots.free();
+                match admit::may_take_slot(held, free, self.slots.total(), self.newcomer_waiting)
+                    .then(|| self.slots.take())
                     .flatten()
                 {
                     Some(slot) => (slot, None),
@@ -301,7 +301,7 @@ impl State {
             label,
         };
         if !loaded {
-            self.free_slots.push(slot);
+            self.slots.put(slot);
             self.fail(idx, 431, None);
             return false;
         }
@@ -339,8 +339,8 @@ impl State {
         let has_body = head.framing != Framing::None;
         let Ok(seq) = c.core.begin_request(now, head.keep_alive, has_body) else {
             match in_place {
-                Some(spot) => unplace(c, slot, spot, &mut self.free_slots, self.metrics),
-                None => self.free_slots.push(slot),
+                Some(spot) => unplace(c, slot, spot, &mut self.slots, self.metrics),
+                None => self.slots.put(slot),
             }
             return false;
         };
@@ -382,7 +382,7 @@ impl State {
             }
             BodyStart::RefuseNow => {
                 // The client waits for our word: refuse now, without reading the body.
-                self.free_slots.push(slot);
+                self.slots.put(slot);
                 self.refuse_too_large(idx, Some(head.head_request))
             }
             BodyStart::Read(framing) => {
@@ -482,7 +482,7 @@ fn unplace(
     c: &mut Connection,
     slot: &'static mut Slot<'static>,
     spot: Spot,
-    free_slots: &mut Vec<&'static mut Slot<'static>>,
+    free_slots: &mut SlotPool,
     metrics: &HandlerMetrics,
 ) {
     debug_assert!(c.spill.is_none());
@@ -494,6 +494,6 @@ fn unplace(
             metrics.in_place_spills.inc();
             c.spill = Some(Spilled { slot, spill });
         }
-        None => free_slots.push(slot),
+        None => free_slots.put(slot),
     }
 }

@@ -73,7 +73,7 @@ impl State {
     /// Connections waiting for a slot that their share does not allow yet keep their place.
     pub(super) fn retry_waiting(&mut self, registry: &mio::Registry) {
         let mut n = self.retry.len();
-        while n > 0 && !self.free_slots.is_empty() {
+        while n > 0 && self.slots.free() > 0 {
             n -= 1;
             let Some(idx) = self.retry.pop_front() else {
                 break;
@@ -93,8 +93,8 @@ impl State {
         c.wait_since_us.is_none()
             || admit::may_take_slot(
                 c.core.in_flight(),
-                self.free_slots.len(),
-                self.total_slots,
+                self.slots.free(),
+                self.slots.total(),
                 self.newcomer_waiting,
             )
     }
@@ -109,6 +109,6 @@ impl State {
                 && c.wait_since_us
                     .is_some_and(|since| admit::starving(since, now))
         });
-        !self.free_slots.is_empty() && self.retry.iter().any(|&i| self.may_progress(i))
+        self.slots.free() > 0 && self.retry.iter().any(|&i| self.may_progress(i))
     }
 }

@@ -10,7 +10,7 @@ impl State {
         let c = &mut self.conns[t.conn as usize];
         if c.stream.is_none() || c.generation != t.generation {
             // The connection closed meanwhile.
-            self.free_slots.push(slot);
+            self.slots.put(slot);
             return;
         }
         let keep_alive = !c.core.closes_after(t.seq);
@@ -59,7 +59,7 @@ impl State {
         self.metrics
             .observe_service_us(self.now_us.saturating_sub(t.started_us));
         if let Err(Out::Slot(slot)) = c.core.complete(self.now_ms, t.seq, Out::Slot(slot), false) {
-            self.free_slots.push(slot);
+            self.slots.put(slot);
             return;
         }
         if !c.dirty {
@@ -92,7 +92,7 @@ impl State {
             (None, None) => parse::is_head_request(&c.rbuf[c.input.start..c.input.end]),
         };
         if let Some(b) = c.body.take() {
-            self.free_slots.push(b.slot);
+            self.slots.put(b.slot);
         }
         let mut out = FixedBuf::new(&mut c.inline);
         let simple = Simple {
@@ -189,7 +189,7 @@ impl State {
     pub(super) fn advance_written(&mut self, idx: u32, n: usize) {
         let c = &mut self.conns[idx as usize];
         let inline_len = c.inline_len;
-        let free_slots = &mut self.free_slots;
+        let free_slots = &mut self.slots;
         c.core.wrote(
             self.now_ms,
             n,
@@ -199,7 +199,7 @@ impl State {
             },
             |out| {
                 if let Out::Slot(slot) = out {
-                    free_slots.push(slot);
+                    free_slots.put(slot);
                 }
             },
         );

@@ -137,13 +137,7 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
 
     let listener_poll = Poll::new()?;
     let listener_waker = Waker::new(listener_poll.registry(), listener::WAKE)?;
-    let mut handler_polls = Vec::with_capacity(sizes.handlers);
-    let mut handler_wakers = Vec::with_capacity(sizes.handlers);
-    for _ in 0..sizes.handlers {
-        let poll = Poll::new()?;
-        handler_wakers.push(Waker::new(poll.registry(), handler::WAKE)?);
-        handler_polls.push(poll);
-    }
+    let (handler_polls, handler_wakers) = handler_polls(sizes.handlers)?;
     let shared = shared(cfg, &sizes, reserved_bytes);
     shared.shutdown.set_wakers(listener_waker, handler_wakers);
 
@@ -197,16 +191,7 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
             runner_cores: runner_cores.clone(),
             shared,
         };
-        let barrier = barrier.clone();
-        threads.push(
-            thread::Builder::new()
-                .name(format!("handler-{h}"))
-                .spawn(move || {
-                    ctx.run(|| {
-                        barrier.wait();
-                    })
-                })?,
-        );
+        threads.push(spawn_handler(ctx, barrier.clone())?);
     }
     barrier.wait();
     Ok(Server {
@@ -217,6 +202,28 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         threads,
         runners,
     })
+}
+
+fn spawn_handler(ctx: HandlerThread, barrier: Arc<Barrier>) -> io::Result<ThreadHandle> {
+    thread::Builder::new()
+        .name(format!("handler-{}", ctx.index))
+        .spawn(move || {
+            ctx.run(|| {
+                barrier.wait();
+            })
+        })
+}
+
+/// A poll for each handler and a waker into it.
+fn handler_polls(handlers: usize) -> io::Result<(Vec<Poll>, Vec<Waker>)> {
+    let mut polls = Vec::with_capacity(handlers);
+    let mut wakers = Vec::with_capacity(handlers);
+    for _ in 0..handlers {
+        let poll = Poll::new()?;
+        wakers.push(Waker::new(poll.registry(), handler::WAKE)?);
+        polls.push(poll);
+    }
+    Ok((polls, wakers))
 }
 
 /// SIGINT and SIGTERM arrive on a self-pipe the listener polls.
