@@ -1,10 +1,44 @@
-//! The connection state machine under arbitrary event sequences: no panic, responses leave in
-//! request order, a peer that closes or resets frees what it can never get, nothing is written after the connection decided to close, and the number
-//! of requests in flight never exceeds the bound.
+//! The connection's decisions under arbitrary event sequences: no panic; responses leave in
+//! request order, whether written whole or a few bytes at a time; a peer that closes or
+//! resets frees what it can never get, in every state; nothing is written after the
+//! connection decided to close; requests in flight never exceed the bound; what is left to
+//! write is always what was made ready minus what was written; and the read side's choices
+//! (room in the buffer, the next read) stay inside the buffer.
 #![no_main]
+use httpd_runner_core::conn::input::{next_read, Input, ReadKind};
 use httpd_runner_core::conn::{Conn, ConnConfig};
 use httpd_runner_core::limits::MAX_PIPELINE;
 use libfuzzer_sys::fuzz_target;
+
+/// Bytes of the response for request `v` (failures, `u32::MAX`, have 3).
+fn len(v: &u32) -> usize {
+    if *v == u32::MAX {
+        3
+    } else {
+        (*v % 7) as usize + 1
+    }
+}
+
+static BYTES: [u8; 8] = *b"abcdefgh";
+
+/// A response's parts: a head of half its bytes and a body of the rest.
+fn split<'a>(v: &u32) -> [&'a [u8]; 2] {
+    let n = len(v);
+    [&BYTES[..n / 2], &BYTES[n / 2..n]]
+}
+
+/// Bytes left to write: by the ready responses' lengths, and by `unwritten`'s parts.
+fn left(c: &mut Conn<u32>) -> (usize, usize) {
+    let by_len = c.ready().map(|v| len(v)).sum::<usize>() - c.written();
+    let mut by_parts = 0;
+    c.unwritten(split, |p| {
+        by_parts += p.len();
+        true
+    });
+    (by_len, by_parts)
+}
+
+const BUF: usize = 64;
 
 fuzz_target!(|events: Vec<(u8, u16)>| {
     let cfg = ConnConfig {
@@ -17,12 +51,13 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
     let mut c = Conn::<u32>::new(cfg, now);
     let mut begun: Vec<u32> = Vec::new();
     let mut next_written = 0u32;
+    let mut input = Input::default();
     for (op, arg) in events {
         now += u64::from(arg % 64);
         if c.should_close() {
             break;
         }
-        match op % 10 {
+        match op % 12 {
             0 => c.on_data(now),
             1 | 2 => {
                 if let Ok(seq) = c.begin_request(now, arg % 7 != 0, arg % 3 == 0) {
@@ -37,11 +72,10 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
                 }
             }
             6 => {
-                if let Some(v) = c.pop_written(now) {
-                    // Responses carry their own seq; failures use u32::MAX.
-                    if v != u32::MAX {
-                        assert!(v >= next_written, "out of order: {v} after {next_written}");
-                        next_written = v + 1;
+                // A whole response written at once (the front one, if ready and untouched).
+                if c.written() == 0 {
+                    if let Some(v) = c.pop_written(now) {
+                        check_order(v, &mut next_written);
                     }
                 }
             }
@@ -53,6 +87,36 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
                 }
             }
             8 => c.fail(now, u32::MAX),
+            9 => {
+                // A write of a few bytes, across responses.
+                let (before, _) = left(&mut c);
+                let n = usize::from(arg % 16).min(before);
+                let mut done = Vec::new();
+                c.wrote(now, n, len, |v| done.push(v));
+                for v in done {
+                    check_order(v, &mut next_written);
+                }
+                let (after, _) = left(&mut c);
+                assert_eq!(after, before - n, "every written byte is accounted");
+            }
+            10 => {
+                // The read side: consume some input, make room, choose a read, read.
+                let consumed = usize::from(arg) % (input.end - input.start + 1);
+                input.start += consumed;
+                if let Some(moved) = input.make_room(BUF) {
+                    assert!(moved.end == BUF && moved.start > 0);
+                }
+                assert!(input.start <= input.end && input.end <= BUF);
+                let direct = (arg % 5 == 0).then_some(usize::from(arg % 9));
+                match next_read(input, BUF, usize::from(arg % 80), arg % 4 == 0, direct) {
+                    ReadKind::Buffer { to } => {
+                        assert!(input.end < to && to <= BUF, "{input:?} to {to}");
+                        input.end += (usize::from(arg) % (to - input.end)).max(1);
+                    }
+                    ReadKind::Full => assert_eq!(input.end, BUF),
+                    ReadKind::Guess | ReadKind::Direct { .. } => assert_eq!(input.end, 0),
+                }
+            }
             _ => match arg % 3 {
                 0 => {
                     let before = c.in_flight();
@@ -76,6 +140,8 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
             },
         }
         assert!(c.in_flight() <= MAX_PIPELINE);
+        let (by_len, by_parts) = left(&mut c);
+        assert_eq!(by_len, by_parts, "unwritten parts match the lengths");
         let ready: Vec<u32> = c.ready().map(|v| *v).collect();
         let real: Vec<u32> = ready.iter().copied().filter(|&v| v != u32::MAX).collect();
         assert!(
@@ -84,3 +150,11 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
         );
     }
 });
+
+/// Responses carry their own sequence number; failures use `u32::MAX`.
+fn check_order(v: u32, next_written: &mut u32) {
+    if v != u32::MAX {
+        assert!(v >= *next_written, "out of order: {v} after {next_written}");
+        *next_written = v + 1;
+    }
+}
