@@ -2,6 +2,7 @@
 #![cfg(not(loom))]
 
 use httpd_runner_core::ring::Ring;
+use static_cell::StaticCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const MESSAGES: usize = if cfg!(miri) { 200 } else { 200_000 };
@@ -113,11 +114,11 @@ fn dropping_the_producer_publishes_what_it_staged() {
 }
 
 #[test]
-fn static_ring_through_a_const_constructor() {
-    static mut RING: Ring<u64, 8> = Ring::new();
-    // SAFETY: this test is the only user of RING and takes one &mut to it.
-    #[allow(static_mut_refs)]
-    let ring: &'static mut Ring<u64, 8> = unsafe { &mut RING };
+fn a_static_ring_from_a_static_cell() {
+    // A ring made once for the whole program, without `static mut` or a leaked box: the
+    // cell hands out its one `&'static mut`, so the halves can move to other threads.
+    static RING: StaticCell<Ring<u64, 8>> = StaticCell::new();
+    let ring: &'static mut Ring<u64, 8> = RING.init(Ring::new());
     let (mut tx, mut rx) = ring.split();
     std::thread::spawn(move || tx.push(7).unwrap())
         .join()

@@ -31,7 +31,7 @@ type Value = heapless::Vec<u8, VALUE_BYTES>;
 /// One runner's shard.
 struct Shard {
     index: usize,
-    map: heapless::FnvIndexMap<Key, Value, KEYS>,
+    map: heapless::index_map::FnvIndexMap<Key, Value, KEYS>,
 }
 
 impl Runner for Shard {
@@ -67,7 +67,7 @@ impl Runner for Shard {
                     Err(_) => resp.set_status(507),
                 }
             }
-            Method::Delete => resp.set_status(if self.map.remove(&key).is_some() {
+            Method::Delete => resp.set_status(if self.map.swap_remove(&key).is_some() {
                 204
             } else {
                 404
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     httpd_runner::cli::run(|builder| {
         builder.runner(|index| Shard {
             index,
-            map: heapless::FnvIndexMap::new(),
+            map: heapless::index_map::FnvIndexMap::new(),
         })
     })
 }

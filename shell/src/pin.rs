@@ -1,6 +1,7 @@
 //! Pinning runner threads to cores, and keeping handler threads off them while load is light.
 
 use httpd_runner_core::sched::Narrowing;
+use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
 
 /// Where a runner ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,84 +47,67 @@ pub(crate) fn pin_current(core: Option<core_affinity::CoreId>) -> Pinning {
     }
 }
 
-/// A set of cores, as the kernel's affinity calls take it: a bitmap of 1024 cores in
-/// 64-bit words (bit `c % 64` of word `c / 64` is core `c`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CoreSet([u64; 16]);
+/// A set of cores, as the kernel's affinity calls take it (rustix's `CpuSet`: cores
+/// below [`CpuSet::MAX_CPU`]; cores past it are in no set).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CoreSet(CpuSet);
+
+impl std::fmt::Debug for CoreSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries((0..CpuSet::MAX_CPU).filter(|&c| self.0.is_set(c)))
+            .finish()
+    }
+}
 
 impl CoreSet {
     /// No cores.
     #[must_use]
-    pub(crate) const fn empty() -> Self {
-        Self([0; 16])
+    pub(crate) fn empty() -> Self {
+        Self(CpuSet::new())
     }
 
     /// Whether it holds no core.
     #[must_use]
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.iter().all(|&w| w == 0)
+        self.0.count() == 0
     }
 
     /// Whether `core` is in the set.
     #[must_use]
     #[cfg(test)]
     pub(crate) fn contains(&self, core: usize) -> bool {
-        self.0
-            .get(core / 64)
-            .is_some_and(|w| w & (1u64 << (core % 64)) != 0)
+        core < CpuSet::MAX_CPU && self.0.is_set(core)
     }
 
-    /// The same set without `core` (cores past 1023 are not in any set).
+    /// The same set without `core`.
     #[must_use]
     pub(crate) fn without(mut self, core: usize) -> Self {
-        if let Some(w) = self.0.get_mut(core / 64) {
-            *w &= !(1u64 << (core % 64));
+        if core < CpuSet::MAX_CPU {
+            self.0.unset(core);
         }
         self
     }
 
-    /// The same set with `core` (cores past 1023 cannot be added).
+    /// The same set with `core` (cores past the set's size cannot be added).
     #[must_use]
     #[cfg(test)]
     pub(crate) fn with(mut self, core: usize) -> Self {
-        if let Some(w) = self.0.get_mut(core / 64) {
-            *w |= 1u64 << (core % 64);
+        if core < CpuSet::MAX_CPU {
+            self.0.set(core);
         }
         self
     }
 
     /// The cores the calling thread may run on, or `None` if the kernel would not say.
     #[must_use]
-    #[allow(unsafe_code)] // a system call std does not wrap, argued below
     pub(crate) fn of_current_thread() -> Option<Self> {
-        let mut set = Self::empty();
-        // SAFETY: the kernel writes at most the given 128 bytes into `set`, which is 128
-        // bytes of plain integers (any bit pattern is valid); pid 0 is the calling thread.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_sched_getaffinity,
-                0,
-                core::mem::size_of::<Self>(),
-                set.0.as_mut_ptr(),
-            )
-        };
-        (r > 0).then_some(set)
+        sched_getaffinity(None).ok().map(Self)
     }
 
     /// Restricts the calling thread to these cores. Returns whether the kernel agreed.
-    #[allow(unsafe_code)] // a system call std does not wrap, argued below
     pub(crate) fn apply_to_current_thread(&self) -> bool {
-        // SAFETY: the kernel reads the given 128 bytes from `self`, which lives for the
-        // call; pid 0 is the calling thread.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_sched_setaffinity,
-                0,
-                core::mem::size_of::<Self>(),
-                self.0.as_ptr(),
-            )
-        };
-        r == 0
+        sched_setaffinity(None, &self.0).is_ok()
     }
 }
 
@@ -156,7 +140,7 @@ impl Placement {
             .map(|w| runner_cores.iter().fold(w, |s, &c| s.without(c)))
             .filter(|n| !n.is_empty() && Some(*n) != wide);
         Self {
-            wide: wide.unwrap_or(CoreSet::empty()),
+            wide: wide.unwrap_or_else(CoreSet::empty),
             narrow,
             narrowing: Narrowing::default(),
         }

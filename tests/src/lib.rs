@@ -20,33 +20,32 @@ pub fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Path of a binary built by cargo (server or example), found next to the running
-/// executable: tests live in `target/<profile>/deps`, binaries in `target/<profile>`.
+/// Path of an example built by cargo, found next to the running executable (tests live in
+/// `target/<profile>/deps`, examples in `target/<profile>/examples`). Examples belong to the
+/// `httpd-runner` package, which `cargo test -p httpd-runner-tests` alone does not build, so
+/// one older than its sources (the core's and the shell's, and its own file) is refused.
 #[must_use]
-pub fn built_binary(name: &str, example: bool) -> PathBuf {
+pub fn built_example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().expect("executable directory");
-    let candidates = [
-        dir.to_path_buf(),
-        dir.parent().map(PathBuf::from).unwrap_or_default(),
-    ];
-    let found = candidates
+    let found = [dir, dir.parent().unwrap_or(dir)]
         .iter()
-        .map(|d| {
-            if example {
-                d.join("examples").join(name)
-            } else {
-                d.join(name)
-            }
-        })
-        .find(|p| p.exists());
-    let found = found.unwrap_or_else(|| {
-        panic!("{name} not found next to {}: run the tests with `cargo test --workspace` (it builds the binary and examples)", exe.display())
-    });
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if let Some(newer) = newer_source(&found, &[sources.join("core"), sources.join("shell")]) {
+        .map(|d| d.join("examples").join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("example {name} not found next to {}: run the tests with `cargo test --workspace` (it builds the examples)", exe.display())
+        });
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sources = [
+        root.join("core").join("src"),
+        root.join("shell").join("src"),
+        root.join("shell")
+            .join("examples")
+            .join(format!("{name}.rs")),
+    ];
+    if let Some(newer) = newer_source(&found, &sources) {
         panic!(
-            "{} is older than {}: `cargo test -p httpd-runner-tests` does not rebuild it; run `cargo test --workspace --release` (or `cargo build --workspace --all-targets` for the profile in use) first",
+            "{} is older than {}: run `cargo test --workspace --release` (or `cargo build --workspace --all-targets` for the profile in use) first",
             found.display(),
             newer.display()
         );
@@ -54,7 +53,8 @@ pub fn built_binary(name: &str, example: bool) -> PathBuf {
     found
 }
 
-/// The first source file (`.rs` or `Cargo.toml`, searched under `roots`) modified after
+/// The first source file (`.rs` or `Cargo.toml` under `roots`, or a root that is a file)
+/// modified after
 /// `binary`, if any: a binary older than its sources would test code that is no longer there.
 #[must_use]
 pub fn newer_source(binary: &Path, roots: &[PathBuf]) -> Option<PathBuf> {
@@ -84,33 +84,59 @@ pub fn newer_source(binary: &Path, roots: &[PathBuf]) -> Option<PathBuf> {
         None
     }
     let built = std::fs::metadata(binary).and_then(|m| m.modified()).ok()?;
-    roots.iter().find_map(|root| walk(root, built))
+    roots.iter().find_map(|root| {
+        if root.is_file() {
+            let modified = std::fs::metadata(root).and_then(|m| m.modified()).ok()?;
+            (modified > built).then(|| root.clone())
+        } else {
+            walk(root, built)
+        }
+    })
 }
 
-/// Builds the release server binary (for the benchmark binaries, which `cargo run` does not
-/// make depend on it), with the `cargo` that runs them.
+/// Builds the release server binary (for the benchmark binaries: `cargo run --bin X` builds
+/// X alone), with the `cargo` that runs them.
 ///
 /// # Errors
 /// A message when the build fails.
 pub fn build_release_server() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let ok = Command::new(cargo)
-        .args(["build", "--release", "-p", "httpd-runner"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "httpd-runner-tests",
+            "--bin",
+            SERVER_BIN,
+        ])
         .status();
     if ok.is_ok_and(|s| s.success()) {
         Ok(())
     } else {
-        Err("cargo build --release -p httpd-runner failed".into())
+        Err(format!("cargo build --release --bin {SERVER_BIN} failed"))
     }
 }
 
-/// The server binary.
+/// This package's copy of the `httpd-runner` binary (see `Cargo.toml`).
+const SERVER_BIN: &str = "httpd-runner-test";
+
+/// The server binary: `HTTPD_RUNNER_BIN` when set (to test another build), else this
+/// package's copy of `httpd-runner`, found next to the running executable. Cargo builds it
+/// before this package's integration tests, so it is as new as the sources; the benchmark
+/// binaries build it first ([`build_release_server`]).
 #[must_use]
 pub fn server_binary() -> PathBuf {
-    match std::env::var_os("HTTPD_RUNNER_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => built_binary("httpd-runner", false),
+    if let Some(p) = std::env::var_os("HTTPD_RUNNER_BIN") {
+        return PathBuf::from(p);
     }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().expect("executable directory");
+    [dir, dir.parent().unwrap_or(dir)]
+        .iter()
+        .map(|d| d.join(SERVER_BIN))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{SERVER_BIN} not found next to {}", exe.display()))
 }
 
 /// A running server process.

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use httpd_runner_tests::{built_binary, metric_in, serial, Server};
+use httpd_runner_tests::{built_example, metric_in, serial, Server};
 
 fn req(method: &str, path: &str, extra: &str, body: &[u8]) -> Vec<u8> {
     let mut r = format!(
@@ -61,7 +61,7 @@ fn same_key_same_runner_and_every_run_response_names_its_runner() {
 #[test]
 fn kv_example_keeps_each_key_on_its_shard() {
     let _g = serial();
-    let server = Server::start_program(&built_binary("kv", true), &["--runners", "2", "--no-pin"]);
+    let server = Server::start_program(&built_example("kv"), &["--runners", "2", "--no-pin"]);
     let mut c = server.connect();
     let mut shard_of = BTreeMap::new();
     for k in 0..64 {
@@ -122,10 +122,8 @@ fn kv_example_keeps_each_key_on_its_shard() {
 #[test]
 fn transform_example_and_panic_isolation() {
     let _g = serial();
-    let server = Server::start_program(
-        &built_binary("transform", true),
-        &["--runners", "2", "--no-pin"],
-    );
+    let server =
+        Server::start_program(&built_example("transform"), &["--runners", "2", "--no-pin"]);
     let mut c = server.connect();
     c.send(&req("POST", "/run/a", "", b"hello, World"));
     let r = c.read_response();
