@@ -145,7 +145,11 @@ pub struct Busy;
 
 pub mod body;
 pub mod input;
+mod io;
 mod queue;
+
+use io::ReadSide;
+pub use io::{AfterRead, ReadOutcome};
 
 use queue::{Pending, Queue};
 
@@ -168,6 +172,11 @@ pub struct Conn<P> {
     cfg: ConnConfig,
     /// Bytes of the front response already written.
     written: usize,
+    /// The read side (`io`): the buffered input, the next head read's size and guess, and
+    /// what the socket last said.
+    read: ReadSide,
+    /// Lingering close: input is discarded until EOF or then (ms).
+    linger_until_ms: Option<u64>,
     pending: Queue<P>,
 }
 
@@ -186,6 +195,8 @@ impl<P> Conn<P> {
             next_seq: 0,
             closing: false,
             written: 0,
+            read: ReadSide::new(),
+            linger_until_ms: None,
         }
     }
 

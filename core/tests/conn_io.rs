@@ -255,3 +255,211 @@ fn a_response_not_ready_stops_the_accounting() {
         "the second is still at a runner"
     );
 }
+
+// The socket's side of the machine: what a read means, whether to read, how it ends.
+
+use httpd_runner_core::conn::input::Input;
+use httpd_runner_core::conn::{AfterRead, ReadOutcome};
+
+fn fresh() -> Conn<usize> {
+    Conn::new(CFG, 0)
+}
+
+const STOP: AfterRead = AfterRead::Stop {
+    drop_body: false,
+    reset: false,
+};
+
+#[test]
+fn a_short_read_drains_the_socket() {
+    let mut c = fresh();
+    assert!(c.should_read(false, false, false), "a new connection reads");
+    assert_eq!(c.on_read(ReadOutcome::Bytes(10), 100), AfterRead::Got(10));
+    assert!(
+        !c.should_read(false, false, false),
+        "no read until the next event"
+    );
+    c.on_readable(false);
+    assert!(c.should_read(false, false, false));
+}
+
+#[test]
+fn a_full_read_keeps_reading() {
+    let mut c = fresh();
+    assert_eq!(c.on_read(ReadOutcome::Bytes(100), 100), AfterRead::Got(100));
+    assert!(c.should_read(false, false, false));
+}
+
+#[test]
+fn after_a_fin_a_short_read_reads_on_to_the_eof() {
+    let mut c = fresh();
+    c.on_readable(true);
+    assert_eq!(c.on_read(ReadOutcome::Bytes(10), 100), AfterRead::Got(10));
+    assert!(c.should_read(false, false, false), "the EOF is read next");
+    assert_eq!(c.on_read(ReadOutcome::Eof, 100), STOP);
+    assert!(!c.should_read(false, false, false));
+    assert!(c.should_close(), "nothing owed: closes now");
+}
+
+#[test]
+fn eof_while_a_body_arrives_drops_that_request() {
+    let mut c = fresh();
+    c.begin_request(0, true, true).unwrap();
+    assert_eq!(
+        c.on_read(ReadOutcome::Eof, 100),
+        AfterRead::Stop {
+            drop_body: true,
+            reset: false
+        }
+    );
+    assert_eq!(c.in_flight(), 0);
+    assert!(c.should_close());
+}
+
+#[test]
+fn eof_after_a_whole_request_answers_it_first() {
+    let mut c = fresh();
+    c.begin_request(0, true, false).unwrap();
+    assert_eq!(
+        c.on_read(ReadOutcome::Bytes(0), 100),
+        STOP,
+        "0 bytes is EOF"
+    );
+    assert!(!c.should_close(), "its response is still owed");
+}
+
+#[test]
+fn would_block_waits_for_the_next_event() {
+    let mut c = fresh();
+    assert_eq!(c.on_read(ReadOutcome::WouldBlock, 100), STOP);
+    assert!(!c.should_read(false, false, false));
+    assert!(!c.should_close());
+}
+
+#[test]
+fn an_interrupted_read_is_made_again() {
+    let mut c = fresh();
+    assert_eq!(c.on_read(ReadOutcome::Interrupted, 100), AfterRead::Again);
+    assert!(c.should_read(false, false, false));
+}
+
+#[test]
+fn a_reset_closes_now_with_everything_in_flight() {
+    let mut c = fresh();
+    c.begin_request(0, true, false).unwrap();
+    assert_eq!(
+        c.on_read(ReadOutcome::Reset, 100),
+        AfterRead::Stop {
+            drop_body: false,
+            reset: true
+        }
+    );
+    assert!(c.should_close());
+}
+
+#[test]
+fn spilled_input_is_read_without_a_socket_event() {
+    let mut c = fresh();
+    c.on_read(ReadOutcome::WouldBlock, 100);
+    assert!(c.should_read(true, false, false));
+}
+
+#[test]
+fn a_queued_or_blocked_connection_reads_only_its_body() {
+    let mut c = fresh();
+    assert!(!c.should_read(false, false, true), "queued");
+    c.write_drained(false);
+    assert!(c.write_blocked());
+    assert!(
+        !c.should_read(false, false, false),
+        "its client does not read"
+    );
+    assert!(
+        c.should_read(false, true, false),
+        "but a body keeps arriving"
+    );
+    c.write_drained(true);
+    assert!(c.should_read(false, false, false));
+}
+
+#[test]
+fn input_is_taken_head_by_head_and_guessed_after_two_alike() {
+    let mut c = fresh();
+    c.input_ends_at(600);
+    assert_eq!(c.input(), Input { start: 0, end: 600 });
+    c.head_taken(100, Framing::Length(300), 1000);
+    assert_eq!(c.input().start, 100);
+    assert_eq!(c.guess(false, false), None, "one head is no pattern");
+    c.consumed(300);
+    c.head_taken(100, Framing::Length(300), 1000);
+    assert_eq!(c.input().start, 500);
+    c.discard_input();
+    assert!(c.input().is_empty());
+    assert_eq!(c.make_room(1000), None);
+    let g = c.guess(false, false).expect("two heads alike");
+    assert_eq!((g.head, g.body), (100, 300));
+    assert_eq!(c.guess(true, false), None, "not while a body arrives");
+    assert_eq!(
+        c.guess(false, true),
+        None,
+        "not while others wait for a slot"
+    );
+}
+
+#[test]
+fn a_head_after_a_large_body_is_read_short() {
+    let mut c = fresh();
+    c.input_ends_at(50);
+    c.head_taken(50, Framing::Length(70_000), 1000);
+    c.make_room(1000);
+    assert_eq!(
+        c.next_read(1000, false, None),
+        httpd_runner_core::conn::input::ReadKind::Buffer {
+            to: HEAD_READ_AFTER_LARGE_BODY_BYTES.min(1000)
+        }
+    );
+}
+
+#[test]
+fn a_partial_head_waits_for_bytes_before_a_turn_after_a_write() {
+    let mut c = fresh();
+    c.input_ends_at(10);
+    c.on_read(ReadOutcome::WouldBlock, 100);
+    c.head_partial(1);
+    assert!(
+        !c.retry_after_write(false, false),
+        "nothing parses until bytes arrive"
+    );
+    c.input_ends_at(20);
+    assert!(c.retry_after_write(false, false));
+}
+
+#[test]
+fn the_end_lingers_once_and_then_closes() {
+    let mut c = fresh();
+    assert_eq!(
+        c.end(10, None),
+        Ending::Linger {
+            until_ms: 10 + LINGER_MS
+        }
+    );
+    assert_eq!(c.lingering(), Some(10 + LINGER_MS));
+    assert_eq!(c.end(20, None), Ending::Now);
+}
+
+#[test]
+fn the_end_is_at_once_after_the_peer_closed() {
+    let mut c = fresh();
+    c.on_read(ReadOutcome::Eof, 100);
+    assert_eq!(c.end(10, None), Ending::Now);
+    assert_eq!(c.lingering(), None);
+}
+
+#[test]
+fn a_connection_with_nothing_under_way_is_quiet() {
+    let mut c = fresh();
+    assert!(c.is_quiet(false));
+    assert!(!c.is_quiet(true), "a body arrives");
+    c.input_ends_at(5);
+    assert!(!c.is_quiet(false), "bytes are buffered");
+}

@@ -6,7 +6,7 @@
 //! (room in the buffer, the next read) stay inside the buffer.
 #![no_main]
 use httpd_runner_core::conn::input::{next_read, Input, ReadKind};
-use httpd_runner_core::conn::{Conn, ConnConfig};
+use httpd_runner_core::conn::{AfterRead, Conn, ConnConfig, ReadOutcome};
 use httpd_runner_core::limits::MAX_PIPELINE;
 use libfuzzer_sys::fuzz_target;
 
@@ -57,7 +57,7 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
         if c.should_close() {
             break;
         }
-        match op % 12 {
+        match op % 13 {
             0 => c.on_data(now),
             1 | 2 => {
                 if let Ok(seq) = c.begin_request(now, arg % 7 != 0, arg % 3 == 0) {
@@ -115,6 +115,38 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
                     }
                     ReadKind::Full => assert_eq!(input.end, BUF),
                     ReadKind::Guess | ReadKind::Direct { .. } => assert_eq!(input.end, 0),
+                }
+            }
+            11 => {
+                // What the socket said, through the machine's own read side.
+                let outcome = match arg % 6 {
+                    0 => ReadOutcome::Bytes(usize::from(arg % 200)),
+                    1 => ReadOutcome::Eof,
+                    2 => ReadOutcome::WouldBlock,
+                    3 => ReadOutcome::Interrupted,
+                    4 => ReadOutcome::Reset,
+                    _ => {
+                        c.on_readable(arg % 12 == 5);
+                        ReadOutcome::WouldBlock
+                    }
+                };
+                let before = c.in_flight();
+                match c.on_read(outcome, 100) {
+                    AfterRead::Stop { drop_body, reset } => {
+                        if drop_body {
+                            assert_eq!(c.in_flight(), before - 1);
+                            assert!(begun.pop().is_some());
+                        }
+                        if reset {
+                            assert!(c.should_close(), "a reset closes now");
+                        }
+                        assert!(
+                            !c.should_read(false, false, false),
+                            "no read after a stop until the next event"
+                        );
+                    }
+                    AfterRead::Got(n) => assert!(n > 0 && n <= 200),
+                    AfterRead::Again => assert_eq!(outcome, ReadOutcome::Interrupted),
                 }
             }
             _ => match arg % 3 {

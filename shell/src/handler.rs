@@ -20,20 +20,16 @@ use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::admit::{self, Shed};
-use httpd_runner_core::conn::body::{
-    body_start, continue_due, head_read_after, BodyError, BodyFraming, BodyStart,
-};
-use httpd_runner_core::conn::input::{
-    drained, joins_slot_queue, may_guess, next_read, Input, ReadKind, Wants,
-};
-use httpd_runner_core::conn::{ending, should_gather, Conn, ConnConfig, Ending};
+use httpd_runner_core::conn::body::{body_start, continue_due, BodyError, BodyFraming, BodyStart};
+use httpd_runner_core::conn::input::{joins_slot_queue, Input, ReadKind};
+use httpd_runner_core::conn::{should_gather, AfterRead, Conn, ConnConfig, Ending, ReadOutcome};
 use httpd_runner_core::limits::{
     Limits, DEADLINE_TICK_MS, DEFAULT_RETRY_AFTER_SECS, GATHER_BYTES, HARVEST_BYTES,
     INLINE_RESPONSE_BYTES, MAX_WRITE_PARTS, READS_PER_TURN,
 };
 use httpd_runner_core::msg::{Done, Job, Slot, Ticket};
 use httpd_runner_core::parse::{self, header_slots, Framing, Method, Status};
-use httpd_runner_core::place::{Guess, Plan, Spill, Spot};
+use httpd_runner_core::place::{Plan, Spill, Spot};
 use httpd_runner_core::response::{
     self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN,
 };
@@ -67,7 +63,7 @@ pub(crate) const WAKE: Token = Token(usize::MAX - 1);
 /// `Ticket::runner` before a runner is chosen.
 const NO_RUNNER: u16 = u16::MAX;
 
-/// A read made on a [`Guess`]: its slot, and where the bytes went.
+/// A read made on a `place::Guess`: its slot, and where the bytes went.
 #[derive(Debug)]
 struct Placed {
     slot: &'static mut Slot<'static>,
@@ -110,41 +106,14 @@ struct BodyRead {
 pub(crate) struct Connection {
     stream: Option<TcpStream>,
     generation: u32,
-    /// The socket may have unread bytes (edge-triggered readiness not yet consumed).
-    readable: bool,
-    peer_eof: bool,
     /// In the handler's `retry` list.
     queued: bool,
     /// In the handler's `dirty` list.
     dirty: bool,
-    /// The buffered input is the start of a head and nothing more can be parsed until more
-    /// bytes arrive (so a partial head never puts the connection back in `retry`).
-    awaiting_bytes: bool,
-    /// The socket took only part of the ready responses: the client is not reading them, so
-    /// no new request is read (and no slot taken) until they are written.
-    write_blocked: bool,
-    /// An event said the peer shut its sending side: the read that finds its EOF must be
-    /// made even after a short read (no further edge announces a FIN that came with data).
-    fin_seen: bool,
     rbuf: &'static mut [u8],
-    /// Where the buffered input lies in `rbuf`.
-    input: Input,
-    /// Bytes to ask for when reading into an empty buffer: the whole buffer, or
-    /// [`HEAD_READ_AFTER_LARGE_BODY_BYTES`] after a large length-framed body.
-    head_read: usize,
-    /// The last request's head length (0 before the first).
-    last_head: usize,
-    /// How the next request will probably look, for reading in place: set when the last
-    /// request had a length-framed body and a head as long as the one before it (a client
-    /// whose heads keep their length tends to keep doing so). Guessing only after two alike
-    /// bounds what wrong guesses cost a client whose heads vary (each costs one extra copy
-    /// of the bytes read into the slot).
-    guess: Option<Guess>,
     /// A read made on `guess`, until the parser settles it (within the same turn).
     placed: Option<Placed>,
     body: Option<BodyRead>,
-    /// Lingering close: our side is shut, input is discarded until EOF or this time (ms).
-    linger_until: Option<u64>,
     inline_len: usize,
     core: Conn<Out>,
     inline: [u8; INLINE_RESPONSE_BYTES],
@@ -155,18 +124,6 @@ pub(crate) struct Connection {
     wait_since_us: Option<u64>,
     /// How long its current request waited for its slot (µs), counted against the shed bound.
     waited_us: u64,
-}
-
-impl Connection {
-    /// What keeps it from reading more (`conn::input::Wants`).
-    fn wants(&self) -> Wants {
-        Wants {
-            body_under_way: self.body.is_some(),
-            accepts_requests: self.core.accepts_requests(),
-            queued: self.queued,
-            write_blocked: self.write_blocked,
-        }
-    }
 }
 
 // The per-request fields stay within four cache lines (in release builds: with debug
@@ -187,27 +144,17 @@ pub(crate) fn connection_table(
     conns.try_reserve_exact(read_bufs.len())?;
     for rbuf in read_bufs {
         conns.push(Connection {
-            awaiting_bytes: false,
-            write_blocked: false,
-            fin_seen: false,
             wait_since_us: None,
             waited_us: 0,
             stream: None,
             generation: 0,
             core: Conn::new(cfg.conn(), 0),
             rbuf,
-            input: Input::default(),
             body: None,
             inline: [0; INLINE_RESPONSE_BYTES],
             inline_len: 0,
-            readable: false,
-            peer_eof: false,
             queued: false,
             dirty: false,
-            linger_until: None,
-            head_read: 0,
-            guess: None,
-            last_head: 0,
             placed: None,
             spill: None,
         });
@@ -321,19 +268,8 @@ impl State {
         c.stream = Some(stream);
         c.generation = c.generation.wrapping_add(1);
         c.core = Conn::new(self.conn_cfg, self.now_ms);
-        c.input.start = 0;
-        c.input.end = 0;
         c.body = None;
         c.inline_len = 0;
-        c.readable = true;
-        c.peer_eof = false;
-        c.linger_until = None;
-        c.head_read = c.rbuf.len();
-        c.guess = None;
-        c.last_head = 0;
-        c.awaiting_bytes = false;
-        c.write_blocked = false;
-        c.fin_seen = false;
         c.wait_since_us = None;
         c.waited_us = 0;
         self.drive(idx, registry);
@@ -344,7 +280,7 @@ impl State {
         if self.conns[idx as usize].stream.is_none() {
             return;
         }
-        if self.conns[idx as usize].linger_until.is_some() {
+        if self.conns[idx as usize].core.lingering().is_some() {
             if self.discard_input(idx) {
                 self.close_now(idx, registry);
             }
@@ -368,9 +304,11 @@ impl State {
         let mut reads = 0;
         loop {
             self.parse_input(idx);
-            let c = &mut self.conns[idx as usize];
-            let input = c.readable || c.spill.is_some();
-            if !input || c.peer_eof || !c.wants().input() || c.core.should_close() {
+            let c = &self.conns[idx as usize];
+            if !c
+                .core
+                .should_read(c.spill.is_some(), c.body.is_some(), c.queued)
+            {
                 break;
             }
             if reads == READS_PER_TURN {

@@ -28,17 +28,10 @@ impl State {
         let Some(stream) = c.stream.as_mut() else {
             return;
         };
-        let lingering = c.linger_until.is_some();
-        match ending(
-            self.now_ms,
-            c.peer_eof,
-            lingering,
-            self.shutdown_deadline_ms,
-        ) {
+        match c.core.end(self.now_ms, self.shutdown_deadline_ms) {
             Ending::Now => self.close_now(idx, registry),
-            Ending::Linger { until_ms } => {
+            Ending::Linger { .. } => {
                 let _ = stream.shutdown(SockShutdown::Write);
-                c.linger_until = Some(until_ms);
                 if self.discard_input(idx) {
                     self.close_now(idx, registry);
                 }
@@ -53,9 +46,7 @@ impl State {
         };
         let _ = registry.deregister(&mut stream);
         drop(stream);
-        c.linger_until = None;
         c.wait_since_us = None;
-        c.write_blocked = false;
         if let Some(b) = c.body.take() {
             self.slots.put(b.slot);
         }
@@ -84,7 +75,7 @@ impl State {
         if c.stream.is_none() {
             return;
         }
-        if c.linger_until.is_none() {
+        if c.core.lingering().is_none() {
             self.metrics.resets.inc();
         }
         c.core.peer_reset();
@@ -99,7 +90,7 @@ impl State {
             if c.stream.is_none() {
                 continue;
             }
-            if let Some(until) = c.linger_until {
+            if let Some(until) = c.core.lingering() {
                 if now >= until {
                     self.close_now(idx, registry);
                 }
@@ -139,7 +130,7 @@ impl State {
             if c.stream.is_none() {
                 continue;
             }
-            if c.linger_until.is_some() {
+            if c.core.lingering().is_some() {
                 if force {
                     self.close_now(idx, registry);
                 } else {
@@ -150,7 +141,7 @@ impl State {
             if !c.core.is_closing() {
                 c.core.shutdown();
             }
-            if c.core.in_flight() == 0 && c.body.is_none() && c.input.start == c.input.end {
+            if c.core.is_quiet(c.body.is_some()) {
                 // Idle: nothing was asked, so nothing is owed; no lingering close either.
                 self.close_now(idx, registry);
                 continue;

@@ -17,37 +17,33 @@ struct HeadInfo {
 
 impl State {
     /// One read of the socket, of the kind `conn::input::next_read` chooses: split on a
-    /// [`Guess`], straight into a body's slot, or into the read buffer (after the input a
+    /// `place::Guess`, straight into a body's slot, or into the read buffer (after the input a
     /// wrong guess spilled, which comes first). Returns whether bytes arrived.
     pub(super) fn read_some(&mut self, idx: u32) -> bool {
         let c = &mut self.conns[idx as usize];
         if c.stream.is_none() {
             return false;
         }
-        if let Some(moved) = c.input.make_room(c.rbuf.len()) {
+        if let Some(moved) = c.core.make_room(c.rbuf.len()) {
             c.rbuf.copy_within(moved, 0);
         }
         if c.spill.is_some() {
             return self.hand_out_spill(idx);
         }
         // The plan is made for the slot a guessed read would take (the last free one).
-        let plan = match c.guess {
-            Some(g) if may_guess(c.input, c.body.is_some(), !self.retry.is_empty()) => {
-                self.slots.next_mut().and_then(|slot| {
-                    slot.request.body.clear();
-                    Plan::new(g, c.rbuf.len(), slot.request.body.spare_mut().len())
-                })
-            }
-            _ => None,
-        };
+        let plan = c
+            .core
+            .guess(c.body.is_some(), !self.retry.is_empty())
+            .and_then(|g| {
+                let slot = self.slots.next_mut()?;
+                slot.request.body.clear();
+                Plan::new(g, c.rbuf.len(), slot.request.body.spare_mut().len())
+            });
         let direct = c.body.as_ref().and_then(|b| {
             let body = &b.slot.request.body;
             b.framing.direct_read(body.capacity() - body.len())
         });
-        match (
-            next_read(c.input, c.rbuf.len(), c.head_read, plan.is_some(), direct),
-            plan,
-        ) {
+        match (c.core.next_read(c.rbuf.len(), plan.is_some(), direct), plan) {
             (ReadKind::Guess, Some(plan)) => self.read_guessed(idx, plan),
             (ReadKind::Direct { body }, _) => self.read_direct(idx, body),
             (ReadKind::Buffer { to }, _) => self.read_buffer(idx, to),
@@ -61,12 +57,12 @@ impl State {
         let Some(Spilled { slot, spill }) = c.spill.as_mut() else {
             return false;
         };
-        let n = spill.hand_out(slot.request.body.spare_mut(), &mut c.rbuf[c.input.end..]);
+        let end = c.core.input().end;
+        let n = spill.hand_out(slot.request.body.spare_mut(), &mut c.rbuf[end..]);
         if n == 0 {
             return false;
         }
-        c.input.end += n;
-        c.awaiting_bytes = false;
+        c.core.input_ends_at(end + n);
         if spill.is_empty() {
             if let Some(Spilled { slot, .. }) = c.spill.take() {
                 self.slots.put(slot);
@@ -98,10 +94,10 @@ impl State {
                 let c = &mut self.conns[idx as usize];
                 if let Some(spot) = plan.spot(n) {
                     c.placed = Some(Placed { slot, spot });
-                    c.input.end = spot.head;
+                    c.core.input_ends_at(spot.head);
                 } else {
                     self.slots.put(slot);
-                    c.input.end = n;
+                    c.core.input_ends_at(n);
                 }
                 true
             }
@@ -136,7 +132,7 @@ impl State {
                     b.slot.request.body.advance(to_body);
                     b.framing.took_direct(to_body);
                 }
-                c.input.end = n - to_body;
+                c.core.input_ends_at(n - to_body);
                 c.core.on_data(self.now_ms);
                 true
             }
@@ -151,57 +147,49 @@ impl State {
         let Some(stream) = c.stream.as_mut() else {
             return false;
         };
-        let from = c.input.end;
+        let from = c.core.input().end;
         let result = stream.read(&mut c.rbuf[from..to]);
         match self.took(idx, result, to - from) {
             Ok(n) => {
-                self.conns[idx as usize].input.end += n;
+                self.conns[idx as usize].core.input_ends_at(from + n);
                 true
             }
             Err(again) => again,
         }
     }
 
-    /// Settles a read's result: `Ok(n)` when `n` bytes arrived (of `asked`), else
-    /// `Err(again)`: `again` after an interruption, not after EOF (the peer closed its side:
-    /// a body still arriving is dropped with its slot), `WouldBlock` or a reset.
+    /// Settles a read's result through `Conn::on_read`: `Ok(n)` when `n` bytes arrived
+    /// (of `asked`), else `Err(again)`: `again` after an interruption; not after EOF (a body
+    /// still arriving is dropped with its slot), `WouldBlock` or a reset.
     #[inline(always)]
     fn took(&mut self, idx: u32, result: io::Result<usize>, asked: usize) -> Result<usize, bool> {
+        let outcome = match result {
+            Ok(n) => ReadOutcome::Bytes(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Interrupted,
+            Err(_) => ReadOutcome::Reset,
+        };
         let c = &mut self.conns[idx as usize];
-        let n = match result {
-            Ok(0) => {
-                c.peer_eof = true;
-                c.readable = false;
-                if c.core.peer_closed() {
+        match c.core.on_read(outcome, asked) {
+            AfterRead::Got(n) => {
+                self.metrics.bytes_in.add(n as u64);
+                self.read_since_harvest += n;
+                Ok(n)
+            }
+            AfterRead::Again => Err(true),
+            AfterRead::Stop { drop_body, reset } => {
+                if drop_body {
                     // The body being read will never arrive: its slot is free now.
                     if let Some(b) = c.body.take() {
                         self.slots.put(b.slot);
                     }
                 }
-                return Err(false);
+                if reset {
+                    self.metrics.resets.inc();
+                }
+                Err(false)
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                c.readable = false;
-                return Err(false);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(true),
-            Err(_) => {
-                // A reset: nothing can be written either; `flush` closes the connection.
-                self.metrics.resets.inc();
-                c.peer_eof = true;
-                c.readable = false;
-                c.core.peer_reset();
-                return Err(false);
-            }
-        };
-        self.metrics.bytes_in.add(n as u64);
-        self.read_since_harvest += n;
-        c.awaiting_bytes = false;
-        if drained(n, asked, c.fin_seen) {
-            c.readable = false;
         }
-        Ok(n)
     }
 
     /// Consumes buffered bytes: body progress, then as many complete requests as allowed.
@@ -214,7 +202,7 @@ impl State {
                 continue;
             }
             let c = &mut self.conns[idx as usize];
-            if !c.core.accepts_requests() || c.input.start == c.input.end || c.stream.is_none() {
+            if !c.core.accepts_requests() || c.core.input().is_empty() || c.stream.is_none() {
                 if let Some(Placed { slot, spot }) = c.placed.take() {
                     unplace(c, slot, spot, &mut self.slots, self.metrics);
                 }
@@ -232,7 +220,8 @@ impl State {
         let now = self.now_ms;
         let limits = self.limits;
         let c = &mut self.conns[idx as usize];
-        let raw = &c.rbuf[c.input.start..c.input.end];
+        let Input { start, end } = c.core.input();
+        let raw = &c.rbuf[start..end];
         let mut headers = header_slots();
         let parsed = parse::parse_head(raw, &mut headers, &limits);
         let placed = match c.placed.take() {
@@ -253,8 +242,7 @@ impl State {
         let head = match parsed {
             Ok(Status::Complete(head)) => head,
             Ok(Status::Partial) => {
-                c.core.on_data(now);
-                c.awaiting_bytes = true;
+                c.core.head_partial(now);
                 return false;
             }
             Err(e) => {
@@ -353,7 +341,7 @@ impl State {
             route: head.label,
             ..slot.ticket
         };
-        c.input.start += head.len;
+        c.core.head_taken(head.len, head.framing, c.rbuf.len());
         let mut body_in_place = 0;
         if let Some(spot) = in_place {
             // The slot already holds `body` bytes of the body; what came after them (more body,
@@ -362,14 +350,11 @@ impl State {
             slot.request.body.advance(spot.body);
             body_in_place = spot.body;
             let tail = spot.tail_range(c.rbuf.len());
-            c.input = Input {
+            c.core.input_is(Input {
                 start: tail.start,
                 end: tail.end,
-            };
+            });
         }
-        c.head_read = head_read_after(head.framing, c.rbuf.len());
-        c.guess = Guess::after(c.last_head, head.len, head.framing, c.rbuf.len());
-        c.last_head = head.len;
         match body_start(
             head.framing,
             head.expect_continue,
@@ -403,7 +388,7 @@ impl State {
         read_in_place: bool,
     ) {
         let c = &mut self.conns[idx as usize];
-        let arrived = read_in_place || !c.input.is_empty();
+        let arrived = read_in_place || !c.core.input().is_empty();
         let refusing = matches!(framing, BodyFraming::Refuse);
         if continue_due(
             head.expect_continue,
@@ -432,14 +417,15 @@ impl State {
         let Some(body) = c.body.as_mut() else {
             return false;
         };
-        let input = &c.rbuf[c.input.start..c.input.end];
+        let Input { start, end } = c.core.input();
+        let input = &c.rbuf[start..end];
         match body
             .framing
             .advance(input, body.slot.request.body.spare_mut())
         {
             Ok(p) => {
                 body.slot.request.body.advance(p.produced);
-                c.input.start += p.consumed;
+                c.core.consumed(p.consumed);
                 if p.consumed > 0 {
                     c.core.on_data(now);
                 }
@@ -475,7 +461,7 @@ impl State {
     }
 }
 
-/// Undoes a read made on a wrong [`Guess`] ([`Spot::undo`]): the input is the read buffer's
+/// Undoes a read made on a wrong `place::Guess` ([`Spot::undo`]): the input is the read buffer's
 /// `..input.end` again, then the connection's [`Spilled`] bytes if the slot's did not all fit
 /// back; otherwise the slot is freed.
 fn unplace(
@@ -487,8 +473,7 @@ fn unplace(
 ) {
     debug_assert!(c.spill.is_none());
     let (rend, spill) = spot.undo(c.rbuf, slot.request.body.spare_mut());
-    c.input.end = rend;
-    c.awaiting_bytes = false;
+    c.core.input_ends_at(rend);
     match spill {
         Some(spill) => {
             metrics.in_place_spills.inc();

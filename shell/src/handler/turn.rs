@@ -174,9 +174,9 @@ impl State {
                 continue;
             }
             if ev.is_readable() || ev.is_read_closed() {
-                let c = &mut self.conns[idx as usize];
-                c.readable = true;
-                c.fin_seen |= ev.is_read_closed();
+                self.conns[idx as usize]
+                    .core
+                    .on_readable(ev.is_read_closed());
             }
             self.drive(idx, registry);
             if self.read_since_harvest >= HARVEST_BYTES {

@@ -89,7 +89,10 @@ impl State {
         let head_only = match (&c.body, head_request) {
             (_, Some(head)) => head,
             (Some(b), None) => b.slot.ticket.head_only,
-            (None, None) => parse::is_head_request(&c.rbuf[c.input.start..c.input.end]),
+            (None, None) => {
+                let Input { start, end } = c.core.input();
+                parse::is_head_request(&c.rbuf[start..end])
+            }
         };
         if let Some(b) = c.body.take() {
             self.slots.put(b.slot);
@@ -110,7 +113,7 @@ impl State {
         };
         self.metrics.count_request(RouteLabel::Other, status);
         c.core.fail(now, Out::Inline);
-        c.input.start = c.input.end;
+        c.core.discard_input();
         if !c.dirty {
             c.dirty = true;
             self.dirty.push(idx);
@@ -127,7 +130,7 @@ impl State {
     /// Writes every ready response of the connection with as few `writev` calls as the socket
     /// allows, recycles finished slots, and closes the connection when it is done.
     pub(super) fn flush(&mut self, idx: u32, registry: &mio::Registry) {
-        if self.conns[idx as usize].linger_until.is_some() {
+        if self.conns[idx as usize].core.lingering().is_some() {
             return;
         }
         loop {
@@ -144,7 +147,7 @@ impl State {
                 write_ready::<MAX_WRITE_PARTS>(c, gather)
             };
             let Some((written, gathered)) = written else {
-                c.write_blocked = false;
+                c.core.write_drained(true);
                 break;
             };
             if gathered {
@@ -158,7 +161,7 @@ impl State {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The client is not reading: no new request from it until it does (the
                     // socket's writable event brings it back here).
-                    c.write_blocked = true;
+                    c.core.write_drained(false);
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -173,11 +176,7 @@ impl State {
         let c = &self.conns[idx as usize];
         if c.stream.is_some() && c.core.should_close() {
             self.close(idx, registry);
-        } else if c.stream.is_some()
-            && c.wants().retry_after_write(
-                c.readable || (!c.input.is_empty() && !c.awaiting_bytes) || c.spill.is_some(),
-            )
-        {
+        } else if c.stream.is_some() && c.core.retry_after_write(c.spill.is_some(), c.queued) {
             // Writing made room in the pipeline: parse what is buffered and read what waits
             // (buffered requests raise no new socket event).
             self.enqueue_retry(idx);
