@@ -16,6 +16,7 @@ mod fields;
 
 pub use chunked::{ChunkedDecoder, Progress};
 pub use error::Error;
+pub use fields::is_head_request;
 
 use fields::{valid_host, Expect, Fields, TransferEncoding};
 pub use httparse::Header;
@@ -69,14 +70,6 @@ pub enum Method {
     Connect,
     /// Any other token.
     Other,
-}
-
-/// Whether the bytes of a request (complete or not, valid or not) begin with the method
-/// `HEAD`: the answer to it, refusals and timeouts included, must carry no body (RFC 9110
-/// §9.3.2), even when the rest of its head is missing or malformed.
-#[must_use]
-pub fn is_head_request(raw: &[u8]) -> bool {
-    raw.starts_with(b"HEAD ")
 }
 
 impl Method {

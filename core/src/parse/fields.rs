@@ -247,3 +247,11 @@ pub(super) fn parse_content_length(v: &[u8]) -> Result<u64, Error> {
     }
     Ok(n)
 }
+
+/// Whether the bytes of a request (complete or not, valid or not) begin with the method
+/// `HEAD`: the answer to it, refusals and timeouts included, must carry no body (RFC 9110
+/// §9.3.2), even when the rest of its head is missing or malformed.
+#[must_use]
+pub fn is_head_request(raw: &[u8]) -> bool {
+    raw.starts_with(b"HEAD ")
+}
