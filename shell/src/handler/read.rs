@@ -269,14 +269,14 @@ impl State {
                 }
             }
         };
+        // The wait for a slot (if any) ends here, whatever becomes of the request.
+        c.waited_us = c
+            .wait_since_us
+            .take()
+            .map_or(0, |since| self.now_us.saturating_sub(since));
         let routed = route(head.method, head.path);
         let (action, label) = routed.action(head.path);
-        let key = match routed {
-            Route::Run { key } => key
-                .map(str::as_bytes)
-                .or_else(|| head.header("x-runner-key")),
-            _ => None,
-        };
+        let key = runner_key(routed, &head);
         slot.reset();
         let loaded = slot.request.load(&head, raw, key).is_ok();
         let info = HeadInfo {
@@ -320,10 +320,6 @@ impl State {
     ) -> bool {
         let now = self.now_ms;
         let c = &mut self.conns[idx as usize];
-        c.waited_us = c
-            .wait_since_us
-            .take()
-            .map_or(0, |since| self.now_us.saturating_sub(since));
         let has_body = head.framing != Framing::None;
         let Ok(seq) = c.core.begin_request(now, head.keep_alive, has_body) else {
             match in_place {
@@ -458,6 +454,16 @@ impl State {
             head_request,
         );
         false
+    }
+}
+
+/// A `/run` request's affinity key: `/run/KEY`, else its `X-Runner-Key` field.
+fn runner_key<'b>(routed: Route<'b>, head: &parse::Head<'_, 'b>) -> Option<&'b [u8]> {
+    match routed {
+        Route::Run { key } => key
+            .map(str::as_bytes)
+            .or_else(|| head.header("x-runner-key")),
+        _ => None,
     }
 }
 
