@@ -49,7 +49,7 @@
 //!         let body = resp.body_mut();
 //!         for &b in req.body().iter().rev() {
 //!             if body.extend_from_slice(&[b]).is_err() {
-//!                 break; // the response body limit: the caller sees a truncated body
+//!                 break; // over the body limit: the server answers 500, never a cut body
 //!             }
 //!         }
 //!     }

@@ -296,6 +296,22 @@ impl Slot<'_> {
         f(&req, &mut resp)
     }
 
+    /// After a runner's `run`: a response body that outgrew its buffer (a write did not fit
+    /// and the runner went on) while the status still says success is never sent truncated;
+    /// it becomes a `500` with a short explanation. Returns whether it did. A runner that
+    /// meets the limit and answers another status (or resets the response) keeps its answer.
+    pub fn refuse_truncated(&mut self) -> bool {
+        let r = &mut self.response;
+        if !r.body.overflowed() || !(200..300).contains(&r.status) || r.echo {
+            return false;
+        }
+        r.clear();
+        r.status = 500;
+        let _ = r.headers.push("Content-Type", b"text/plain; charset=utf-8");
+        let _ = r.body.extend_from_slice(b"response body over the limit\n");
+        true
+    }
+
     /// The bytes of the response body: the runner's, or the request body when it echoed.
     #[must_use]
     pub fn response_body(&self) -> &[u8] {

@@ -20,16 +20,30 @@ impl core::fmt::Display for Full {
 }
 
 /// A byte buffer over a caller-owned slice: `len` bytes filled, the rest spare.
+///
+/// Every write is all or nothing: bytes, a number or a whole `write!` either fit and are
+/// appended, or leave the buffer as it was and mark it [`overflowed`](Self::overflowed).
 #[derive(Debug)]
 pub struct FixedBuf<'a> {
     buf: &'a mut [u8],
     len: usize,
+    overflowed: bool,
 }
 
 impl<'a> FixedBuf<'a> {
     /// An empty buffer over `buf`; its capacity is `buf.len()`.
     pub fn new(buf: &'a mut [u8]) -> Self {
-        Self { buf, len: 0 }
+        Self {
+            buf,
+            len: 0,
+            overflowed: false,
+        }
+    }
+
+    /// Whether a write did not fit since the buffer was made or last cleared.
+    #[must_use]
+    pub const fn overflowed(&self) -> bool {
+        self.overflowed
     }
 
     /// The filled bytes.
@@ -61,9 +75,10 @@ impl<'a> FixedBuf<'a> {
         self.buf.len()
     }
 
-    /// Empties the buffer (capacity unchanged).
+    /// Empties the buffer (capacity unchanged) and forgets any overflow.
     pub fn clear(&mut self) {
         self.len = 0;
+        self.overflowed = false;
     }
 
     /// Appends `bytes` whole, or nothing.
@@ -71,11 +86,14 @@ impl<'a> FixedBuf<'a> {
     /// # Errors
     /// [`Full`] when they do not fit; the buffer is unchanged.
     pub fn extend_from_slice(&mut self, bytes: &[u8]) -> Result<(), Full> {
-        let end = self
+        let Some(end) = self
             .len
             .checked_add(bytes.len())
             .filter(|&e| e <= self.buf.len())
-            .ok_or(Full)?;
+        else {
+            self.overflowed = true;
+            return Err(Full);
+        };
         self.buf[self.len..end].copy_from_slice(bytes);
         self.len = end;
         Ok(())
@@ -98,11 +116,10 @@ impl<'a> FixedBuf<'a> {
             width += 1;
             rest /= 10;
         }
-        let end = self
-            .len
-            .checked_add(width)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or(Full)?;
+        let Some(end) = self.len.checked_add(width).filter(|&e| e <= self.buf.len()) else {
+            self.overflowed = true;
+            return Err(Full);
+        };
         let mut n = n;
         for d in self.buf[self.len..end].iter_mut().rev() {
             *d = b'0' + (n % 10) as u8;
@@ -127,6 +144,18 @@ impl core::fmt::Write for FixedBuf<'_> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         self.extend_from_slice(s.as_bytes())
             .map_err(|_| core::fmt::Error)
+    }
+
+    /// A whole `write!`, or nothing: a formatted write that does not fit leaves none of its
+    /// pieces behind (no half-written number or field in a body).
+    fn write_fmt(&mut self, args: core::fmt::Arguments<'_>) -> core::fmt::Result {
+        let before = self.len;
+        let written = core::fmt::write(self, args);
+        if written.is_err() {
+            self.len = before;
+            self.overflowed = true;
+        }
+        written
     }
 }
 

@@ -132,6 +132,9 @@ pub(crate) struct RunnerMetrics {
     pub jobs: Counter,
     /// Runner panics caught (each answered 500).
     pub panics: Counter,
+    /// Responses whose body outgrew its buffer while the runner answered success (sent as
+    /// 500, never truncated).
+    pub overflows: Counter,
     /// Times the runner polled its rings instead of sleeping (`--spin-us`, light load).
     pub polls: Counter,
     /// Polls that found a job (the rest ran out and slept).
@@ -419,12 +422,17 @@ const SCALARS: &[Scalar] = &[
 type RunnerField = fn(&RunnerMetrics) -> &Counter;
 
 /// The per-runner counters (`runner="N"`).
-const PER_RUNNER: [(&str, &str, RunnerField); 6] = [
+const PER_RUNNER: [(&str, &str, RunnerField); 7] = [
     ("runner_jobs_total", "Jobs run, per runner.", |r| &r.jobs),
     (
         "runner_panics_total",
         "Runner panics caught (answered 500).",
         |r| &r.panics,
+    ),
+    (
+        "runner_overflows_total",
+        "Responses whose body outgrew its buffer while the runner answered success: sent as 500, never truncated.",
+        |r| &r.overflows,
     ),
     (
         "runner_polls_total",

@@ -148,9 +148,13 @@ impl RunnerThread {
             // deadline), queued jobs have no one to answer: they are not run.
             let orphaned = next.is_some() && self.shared.shutdown.handlers_finished();
             while let Some(slot) = next {
-                if !orphaned && !serve(slot, &mut t.runner) {
-                    metrics.panics.inc();
-                    t.runner = (self.factory)(self.index);
+                if !orphaned {
+                    if !serve(slot, &mut t.runner) {
+                        metrics.panics.inc();
+                        t.runner = (self.factory)(self.index);
+                    } else if slot.refuse_truncated() {
+                        metrics.overflows.inc();
+                    }
                 }
                 metrics.jobs.inc();
                 next = jobs.pop();
