@@ -43,7 +43,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::metrics::HandlerMetrics;
 use crate::pin::Placement;
-use crate::shared::Shared;
+use crate::shared::{micros_since, Shared};
 use crate::shutdown::Reason;
 use httpd_runner_core::limits::{ACCEPT_RING_SLOTS, RUNNER_RING_SLOTS as RING_SLOTS};
 use pool::SlotPool;
@@ -228,7 +228,7 @@ impl State {
     /// Reads the monotonic clock (once per loop turn: every request of a batch shares the
     /// reading) and the wall clock only when the `Date` second may have changed.
     fn clock(&mut self) {
-        self.now_us = self.started.elapsed().as_micros() as u64;
+        self.now_us = micros_since(self.started);
         self.now_ms = self.now_us / 1000;
         if self.now_ms >= self.date_refresh_ms {
             let wall = SystemTime::now()

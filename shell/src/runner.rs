@@ -8,7 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use httpd_runner_core::admit::ServiceTime;
 use httpd_runner_core::limits::{IDLE_SPINS, RUNNER_RING_SLOTS as RING_SLOTS};
@@ -16,7 +16,7 @@ use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
 use httpd_runner_core::sched::{keep_polling, Idle, IdleStep, JobClock};
 
-use crate::shared::Shared;
+use crate::shared::{micros_since, Shared};
 
 /// Builds the runner for runner thread `index`; called once per runner thread, on that thread
 /// (and again after a panic).
@@ -230,12 +230,6 @@ impl RunnerThread {
             last = now;
         }
     }
-}
-
-/// Microseconds since `start`, without the 128-bit arithmetic of `Duration::as_micros`.
-fn micros_since(start: Instant) -> u64 {
-    let d = start.elapsed();
-    d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
 }
 
 /// Runs `runner` on one slot. Returns `false` if it panicked (the slot then holds a 500).

@@ -49,3 +49,10 @@ impl std::fmt::Debug for Shared {
             .finish_non_exhaustive()
     }
 }
+
+/// Whole microseconds since `start` (the server's clock origin), without the 128-bit
+/// arithmetic of `Duration::as_micros`.
+pub(crate) fn micros_since(start: Instant) -> u64 {
+    let d = start.elapsed();
+    d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
+}

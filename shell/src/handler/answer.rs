@@ -74,24 +74,13 @@ impl State {
                 let _ = resp.header("Allow", allow.as_bytes());
             }
             if status == 503 {
-                let mut secs = [0u8; 10];
-                let _ = resp.header("Retry-After", decimal(DEFAULT_RETRY_AFTER_SECS, &mut secs));
+                let mut digits = [0u8; 10];
+                let mut secs = FixedBuf::new(&mut digits);
+                let _ = secs.push_decimal(u64::from(DEFAULT_RETRY_AFTER_SECS));
+                let _ = resp.header("Retry-After", secs.as_slice());
             }
             let _ = body(resp.body_mut());
         });
         self.complete(slot);
-    }
-}
-
-/// `n` in decimal, in the end of `buf`.
-fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
     }
 }

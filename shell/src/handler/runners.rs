@@ -21,12 +21,12 @@ impl State {
         {
             return false;
         }
-        let start = micros(self.started.elapsed());
+        let start = micros_since(self.started);
         let until = Awaiting::wait_until(start);
         self.metrics.awaits.inc();
         loop {
             let answered = done.iter().any(|r| !r.is_empty());
-            let now = micros(self.started.elapsed());
+            let now = micros_since(self.started);
             if answered || now >= until {
                 self.metrics.await_us.add(now.saturating_sub(start));
                 if !answered {
@@ -155,9 +155,4 @@ impl State {
         );
         self.complete(slot);
     }
-}
-
-/// Whole microseconds of `d`, without the 128-bit arithmetic of `Duration::as_micros`.
-fn micros(d: Duration) -> u64 {
-    d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
 }
