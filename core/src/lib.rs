@@ -16,52 +16,22 @@
 //!   waiting for runners, placing connections);
 //! - [`response`]: response heads and short bodies into fixed buffers;
 //! - [`conn`]: the per-connection state machine (timeouts, keep-alive, pipelining order);
-//! - [`msg`]: the slot that carries a request to a runner and its response back, and the
-//!   [`Runner`] trait user code implements;
+//! - [`msg`]: the slot that carries a request to a runner and its response back, with the
+//!   [`Request`] and [`Response`] views user code reads and writes;
+//! - [`deadline`]: request budgets, where a request expired, the handler's deadline watch;
+//! - [`keep`]: the fixed table of requests a runner keeps to answer later;
 //! - [`limits`], [`text`], [`sync`]: capacities, fixed buffers, the atomics facade.
 //!
-//! The shell crate (`httpd-runner`) adds sockets, threads and the clock.
-//!
-//! # Writing a runner
-//!
-//! A [`Runner`] answers `/run` requests on its own pinned thread. It reads the request
-//! (method, path, query, affinity key, headers, body) and writes a status, header fields and a
-//! body into fixed buffers; it cannot allocate through this API and needs no locks, because
-//! each runner thread owns its instance.
-//!
-//! ```
-//! use httpd_runner_core::{Method, Request, Response, Runner};
-//!
-//! /// Counts requests per key prefix and answers with the body reversed.
-//! struct Reverse {
-//!     served: u64,
-//! }
-//!
-//! impl Runner for Reverse {
-//!     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
-//!         if req.method() != Method::Post {
-//!             resp.set_status(405);
-//!             let _ = resp.header("Allow", b"POST");
-//!             return;
-//!         }
-//!         self.served += 1;
-//!         let _ = resp.header("Content-Type", b"application/octet-stream");
-//!         let body = resp.body_mut();
-//!         for &b in req.body().iter().rev() {
-//!             if body.extend_from_slice(&[b]).is_err() {
-//!                 break; // over the body limit: the server answers 500, never a cut body
-//!             }
-//!         }
-//!     }
-//! }
-//! ```
-//!
-//! Plug it in with `httpd_runner::Builder::runner(|core_index| Reverse { served: 0 })`.
+//! The shell crate (`httpd-runner`) adds sockets, threads and the clock, and the `Runner`
+//! trait user code implements (it needs the shell's clock and scratch memory); its
+//! `docs/runners.md` is the guide to writing one.
 #![no_std]
 #![deny(unsafe_code)]
 
 pub mod admit;
 pub mod conn;
+pub mod deadline;
+pub mod keep;
 pub mod limits;
 pub mod msg;
 pub mod parse;
@@ -75,5 +45,5 @@ pub mod sync;
 pub mod text;
 pub mod wake;
 
-pub use msg::{Request, Response, Runner};
+pub use msg::{Request, Response};
 pub use parse::Method;

@@ -205,3 +205,29 @@ impl Default for Limits {
         Self::DEFAULT
     }
 }
+
+/// Largest request budget (`X-Deadline-Ms`, `--request-timeout`) the server accepts; a
+/// larger `X-Deadline-Ms` is cut to it.
+pub const MAX_DEADLINE_MS: u64 = 3_600_000;
+
+/// Default scratch memory per runner, reset after every call (`--scratch`).
+pub const DEFAULT_SCRATCH_BYTES: usize = 64 * 1024;
+
+/// Default size of each half of a runner's frame arena (`--frame-scratch`).
+pub const DEFAULT_FRAME_SCRATCH_BYTES: usize = 64 * 1024;
+
+/// Largest `--scratch` and `--frame-scratch`.
+pub const MAX_SCRATCH_BYTES: usize = 1 << 30;
+
+/// Shortest and longest tick period a runner may ask for.
+pub const MIN_TICK_US: u64 = 100;
+/// See [`MIN_TICK_US`].
+pub const MAX_TICK_US: u64 = 3_600_000_000;
+
+/// A runner with a tick reads the clock after this many jobs in a row, so a stream of jobs
+/// never holds a due tick back by more than that many jobs.
+pub const TICK_CHECK_JOBS: u32 = 8;
+
+/// Most jobs a runner takes from one handler's ring in one turn before it looks at the
+/// others and at its tick (a handler refilling its ring cannot hold the runner).
+pub const JOBS_PER_RING_TURN: usize = 64;

@@ -11,6 +11,7 @@
 
 use core::ops::Range;
 
+use crate::deadline::Expiry;
 use crate::limits::{MAX_HEADERS, RESPONSE_HEAD_BYTES};
 use crate::parse::{Head, Method};
 use crate::route::RouteLabel;
@@ -21,8 +22,9 @@ pub type Job<'a> = &'a mut Slot<'a>;
 /// A response coming back from a runner.
 pub type Done<'a> = &'a mut Slot<'a>;
 
-/// Routing data the handler writes and reads back; a runner writes only `answered_us`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Routing data the handler writes and reads back; a runner writes only `answered_us` and
+/// `expired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     /// Connection index in the handler's table.
     pub conn: u32,
@@ -32,6 +34,8 @@ pub struct Ticket {
     pub seq: u32,
     /// Runner the job went to.
     pub runner: u16,
+    /// Handler that sent it (where it goes back).
+    pub handler: u16,
     /// `HEAD` request: send no body.
     pub head_only: bool,
     /// The route it is counted under in metrics.
@@ -43,6 +47,11 @@ pub struct Ticket {
     /// The handler's estimate of how quickly runners answer uses it: its own clock at
     /// pickup would add the time it took to wake up when it slept.
     pub answered_us: u64,
+    /// When the request's deadline passes (µs since server start), or
+    /// [`deadline::NONE`](crate::deadline::NONE).
+    pub deadline_us: u64,
+    /// Set by the runner when it found the deadline passed, and where the request was.
+    pub expired: Expiry,
 }
 
 impl Ticket {
@@ -50,9 +59,29 @@ impl Ticket {
     pub const UNSTAMPED: u64 = u64::MAX;
 }
 
+impl Default for Ticket {
+    fn default() -> Self {
+        Self {
+            conn: 0,
+            generation: 0,
+            seq: 0,
+            runner: 0,
+            handler: 0,
+            head_only: false,
+            route: RouteLabel::default(),
+            started_us: 0,
+            answered_us: 0,
+            deadline_us: crate::deadline::NONE,
+            expired: Expiry::No,
+        }
+    }
+}
+
 /// One request and its response, with preallocated buffers.
 #[derive(Debug)]
 pub struct Slot<'a> {
+    /// The slot's number in its handler's pool (fixed at startup).
+    pub id: u32,
     /// The handler's routing data.
     pub ticket: Ticket,
     /// The request.
@@ -67,6 +96,7 @@ impl<'a> Slot<'a> {
     /// (at least the body limit each).
     pub fn new(head: &'a mut [u8], body: &'a mut [u8], response_body: &'a mut [u8]) -> Self {
         Self {
+            id: 0,
             ticket: Ticket::default(),
             request: RequestData {
                 head: FixedBuf::new(head),
@@ -312,6 +342,18 @@ impl Slot<'_> {
         true
     }
 
+    /// Replaces the response with `status` and a short plain-text `text` body (an error the
+    /// runner returned, a panic, an answer the server gives in its place).
+    pub fn answer_plain(&mut self, status: u16, text: &[u8]) {
+        let r = &mut self.response;
+        r.clear();
+        r.status = if (100..=599).contains(&status) { status } else { 500 };
+        let _ = r.headers.push("Content-Type", b"text/plain; charset=utf-8");
+        if r.body.extend_from_slice(text).is_err() {
+            r.body.clear();
+        }
+    }
+
     /// The bytes of the response body: the runner's, or the request body when it echoed.
     #[must_use]
     pub fn response_body(&self) -> &[u8] {
@@ -383,33 +425,5 @@ impl<'a> Response<'_, 'a> {
     /// Discards the body and header lines (for example to answer an error instead).
     pub fn reset(&mut self) {
         self.data.clear();
-    }
-}
-
-/// User code that answers `/run` requests on a runner thread.
-///
-/// A runner reads the request and writes status, header fields and body into the response's
-/// fixed buffers. It must not block for long (it holds its core) and cannot allocate through
-/// this API. One instance lives on each runner thread, so its state needs no locks.
-///
-/// Guarantees around it:
-/// - **Affinity.** Requests naming the same key (`/run/KEY` or `X-Runner-Key: KEY`) always
-///   reach the same runner, so per-key state can live in one runner without sharing.
-/// - **Isolation.** If `run` panics, that request is answered 500, the instance is dropped and
-///   rebuilt by the factory, and the runner thread goes on; other requests are unaffected.
-/// - **Framing is the server's.** `Content-Length`, `Transfer-Encoding`, `Connection` and
-///   `Date` are refused by [`Response::header`]; the server writes them.
-/// - **Order.** Responses go back to each connection in request order, whatever runner
-///   finishes first.
-///
-/// A closure `FnMut(&Request, &mut Response)` is a runner too.
-pub trait Runner {
-    /// Answers one request.
-    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>);
-}
-
-impl<F: FnMut(&Request<'_>, &mut Response<'_, '_>)> Runner for F {
-    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
-        self(req, resp);
     }
 }

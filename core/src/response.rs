@@ -131,10 +131,24 @@ pub fn write_simple(out: &mut FixedBuf<'_>, s: &Simple<'_>) -> Result<(), Full> 
     Ok(())
 }
 
+/// The server's `504 Gateway Timeout` for a `/run` request whose deadline passed, as fixed
+/// bytes: it is sent while the request's runner may still hold its slot, so it cannot be
+/// written into the slot, and fixed bytes need no buffer at all. RFC 9110 §6.6.1 lets a 5xx
+/// response go without `Date` (an origin server MAY send one), so none is sent.
+#[must_use]
+pub const fn deadline_response(keep_alive: bool, head_only: bool) -> &'static [u8] {
+    match (keep_alive, head_only) {
+        (true, false) => b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGateway Timeout\n",
+        (true, true) => b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
+        (false, false) => b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nGateway Timeout\n",
+        (false, true) => b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n",
+    }
+}
+
 /// Status codes counted under their own label in metrics; any other is counted as `other`
 /// (at index `COUNTED_STATUSES.len()`, see [`status_index`]).
-pub const COUNTED_STATUSES: [u16; 16] = [
-    200, 400, 403, 404, 405, 408, 413, 414, 417, 431, 500, 501, 503, 505, 201, 204,
+pub const COUNTED_STATUSES: [u16; 17] = [
+    200, 400, 403, 404, 405, 408, 413, 414, 417, 431, 500, 501, 503, 504, 505, 201, 204,
 ];
 
 /// Where `status` is counted: its index in [`COUNTED_STATUSES`], or one past the end.

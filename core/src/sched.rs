@@ -2,14 +2,14 @@
 //! as light, when a handler moves off the runners' cores, what an idle runner does next
 //! (spin, poll or sleep), when a polling runner gives up, when a busy runner reads the
 //! clock to measure its time per job, whether a handler waits for runners' answers instead
-//! of sleeping, and which handler takes a new connection.
+//! of sleeping, which handler takes a new connection, and when a runner's tick is due.
 //!
 //! The shell owns the clock, the rings and the system calls; it reports what happened and
 //! does what these say.
 
 use crate::limits::{
-    AWAIT_RUNNERS_US, CONTENDED_YIELD_US, LIGHT_STREAK_TURNS, MEASURE_EVERY_JOBS,
-    NARROW_AFTER_TURNS,
+    AWAIT_RUNNERS_US, CONTENDED_YIELD_US, LIGHT_STREAK_TURNS, MAX_TICK_US, MEASURE_EVERY_JOBS,
+    MIN_TICK_US, NARROW_AFTER_TURNS,
 };
 
 /// Light observations in a row (a handler turn that served at most one connection, a runner
@@ -127,6 +127,92 @@ impl Idle {
     /// A poll ran out: the streak starts again (then the runner sleeps).
     pub fn poll_ran_out(&mut self) {
         self.singles.reset();
+    }
+}
+
+/// A runner's fixed tick: when the next one is due, which frame it closes, how late it
+/// came. Ticks keep to the grid `start + n·period`: a tick that came late does not shift the
+/// ones after it, and when a whole period or more was missed (a long job held the thread)
+/// the missed ticks are skipped, not run in a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticker {
+    period_us: u64,
+    next_us: u64,
+    frame: u64,
+}
+
+/// A tick that is due: the frame it closes and how late it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    /// The frame it closes: its place on the grid (0 for the first tick), so frames a
+    /// missed tick skipped leave gaps.
+    pub frame: u64,
+    /// Microseconds past its time on the grid.
+    pub late_us: u64,
+    /// Ticks skipped before it because they were missed entirely.
+    pub skipped: u64,
+}
+
+impl Ticker {
+    /// Ticks every `period_us` (clamped to [`MIN_TICK_US`]..=[`MAX_TICK_US`]), the first one
+    /// period after `now_us`.
+    #[must_use]
+    pub const fn new(period_us: u64, now_us: u64) -> Self {
+        let period_us = if period_us < MIN_TICK_US {
+            MIN_TICK_US
+        } else if period_us > MAX_TICK_US {
+            MAX_TICK_US
+        } else {
+            period_us
+        };
+        Self {
+            period_us,
+            next_us: now_us.saturating_add(period_us),
+            frame: 0,
+        }
+    }
+
+    /// The period.
+    #[must_use]
+    pub const fn period_us(&self) -> u64 {
+        self.period_us
+    }
+
+    /// When the next tick is due.
+    #[must_use]
+    pub const fn next_us(&self) -> u64 {
+        self.next_us
+    }
+
+    /// The frame being built now: the one the next tick closes.
+    #[must_use]
+    pub const fn frame(&self) -> u64 {
+        self.frame
+    }
+
+    /// Microseconds from `now_us` until the next tick (0 if it is due).
+    #[must_use]
+    pub const fn until_next(&self, now_us: u64) -> u64 {
+        self.next_us.saturating_sub(now_us)
+    }
+
+    /// The tick due at `now_us`, if one is; taking it moves the ticker to the next frame.
+    pub fn due(&mut self, now_us: u64) -> Option<Tick> {
+        if now_us < self.next_us {
+            return None;
+        }
+        let late_us = now_us - self.next_us;
+        let skipped = late_us / self.period_us;
+        let tick = Tick {
+            frame: self.frame + skipped,
+            late_us: late_us - skipped * self.period_us,
+            skipped,
+        };
+        self.next_us = self
+            .next_us
+            .saturating_add((skipped + 1).saturating_mul(self.period_us));
+        self.frame += 1 + skipped;
+        Some(tick)
     }
 }
 

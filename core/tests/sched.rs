@@ -266,3 +266,57 @@ placing! {
     place_nowhere_at_the_connection_limit: ([2, 1], 10, 3) => None;
     place_one_below_the_limit: ([1, 1], 10, 3) => Some(0);
 }
+
+mod ticker {
+    use httpd_runner_core::limits::MIN_TICK_US;
+    use httpd_runner_core::sched::{Tick, Ticker};
+
+    #[test]
+    fn the_first_tick_is_one_period_after_start() {
+        let mut t = Ticker::new(16_667, 1_000);
+        assert_eq!(t.next_us(), 17_667);
+        assert_eq!(t.until_next(1_000), 16_667);
+        assert_eq!(t.due(17_666), None);
+        assert_eq!(t.frame(), 0);
+    }
+
+    #[test]
+    fn a_late_tick_reports_its_lateness_and_does_not_shift_the_grid() {
+        let mut t = Ticker::new(1_000, 0);
+        assert_eq!(
+            t.due(1_040),
+            Some(Tick {
+                frame: 0,
+                late_us: 40,
+                skipped: 0
+            })
+        );
+        assert_eq!(t.next_us(), 2_000, "on the grid, not 2_040");
+        assert_eq!(t.frame(), 1);
+        assert_eq!(t.until_next(1_040), 960);
+        assert_eq!(t.due(2_000).map(|k| (k.frame, k.late_us)), Some((1, 0)));
+    }
+
+    #[test]
+    fn missed_ticks_are_skipped_not_run_in_a_burst() {
+        let mut t = Ticker::new(1_000, 0);
+        let tick = t.due(3_500).unwrap();
+        assert_eq!(
+            tick,
+            Tick {
+                frame: 2,
+                late_us: 500,
+                skipped: 2
+            }
+        );
+        assert_eq!(t.next_us(), 4_000);
+        assert_eq!(t.due(3_999), None, "one tick per due time");
+        assert_eq!(t.frame(), 3);
+    }
+
+    #[test]
+    fn periods_are_clamped() {
+        assert_eq!(Ticker::new(0, 0).period_us(), MIN_TICK_US);
+        assert_eq!(Ticker::new(1, 5).next_us(), 5 + MIN_TICK_US);
+    }
+}

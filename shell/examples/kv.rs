@@ -1,6 +1,7 @@
 //! A stateful per-core key-value shard: each runner owns a fixed-size map, and key affinity
 //! (`/run/KEY`) sends every request for a key to the runner that holds it. No locks, no
 //! allocation after startup (the maps are made by the factory, before the startup mark).
+//! Errors are returned as statuses (`Err(Error::status(404))`); the server writes them.
 //!
 //! ```sh
 //! cargo run --release --example kv
@@ -13,7 +14,8 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use httpd_runner::alloc::CountingAlloc;
-use httpd_runner::core::{Method, Request, Response, Runner};
+use httpd_runner::core::Method;
+use httpd_runner::{Context, Error, Request, Response, Runner};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -35,7 +37,13 @@ struct Shard {
 }
 
 impl Runner for Shard {
-    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
+    fn run(
+        &mut self,
+        cx: &mut Context<'_>,
+        req: &Request<'_>,
+        resp: &mut Response<'_, '_>,
+    ) -> Result<(), Error> {
+        debug_assert_eq!(cx.runner(), self.index);
         let mut shard = heapless::String::<8>::new();
         let _ = write!(shard, "{}", self.index);
         let _ = resp.header("X-Shard", shard.as_bytes());
@@ -44,9 +52,10 @@ impl Runner for Shard {
             .and_then(|k| std::str::from_utf8(k).ok())
             .and_then(|k| Key::try_from(k).ok());
         let Some(key) = key else {
-            resp.set_status(400);
-            let _ = resp.write(b"name a key of at most 64 bytes: /run/KEY\n");
-            return;
+            return Err(Error::with_message(
+                400,
+                "name a key of at most 64 bytes: /run/KEY",
+            ));
         };
         match req.method() {
             Method::Get | Method::Head => match self.map.get(&key) {
@@ -54,29 +63,30 @@ impl Runner for Shard {
                     let _ = resp.header("Content-Type", b"application/octet-stream");
                     let _ = resp.write(value);
                 }
-                None => resp.set_status(404),
+                None => return Err(Error::status(404)),
             },
             Method::Put | Method::Post => {
                 let Ok(value) = Value::from_slice(req.body()) else {
-                    resp.set_status(413);
-                    return;
+                    return Err(Error::with_message(413, "values are at most 1024 bytes"));
                 };
                 match self.map.insert(key, value) {
                     Ok(None) => resp.set_status(201),
                     Ok(Some(_)) => resp.set_status(200),
-                    Err(_) => resp.set_status(507),
+                    Err(_) => return Err(Error::with_message(507, "this shard is full")),
                 }
             }
-            Method::Delete => resp.set_status(if self.map.swap_remove(&key).is_some() {
-                204
-            } else {
-                404
-            }),
+            Method::Delete => {
+                if self.map.swap_remove(&key).is_none() {
+                    return Err(Error::status(404));
+                }
+                resp.set_status(204);
+            }
             _ => {
                 resp.set_status(405);
                 let _ = resp.header("Allow", b"GET, HEAD, PUT, POST, DELETE");
             }
         }
+        Ok(())
     }
 }
 

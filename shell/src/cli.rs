@@ -20,7 +20,7 @@ use httpd_runner_core::limits::{
     LIGHT_STREAK_TURNS, MAX_BODY_BYTES_LIMIT, MAX_CONNECTIONS_LIMIT, MAX_DELAY_RUNNER_MS,
     MAX_HANDLERS, MAX_HEAD_BYTES_LIMIT, MAX_PIPELINE, MAX_RUNNERS, MAX_SLOTS_PER_HANDLER,
     MAX_SPIN_US, MAX_TIMEOUT_MS, MIN_HEAD_BYTES_LIMIT, MIN_TIMEOUT_MS, NARROW_AFTER_TURNS,
-    RUNNER_RING_SLOTS,
+    RUNNER_RING_SLOTS, DEFAULT_FRAME_SCRATCH_BYTES, DEFAULT_SCRATCH_BYTES, MAX_SCRATCH_BYTES,
 };
 
 use crate::alloc;
@@ -75,7 +75,7 @@ impl FromStr for Dur {
     }
 }
 
-/// `--shed-after`: a duration, or `off` (zero).
+/// `--shed-after`, `--request-timeout`: a duration, or `off` (zero).
 fn parse_shed_after(s: &str) -> Result<Dur, String> {
     if s == "off" {
         return Ok(Dur(Duration::ZERO));
@@ -204,6 +204,25 @@ pub struct Args {
     #[arg(long, env = "HTTPD_RUNNER_SHED_AFTER", default_value_t = Dur::ms(DEFAULT_SHED_AFTER_MS), value_parser = parse_shed_after, allow_hyphen_values = true)]
     shed_after: Dur,
 
+    /// Deadline of a `/run` request that carries no `X-Deadline-Ms: N` (its own budget in
+    /// milliseconds, at most an hour), counted from when the request is complete. Past it
+    /// the client gets 504 within milliseconds, whether the request is queued, running or
+    /// kept by its runner, and the connection stays usable. `off`: no default deadline.
+    #[arg(long, env = "HTTPD_RUNNER_REQUEST_TIMEOUT", default_value_t = Dur(Duration::ZERO), value_parser = parse_shed_after, allow_hyphen_values = true)]
+    request_timeout: Dur,
+
+    /// Bytes of scratch memory per runner, reserved at startup and reset after every call
+    /// (`Context::scratch`).
+    #[arg(long, env = "HTTPD_RUNNER_SCRATCH", default_value_t = DEFAULT_SCRATCH_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_SCRATCH_BYTES as u64))]
+    scratch: u64,
+
+    /// Bytes of each half of each runner's frame arena, reserved at startup: what a frame
+    /// puts there stays through the next frame (`Context::frame_keep`).
+    #[arg(long, env = "HTTPD_RUNNER_FRAME_SCRATCH", default_value_t = DEFAULT_FRAME_SCRATCH_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_SCRATCH_BYTES as u64))]
+    frame_scratch: u64,
+
     /// The runner behind /run: `echo`, or `delay=MS` (echo after MS ms of work).
     #[arg(long, env = "HTTPD_RUNNER_RUNNER", default_value = "echo", value_parser = parse_runner)]
     runner: RunnerKind,
@@ -232,6 +251,9 @@ impl From<Args> for Config {
             .shutdown_timeout(a.shutdown_timeout.0)
             .shutdown_token(a.shutdown_token)
             .shed_after(a.shed_after.0)
+            .request_timeout(a.request_timeout.0)
+            .scratch(a.scratch as usize)
+            .frame_scratch(a.frame_scratch as usize)
             .runner(a.runner)
     }
 }

@@ -13,6 +13,7 @@ use httpd_runner_core::limits::{
     DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_SLOTS_PER_HANDLER, DEFAULT_SPIN_US, MAX_BODY_BYTES_LIMIT,
     MAX_CONNECTIONS_LIMIT, MAX_HANDLERS, MAX_HEAD_BYTES_LIMIT, MAX_PIPELINE, MAX_RUNNERS,
     MAX_SLOTS_PER_HANDLER, MAX_SPIN_US, MIN_HEAD_BYTES_LIMIT, RUNNER_RING_SLOTS,
+    DEFAULT_FRAME_SCRATCH_BYTES, DEFAULT_SCRATCH_BYTES, MAX_DEADLINE_MS, MAX_SCRATCH_BYTES,
 };
 
 /// Which built-in runner answers `/run` (a [`crate::Builder::runner`] replaces it).
@@ -45,6 +46,9 @@ pub struct Config {
     shutdown_timeout: Duration,
     shutdown_token: Option<String>,
     shed_after: Duration,
+    request_timeout: Duration,
+    scratch: usize,
+    frame_scratch: usize,
     runner: RunnerKind,
 }
 
@@ -75,6 +79,9 @@ impl Config {
         shutdown_timeout: Duration::from_millis(DEFAULT_SHUTDOWN_TIMEOUT_MS),
         shutdown_token: None,
         shed_after: Duration::from_millis(DEFAULT_SHED_AFTER_MS),
+        request_timeout: Duration::ZERO,
+        scratch: DEFAULT_SCRATCH_BYTES,
+        frame_scratch: DEFAULT_FRAME_SCRATCH_BYTES,
         runner: RunnerKind::Echo,
     };
 
@@ -186,6 +193,25 @@ impl Config {
         self.shed_after = d;
         self
     }
+    /// Deadline of a `/run` request without `X-Deadline-Ms`, from when it is complete: past
+    /// it the client gets 504 (zero: none).
+    #[must_use]
+    pub const fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+    /// Bytes of each runner's run arena (scratch reset after every call).
+    #[must_use]
+    pub const fn scratch(mut self, bytes: usize) -> Self {
+        self.scratch = bytes;
+        self
+    }
+    /// Bytes of each half of each runner's frame arena.
+    #[must_use]
+    pub const fn frame_scratch(mut self, bytes: usize) -> Self {
+        self.frame_scratch = bytes;
+        self
+    }
     /// The built-in runner behind `/run`.
     #[must_use]
     pub const fn runner(mut self, kind: RunnerKind) -> Self {
@@ -238,6 +264,14 @@ impl Config {
         )?;
         within("spin_us", self.spin_us, 0, MAX_SPIN_US)?;
         within("max_pipeline", self.max_pipeline, 1, MAX_PIPELINE - 1)?;
+        within("scratch", self.scratch, 0, MAX_SCRATCH_BYTES)?;
+        within("frame_scratch", self.frame_scratch, 0, MAX_SCRATCH_BYTES)?;
+        within(
+            "request_timeout",
+            self.request_timeout.as_millis() as u64,
+            0,
+            MAX_DEADLINE_MS,
+        )?;
         for (name, d) in [
             ("header_timeout", self.header_timeout),
             ("body_timeout", self.body_timeout),
@@ -306,6 +340,24 @@ impl Config {
     #[must_use]
     pub fn shed_after_us(&self) -> u64 {
         self.shed_after.as_micros() as u64
+    }
+
+    /// The default request deadline in ms, 0 for none.
+    #[must_use]
+    pub fn request_timeout_ms(&self) -> u64 {
+        self.request_timeout.as_millis() as u64
+    }
+
+    /// Bytes of each runner's run arena.
+    #[must_use]
+    pub const fn scratch_bytes(&self) -> usize {
+        self.scratch
+    }
+
+    /// Bytes of each half of each runner's frame arena.
+    #[must_use]
+    pub const fn frame_scratch_bytes(&self) -> usize {
+        self.frame_scratch
     }
 
     /// The idle runner's polling window in microseconds.

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use httpd_runner_core::admit::{self, Shed};
 use httpd_runner_core::conn::body::{body_start, continue_due, BodyError, BodyFraming, BodyStart};
 use httpd_runner_core::conn::input::{joins_slot_queue, Input, ReadKind};
+use httpd_runner_core::deadline::{self, Expiry, Watch, Watchlist};
 use httpd_runner_core::conn::{should_gather, AfterRead, Conn, ConnConfig, Ending, ReadOutcome};
 use httpd_runner_core::limits::{
     Limits, DEADLINE_TICK_MS, DEFAULT_RETRY_AFTER_SECS, GATHER_BYTES, HARVEST_BYTES,
@@ -86,6 +87,9 @@ enum Out {
     Slot(&'static mut Slot<'static>),
     /// In the connection's inline buffer (the final error or timeout response).
     Inline,
+    /// Fixed bytes: the `504` for a request whose deadline passed while its runner may
+    /// still hold its slot (`response::deadline_response`).
+    Static(&'static [u8]),
 }
 
 /// A request whose body is still arriving.
@@ -222,6 +226,10 @@ struct State {
     newcomer_waiting: bool,
     /// `--shed-after` in µs (0: off).
     shed_after_us: u64,
+    /// Deadlines of the requests out at runners, by slot id (`deadline::Watchlist`).
+    watch: Watchlist<Vec<Watch>>,
+    /// `--request-timeout` in ms (0: none).
+    request_timeout_ms: u64,
 }
 
 impl State {

@@ -19,18 +19,22 @@
 //! Start a server with your own runner:
 //!
 //! ```no_run
-//! use httpd_runner::{Builder, Config};
-//! use httpd_runner::core::msg::{Request, Response, Runner};
+//! use httpd_runner::{Builder, Config, Context, Error, Request, Response, Runner};
 //!
 //! struct Upper;
 //! impl Runner for Upper {
-//!     fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
+//!     fn run(
+//!         &mut self,
+//!         _cx: &mut Context<'_>,
+//!         req: &Request<'_>,
+//!         resp: &mut Response<'_, '_>,
+//!     ) -> Result<(), Error> {
 //!         let body = resp.body_mut();
 //!         for &b in req.body() {
-//!             if body.extend_from_slice(&[b.to_ascii_uppercase()]).is_err() {
-//!                 break;
-//!             }
+//!             body.extend_from_slice(&[b.to_ascii_uppercase()])
+//!                 .map_err(|_| Error::status(500))?;
 //!         }
+//!         Ok(())
 //!     }
 //! }
 //!
@@ -39,6 +43,9 @@
 //! eprintln!("{}", server.banner());
 //! server.wait().unwrap();
 //! ```
+//!
+//! Runners can also tick at a fixed rate, keep requests to answer later, see deadlines
+//! and use scratch memory: see [`Runner`], [`Context`] and `docs/runners.md`.
 #![deny(unsafe_code)]
 
 pub mod alloc;
@@ -57,7 +64,12 @@ mod shutdown;
 
 pub use config::{Config, RunnerKind};
 pub use httpd_runner_core as core;
-pub use httpd_runner_core::{Request, Response, Runner};
+pub use httpd_runner_core::keep::Kept;
+pub use httpd_runner_core::{Request, Response};
+pub use runner::{Context, Error, FrameRef, Runner};
+/// The scratch arenas' allocator ([`Context::scratch`], [`Context::frame_arena`]), for its
+/// collections (`bumpalo::collections::{String, Vec}`).
+pub use bumpalo;
 pub use pin::Pinning;
 pub use server::{Builder, Server, Summary};
 pub use shutdown::Reason;

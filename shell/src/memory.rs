@@ -44,6 +44,8 @@ pub(crate) struct MemoryPlan {
     pub(crate) per_slot: u64,
     /// Bytes of rings.
     pub(crate) rings: u64,
+    /// Bytes of runners' scratch memory and kept-request tables, all runners.
+    pub(crate) runner_scratch: u64,
 }
 
 impl MemoryPlan {
@@ -53,6 +55,7 @@ impl MemoryPlan {
             .saturating_mul(self.per_connection)
             .saturating_add(self.slots.saturating_mul(self.per_slot))
             .saturating_add(self.rings)
+            .saturating_add(self.runner_scratch)
     }
 
     /// Refuses a plan that cannot fit in `available` bytes (`why` names the limit).
@@ -65,8 +68,14 @@ impl MemoryPlan {
                     "the options need {total} bytes reserved at startup but only {avail} are \
                      available ({why}): {} connections (--max-connections) x {} bytes + {} \
                      request slots (--slots x --handlers) x {} bytes (--max-body-bytes, \
-                     --max-head-bytes) + {} bytes of rings; lower those options",
-                    self.connections, self.per_connection, self.slots, self.per_slot, self.rings
+                     --max-head-bytes) + {} bytes of rings + {} bytes of runner scratch \
+                     (--scratch, --frame-scratch); lower those options",
+                    self.connections,
+                    self.per_connection,
+                    self.slots,
+                    self.per_slot,
+                    self.rings,
+                    self.runner_scratch
                 ),
             )),
             _ => Ok(()),
@@ -142,11 +151,12 @@ mod tests {
         slots: 128,
         per_slot: 220_000,
         rings: 1_000,
+        runner_scratch: 500,
     };
 
     #[test]
     fn a_plan_over_what_is_available_names_the_options_and_the_bytes() {
-        assert_eq!(PLAN.total(), 25_000_000_000 + 28_160_000 + 1_000);
+        assert_eq!(PLAN.total(), 25_000_000_000 + 28_160_000 + 1_000 + 500);
         assert!(PLAN.check(None).is_ok(), "nothing known, nothing refused");
         assert!(PLAN.check(Some((u64::MAX, "plenty"))).is_ok());
         let err = PLAN
@@ -155,7 +165,8 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
         let text = err.to_string();
         for part in [
-            "25028161000",
+            "25028161500",
+            "--scratch",
             "1073741824",
             "the address-space limit",
             "--max-connections",

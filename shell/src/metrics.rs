@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use httpd_runner_core::admit::Shed;
 use httpd_runner_core::conn::Timeout;
+use httpd_runner_core::deadline::Expiry;
 use httpd_runner_core::parse::Error as ParseError;
 use httpd_runner_core::response::{status_index, COUNTED_STATUSES};
 use httpd_runner_core::route::RouteLabel;
@@ -47,6 +48,20 @@ impl Counter {
         );
     }
 
+    /// Sets the value (for gauges with one writer).
+    #[inline]
+    pub(crate) fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    /// Raises the value to `v` if it is lower (a maximum with one writer).
+    #[inline]
+    pub(crate) fn raise(&self, v: u64) {
+        if v > self.get() {
+            self.set(v);
+        }
+    }
+
     /// The current value.
     #[must_use]
     pub(crate) fn get(&self) -> u64 {
@@ -58,6 +73,38 @@ impl Counter {
 pub(crate) const BUCKETS_US: [u64; 14] = [
     25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 1_000_000,
 ];
+
+/// Upper bounds of the tick-lateness histogram, in microseconds (from 1 µs).
+pub(crate) const LATENESS_BUCKETS_US: [u64; 16] = [
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000,
+];
+
+/// A histogram with one writer: a counter per bucket (the last one past every bound, not
+/// cumulative; rendering sums) and the sum of the values, in µs.
+#[derive(Debug)]
+pub(crate) struct Histogram<const N: usize> {
+    buckets: [Counter; N],
+    sum_us: Counter,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| Counter::default()),
+            sum_us: Counter::default(),
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    /// Records `us` against `bounds` (`N - 1` of them).
+    #[inline]
+    pub(crate) fn observe(&self, bounds: &[u64], us: u64) {
+        let i = bounds.iter().position(|&b| us <= b).unwrap_or(N - 1);
+        self.buckets[i.min(N - 1)].inc();
+        self.sum_us.add(us);
+    }
+}
 
 /// Status labels: the counted statuses and `other`.
 const STATUS_LABELS: usize = COUNTED_STATUSES.len() + 1;
@@ -104,6 +151,8 @@ pub(crate) struct HandlerMetrics {
     pub service_buckets: [Counter; BUCKETS_US.len() + 1],
     /// Sum of service times, µs.
     pub service_sum_us: Counter,
+    /// Requests answered 504 because their deadline passed, by where they were.
+    pub expired: [Counter; Expiry::ALL.len()],
 }
 
 impl HandlerMetrics {
@@ -143,6 +192,18 @@ pub(crate) struct RunnerMetrics {
     pub sleeps: Counter,
     /// Times the runner found its rings empty and began to spin.
     pub idles: Counter,
+    /// Calls that returned an error status (sent as that status).
+    pub errors: Counter,
+    /// Ticks run.
+    pub ticks: Counter,
+    /// Ticks missed entirely (a long call held the thread past a whole period).
+    pub ticks_skipped: Counter,
+    /// How late each tick ran.
+    pub tick_lateness: Histogram<{ LATENESS_BUCKETS_US.len() + 1 }>,
+    /// The latest a tick ran, µs.
+    pub tick_lateness_max_us: Counter,
+    /// Requests kept for a later answer now (a gauge).
+    pub kept: Counter,
 }
 
 /// What the listener counts.
@@ -255,8 +316,72 @@ impl Metrics {
             let v = self.sum(|h| h.parse_errors[e.index()].get());
             writeln!(out, "{P}_parse_errors_total{{kind=\"{}\"}} {v}", e.kind())?;
         }
+        family(
+            out,
+            "expired_total",
+            "counter",
+            "Requests answered 504 because their deadline passed, by where they were: queue (not run), running (the late answer was discarded), kept (waiting for a later answer).",
+        )?;
+        for e in Expiry::ALL {
+            let i = e.index().unwrap_or(0);
+            let v = self.sum(|h| h.expired[i].get());
+            writeln!(out, "{P}_expired_total{{where=\"{}\"}} {v}", e.label())?;
+        }
         self.render_runners(out)?;
-        self.render_histogram(out)
+        self.render_histogram(out)?;
+        self.render_ticks(out)
+    }
+
+    fn render_ticks(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
+        family(
+            out,
+            "tick_lateness_seconds",
+            "histogram",
+            "How late runners' ticks ran after their time, all runners.",
+        )?;
+        let mut cumulative = 0;
+        for (i, le) in LATENESS_BUCKETS_US.iter().chain([&u64::MAX]).enumerate() {
+            cumulative += self
+                .runners
+                .iter()
+                .map(|r| r.tick_lateness.buckets[i].get())
+                .sum::<u64>();
+            if *le == u64::MAX {
+                writeln!(out, "{P}_tick_lateness_seconds_bucket{{le=\"+Inf\"}} {cumulative}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{P}_tick_lateness_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                    Seconds(*le)
+                )?;
+            }
+        }
+        let sum: u64 = self.runners.iter().map(|r| r.tick_lateness.sum_us.get()).sum();
+        writeln!(out, "{P}_tick_lateness_seconds_sum {}", Seconds(sum))?;
+        writeln!(out, "{P}_tick_lateness_seconds_count {cumulative}")?;
+        family(
+            out,
+            "tick_lateness_max_seconds",
+            "gauge",
+            "The latest any tick of each runner ran.",
+        )?;
+        for (i, r) in self.runners.iter().enumerate() {
+            writeln!(
+                out,
+                "{P}_tick_lateness_max_seconds{{runner=\"{i}\"}} {}",
+                Seconds(r.tick_lateness_max_us.get())
+            )?;
+        }
+        family(
+            out,
+            "runner_kept",
+            "gauge",
+            "Requests each runner keeps for a later answer now.",
+        )?;
+        for (i, r) in self.runners.iter().enumerate() {
+            writeln!(out, "{P}_runner_kept{{runner=\"{i}\"}} {}", r.kept.get())?;
+        }
+        Ok(())
     }
 
     fn render_requests(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
@@ -422,7 +547,7 @@ const SCALARS: &[Scalar] = &[
 type RunnerField = fn(&RunnerMetrics) -> &Counter;
 
 /// The per-runner counters (`runner="N"`).
-const PER_RUNNER: [(&str, &str, RunnerField); 7] = [
+const PER_RUNNER: [(&str, &str, RunnerField); 10] = [
     ("runner_jobs_total", "Jobs run, per runner.", |r| &r.jobs),
     (
         "runner_panics_total",
@@ -453,6 +578,17 @@ const PER_RUNNER: [(&str, &str, RunnerField); 7] = [
         "runner_idles_total",
         "Times a runner found its rings empty and spun before polling or sleeping.",
         |r| &r.idles,
+    ),
+    (
+        "runner_errors_total",
+        "Calls that returned an error status, sent as that status.",
+        |r| &r.errors,
+    ),
+    ("ticks_total", "Ticks run, per runner.", |r| &r.ticks),
+    (
+        "ticks_skipped_total",
+        "Ticks missed entirely because a call held the runner past a whole period.",
+        |r| &r.ticks_skipped,
     ),
 ];
 

@@ -1,22 +1,37 @@
 //! Runner threads: pop jobs from every handler's ring, run the user's [`Runner`] on them,
-//! push the slots back, wake handlers that sleep.
+//! tick it on time, push the slots back (at once, or later for requests it keeps), wake
+//! handlers that sleep.
 //!
 //! A runner owns its [`Runner`] instance (built on its own thread by the factory, so its state
-//! lives on its core), drains its input rings in turn, and sleeps (park) when all are empty.
-//! A panic in user code is caught: that request is answered 500, the instance is rebuilt by
-//! the factory, and the runner goes on.
+//! lives on its core), its scratch memory (`scratch`) and its desk of kept requests (`desk`).
+//! It drains its input rings in bounded turns, runs a due tick between jobs, and sleeps
+//! (park) until the next job, tick or kept deadline when all are empty. A panic in user
+//! code is caught: that request is answered 500, the requests the instance kept are answered
+//! 500, the instance is rebuilt by the factory, and the runner goes on.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
 use httpd_runner_core::admit::ServiceTime;
-use httpd_runner_core::limits::{IDLE_SPINS, RUNNER_RING_SLOTS as RING_SLOTS};
-use httpd_runner_core::msg::{Done, Job, Request, Response, Runner, Slot};
+use httpd_runner_core::deadline::{passed, Expiry, NONE};
+use httpd_runner_core::limits::{
+    IDLE_SPINS, JOBS_PER_RING_TURN, RUNNER_RING_SLOTS as RING_SLOTS, TICK_CHECK_JOBS,
+};
+use httpd_runner_core::msg::{Done, Job, Request, Response, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
-use httpd_runner_core::sched::{keep_polling, Idle, IdleStep, JobClock};
+use httpd_runner_core::sched::{keep_polling, Idle, IdleStep, JobClock, Ticker};
 
+use crate::metrics::LATENESS_BUCKETS_US;
 use crate::shared::{micros_since, Shared};
+
+mod api;
+mod desk;
+mod scratch;
+
+pub use api::{Context, Error, FrameRef, Runner};
+use desk::{call, Called, Desk};
+use scratch::Arenas;
 
 /// Builds the runner for runner thread `index`; called once per runner thread, on that thread
 /// (and again after a panic).
@@ -29,23 +44,34 @@ pub(crate) type Factory = Arc<dyn Fn(usize) -> Box<dyn Runner> + Send + Sync>;
 pub(crate) struct Echo;
 
 impl Runner for Echo {
-    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
-        resp.echo_request_body();
-        if req.body().is_empty() {
-            return;
-        }
-        let content_type = req
-            .header("content-type")
-            .unwrap_or(b"application/octet-stream");
-        if resp.header("Content-Type", content_type).is_err() {
-            let _ = resp.header("Content-Type", b"application/octet-stream");
-        }
+    fn run(
+        &mut self,
+        _cx: &mut Context<'_>,
+        req: &Request<'_>,
+        resp: &mut Response<'_, '_>,
+    ) -> Result<(), Error> {
+        echo(req, resp);
+        Ok(())
     }
 }
 
-/// Echo after `ms` milliseconds of simulated work (the thread sleeps), for capacity and
-/// load-shedding tests. A request may ask for its own delay with `X-Delay-Ms` (at most 60 s),
-/// which makes runners finish out of order on purpose.
+fn echo(req: &Request<'_>, resp: &mut Response<'_, '_>) {
+    resp.echo_request_body();
+    if req.body().is_empty() {
+        return;
+    }
+    let content_type = req
+        .header("content-type")
+        .unwrap_or(b"application/octet-stream");
+    if resp.header("Content-Type", content_type).is_err() {
+        let _ = resp.header("Content-Type", b"application/octet-stream");
+    }
+}
+
+/// Echo after `ms` milliseconds of simulated work (the thread sleeps), for capacity, load-
+/// shedding and deadline tests. A request may ask for its own delay with `X-Delay-Ms` (at
+/// most 60 s), which makes runners finish out of order on purpose. The work stops at the
+/// request's deadline (the server has answered 504 by then).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Delay {
     /// Milliseconds per request.
@@ -53,13 +79,25 @@ pub(crate) struct Delay {
 }
 
 impl Runner for Delay {
-    fn run(&mut self, req: &Request<'_>, resp: &mut Response<'_, '_>) {
+    fn run(
+        &mut self,
+        cx: &mut Context<'_>,
+        req: &Request<'_>,
+        resp: &mut Response<'_, '_>,
+    ) -> Result<(), Error> {
         let ms = req
             .header("x-delay-ms")
             .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok())
             .map_or(self.ms, |ms| ms.min(60_000));
-        std::thread::sleep(Duration::from_millis(ms));
-        Echo.run(req, resp);
+        let work = Duration::from_millis(ms);
+        if let Some(left) = cx.time_left().filter(|&left| left < work) {
+            // It cannot finish in time: stop at the deadline, whose 504 the server sends.
+            std::thread::sleep(left);
+            return Err(Error::status(504));
+        }
+        std::thread::sleep(work);
+        echo(req, resp);
+        Ok(())
     }
 }
 
@@ -75,7 +113,10 @@ pub(crate) struct RunnerThread {
 /// What a runner keeps between its turns.
 struct Turns {
     runner: Box<dyn Runner>,
-    woke: Vec<bool>,
+    /// The instance's tick, if it asked for one.
+    ticker: Option<Ticker>,
+    arenas: Arenas,
+    desk: Desk,
     idle: Idle,
     clock: JobClock,
     /// Time per job, for the handlers' shedding (`admit::should_shed`).
@@ -86,21 +127,32 @@ struct Turns {
 
 impl RunnerThread {
     /// The thread body: runs until every handler has finished and the rings are drained.
-    /// Idle, it spins, polls or sleeps as `sched::Idle` says.
+    /// Idle, it spins, polls or sleeps as `sched::Idle` says, never past its next tick.
     pub(crate) fn run(mut self, ready: impl FnOnce()) {
+        let cfg = &self.shared.cfg;
+        let capacity = kept_capacity(cfg);
+        let metrics = &self.shared.metrics.runners[self.index];
+        let runner = (self.factory)(self.index);
         let mut t = Turns {
-            runner: (self.factory)(self.index),
-            woke: vec![false; self.jobs.len()],
+            ticker: ticker_for(&*runner, micros_since(self.shared.started)),
+            runner,
+            arenas: Arenas::new(cfg.scratch_bytes(), cfg.frame_scratch_bytes()),
+            desk: Desk::new(std::mem::take(&mut self.done), capacity, metrics),
             idle: Idle::default(),
             clock: JobClock::default(),
             service: ServiceTime::default(),
             published: 0,
         };
+        if t.ticker.is_some() {
+            // Sleeps end on time: the kernel's default slack (50 µs) would make every
+            // tick that late.
+            let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1_000));
+        }
         let bell = &self.shared.runner_bells[self.index];
-        let metrics = &self.shared.metrics.runners[self.index];
         let window_us = self.shared.cfg.spin_window_us();
         ready();
         loop {
+            self.chores(&mut t);
             if self.turn(&mut t) {
                 continue;
             }
@@ -121,23 +173,87 @@ impl RunnerThread {
                         t.idle.poll_hit();
                     } else {
                         t.idle.poll_ran_out();
-                        self.sleep(bell);
+                        self.sleep(bell, &t);
                     }
                 }
-                IdleStep::Sleep => self.sleep(bell),
+                IdleStep::Sleep => self.sleep(bell, &t),
             }
         }
     }
 
-    /// Runs every job queued at this runner, handler by handler, and wakes the handlers it
-    /// answered. Returns whether it ran any.
+    /// Between turns: the tick if it is due, kept requests whose deadline passed, and, once
+    /// the server stops, every kept request answered 503.
+    fn chores(&mut self, t: &mut Turns) {
+        if t.ticker.is_some() || t.desk.next_due_us() != NONE {
+            let now = micros_since(self.shared.started);
+            self.tick(t, now);
+            t.desk.expire(now);
+        }
+        if !t.desk.closed && self.shared.shutdown.is_requested() {
+            t.desk.closed = true;
+            t.desk.drain(503, b"server shutting down\n");
+        }
+        self.wake_handlers(t);
+    }
+
+    /// Runs the tick if one is due at `now`: counted, its lateness recorded, the frame arena
+    /// flipped after it.
+    fn tick(&mut self, t: &mut Turns, now: u64) {
+        let Some(tick) = t.ticker.as_mut().and_then(|k| k.due(now)) else {
+            return;
+        };
+        let metrics = &self.shared.metrics.runners[self.index];
+        metrics.ticks.inc();
+        metrics.ticks_skipped.add(tick.skipped);
+        metrics
+            .tick_lateness
+            .observe(&LATENESS_BUCKETS_US, tick.late_us);
+        metrics.tick_lateness_max_us.raise(tick.late_us);
+        let mut cx = Context {
+            runner: self.index,
+            started: self.shared.started,
+            now_us: now,
+            frame: tick.frame,
+            deadline_us: NONE,
+            arenas: &t.arenas,
+            desk: &mut t.desk,
+            keeping: None,
+            in_run: false,
+        };
+        let runner = &mut t.runner;
+        let ok = catch_unwind(AssertUnwindSafe(|| runner.tick(&mut cx))).is_ok();
+        t.arenas.after_call();
+        t.arenas.flip();
+        if !ok {
+            metrics.panics.inc();
+            self.rebuild(t);
+        }
+    }
+
+    /// After a panic: the kept requests are answered 500 (their instance is gone) and a new
+    /// instance is built.
+    fn rebuild(&self, t: &mut Turns) {
+        t.desk.drain(500, b"runner panicked\n");
+        t.runner = (self.factory)(self.index);
+        let now = micros_since(self.shared.started);
+        t.ticker = match (t.ticker, ticker_for(&*t.runner, now)) {
+            // The same period keeps its grid and frame numbers.
+            (Some(old), Some(new)) if old.period_us() == new.period_us() => Some(old),
+            (_, new) => new,
+        };
+    }
+
+    /// Runs the jobs queued at this runner, at most [`JOBS_PER_RING_TURN`] per handler, and
+    /// a due tick every [`TICK_CHECK_JOBS`] jobs; wakes the handlers it answered. Returns
+    /// whether it ran any.
     fn turn(&mut self, t: &mut Turns) -> bool {
         let started = self.shared.started;
         let hint = &self.shared.runner_service[self.index];
         let metrics = &self.shared.metrics.runners[self.index];
         let mut did = false;
-        for ((jobs, done), woke) in self.jobs.iter_mut().zip(&mut self.done).zip(&mut t.woke) {
-            let mut next = jobs.pop();
+        let mut since_check = 0;
+        for h in 0..self.jobs.len() {
+            let mut next = self.jobs[h].pop();
             if next.is_some() && t.clock.wants_start(t.service.is_measured()) {
                 // Until the first measurement, the first job is measured from its start.
                 let now = micros_since(started);
@@ -147,21 +263,20 @@ impl RunnerThread {
             // Once every handler has finished (its connections closed at the shutdown
             // deadline), queued jobs have no one to answer: they are not run.
             let orphaned = next.is_some() && self.shared.shutdown.handlers_finished();
+            let mut taken = 0;
             while let Some(slot) = next {
-                if !orphaned {
-                    if !serve(slot, &mut t.runner) {
-                        metrics.panics.inc();
-                        t.runner = (self.factory)(self.index);
-                    } else if slot.refuse_truncated() {
-                        metrics.overflows.inc();
-                    }
-                }
+                let mut back = self.job(t, slot, orphaned);
                 metrics.jobs.inc();
-                next = jobs.pop();
+                taken += 1;
+                next = if taken < JOBS_PER_RING_TURN {
+                    self.jobs[h].pop()
+                } else {
+                    None
+                };
                 let last = next.is_none();
                 if t.clock.job_done(last, t.service.is_measured()) {
                     let now = micros_since(started);
-                    if last {
+                    if let (true, Some(slot)) = (last, back.as_deref_mut()) {
                         slot.ticket.answered_us = now;
                     }
                     if let Some((us, jobs)) = t.clock.read(now) {
@@ -172,18 +287,79 @@ impl RunnerThread {
                         }
                     }
                 }
-                push_back(done, slot);
+                if let Some(slot) = back {
+                    t.desk.hand_back(slot);
+                }
                 t.idle.ran_job();
-                *woke = true;
                 did = true;
+                since_check += 1;
+                if since_check == TICK_CHECK_JOBS && t.ticker.is_some() {
+                    since_check = 0;
+                    self.tick(t, micros_since(started));
+                }
             }
         }
-        for (h, w) in t.woke.iter_mut().enumerate() {
+        self.wake_handlers(t);
+        did
+    }
+
+    /// Runs one job, unless its deadline already passed (then it is marked expired in the
+    /// queue) or no handler is left to answer. Returns the slot to hand back, or `None` when
+    /// the runner kept it.
+    fn job(
+        &mut self,
+        t: &mut Turns,
+        slot: &'static mut Slot<'static>,
+        orphaned: bool,
+    ) -> Option<&'static mut Slot<'static>> {
+        if orphaned {
+            return Some(slot);
+        }
+        let deadline = slot.ticket.deadline_us;
+        let now = micros_since(self.shared.started);
+        if deadline != NONE && passed(now, deadline) {
+            slot.ticket.expired = Expiry::Queue;
+            return Some(slot);
+        }
+        let metrics = &self.shared.metrics.runners[self.index];
+        let mut cx = Context {
+            runner: self.index,
+            started: self.shared.started,
+            now_us: now,
+            frame: t.ticker.map_or(0, |k| k.frame()),
+            deadline_us: deadline,
+            arenas: &t.arenas,
+            desk: &mut t.desk,
+            keeping: None,
+            in_run: true,
+        };
+        let runner = &mut t.runner;
+        let called = call(slot, metrics, |req, resp| runner.run(&mut cx, req, resp));
+        let keeping = cx.keeping;
+        t.arenas.after_call();
+        match (called, keeping) {
+            (Called::Answered, Some(k)) => {
+                t.desk.fill(k, slot);
+                return None;
+            }
+            (_, Some(k)) => t.desk.cancel(k),
+            (_, None) => {}
+        }
+        if called == Called::Panicked {
+            self.rebuild(t);
+        } else if deadline != NONE && passed(micros_since(self.shared.started), deadline) {
+            slot.ticket.expired = Expiry::Running;
+        }
+        Some(slot)
+    }
+
+    /// Wakes the handlers this runner sent answers to since the last call, if they sleep.
+    fn wake_handlers(&self, t: &mut Turns) {
+        for (h, w) in t.desk.woke.iter_mut().enumerate() {
             if std::mem::take(w) && self.shared.handler_bells[h].should_wake() {
                 self.shared.shutdown.wake_handler(h);
             }
         }
-        did
     }
 
     /// Checks the rings up to `IDLE_SPINS` times, with a spin-loop hint between checks,
@@ -197,13 +373,22 @@ impl RunnerThread {
         }
     }
 
-    /// Announces sleep and parks unless a job arrived meanwhile.
-    fn sleep(&self, bell: &httpd_runner_core::wake::Doorbell) {
+    /// Announces sleep and parks unless a job arrived meanwhile, until the next tick or
+    /// kept deadline at the latest.
+    fn sleep(&self, bell: &httpd_runner_core::wake::Doorbell, t: &Turns) {
         bell.prepare_sleep();
         if self.jobs.iter().all(Consumer::is_empty) {
             self.shared.metrics.runners[self.index].sleeps.inc();
-            // The timeout is a safety net only: pushes and shutdown unpark us.
-            std::thread::park_timeout(Duration::from_millis(500));
+            // Without a tick or a kept deadline the timeout is a safety net only: pushes and
+            // shutdown unpark us.
+            let mut us: u64 = 500_000;
+            let due = t.ticker.map_or(NONE, |k| k.next_us()).min(t.desk.next_due_us());
+            if due != NONE {
+                us = us.min(due.saturating_sub(micros_since(self.shared.started)));
+            }
+            if us > 0 {
+                std::thread::park_timeout(Duration::from_micros(us));
+            }
         }
         bell.awake();
     }
@@ -232,29 +417,20 @@ impl RunnerThread {
     }
 }
 
-/// Runs `runner` on one slot. Returns `false` if it panicked (the slot then holds a 500).
-fn serve(slot: &mut Slot<'_>, runner: &mut Box<dyn Runner>) -> bool {
-    let ok = catch_unwind(AssertUnwindSafe(|| {
-        slot.serve(|req, resp| runner.run(req, resp))
-    }))
-    .is_ok();
-    if !ok {
-        slot.serve(|_, resp| {
-            resp.reset();
-            resp.set_status(500);
-            let _ = resp.header("Content-Type", b"text/plain; charset=utf-8");
-            let _ = resp.write(b"runner panicked\n");
-        });
-    }
-    ok
+/// Requests a runner can keep: every request that can be out at it (each handler's
+/// `--ring-capacity`).
+fn kept_capacity(cfg: &crate::Config) -> usize {
+    cfg.handler_count() * cfg.ring_capacity_jobs() as usize
 }
 
-/// Pushes a finished slot to its handler. The ring cannot be full: a handler has at most
-/// `--ring-capacity` (at most the ring's size) jobs out at this runner; the loop is a guard.
-fn push_back(ring: &mut Producer<'static, Done<'static>, RING_SLOTS>, slot: Done<'static>) {
-    let mut slot = slot;
-    while let Err(back) = ring.push(slot) {
-        slot = back;
-        std::thread::yield_now();
-    }
+/// Bytes of one runner's kept-request table.
+pub(crate) fn kept_table_bytes(cfg: &crate::Config) -> usize {
+    kept_capacity(cfg) * desk::ENTRY_BYTES
+}
+
+/// The ticker a freshly built instance asks for.
+fn ticker_for(runner: &dyn Runner, now_us: u64) -> Option<Ticker> {
+    let every = runner.tick_every()?;
+    let us = u64::try_from(every.as_micros()).unwrap_or(u64::MAX);
+    Some(Ticker::new(us, now_us))
 }

@@ -16,11 +16,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use httpd_runner_core::limits::SHUTDOWN_MARGIN_MS;
-use httpd_runner_core::msg::Runner;
 
 use crate::config::{Config, RunnerKind};
 use crate::pin::Pinning;
-use crate::runner::{Delay, Echo, Factory};
+use crate::runner::{Delay, Echo, Factory, Runner};
 use crate::shared::Shared;
 use crate::shutdown::Reason;
 

@@ -335,6 +335,8 @@ impl State {
             runner: NO_RUNNER,
             head_only: head.head_request,
             route: head.label,
+            deadline_us: deadline::NONE,
+            expired: Expiry::No,
             ..slot.ticket
         };
         c.core.head_taken(head.len, head.framing, c.rbuf.len());

@@ -67,10 +67,27 @@ impl State {
                 return self.shed(slot, Shed::QueueWait);
             }
         }
+        slot.ticket.handler = self.index as u16;
+        slot.ticket.expired = Expiry::No;
+        let t = slot.ticket;
+        let id = slot.id as usize;
         // Staged, not yet published: everything one read brought in crosses to the runner with
         // one index store at the end of `drive` (`publish_jobs`).
         match self.jobs[r].stage(slot) {
             Ok(()) => {
+                if t.deadline_us != deadline::NONE {
+                    self.watch.arm(
+                        id,
+                        Watch {
+                            due_us: t.deadline_us,
+                            conn: t.conn,
+                            generation: t.generation,
+                            seq: t.seq,
+                            head_only: t.head_only,
+                            fired: false,
+                        },
+                    );
+                }
                 self.in_flight[r] += 1;
                 self.shared.metrics.depth[self.index * self.jobs.len() + r].inc();
                 self.wake_runner[r] = true;
@@ -153,6 +170,51 @@ impl State {
             (t.answered_us != Ticket::UNSTAMPED)
                 .then(|| t.answered_us.saturating_sub(t.started_us)),
         );
+        let fired = self.watch.disarm(slot.id as usize) == Some(true);
+        // An answer that came back after its deadline: the runner says where it was, or it
+        // answered in time but the deadline passed before it was taken here (running).
+        let expired = match t.expired {
+            Expiry::No if fired => Expiry::Running,
+            e => e,
+        };
+        if let Some(i) = expired.index() {
+            self.metrics.expired[i].inc();
+            if !fired {
+                self.answer_expired(t.conn, t.generation, t.seq, t.head_only);
+            }
+            self.slots.put(slot);
+            return;
+        }
         self.complete(slot);
+    }
+
+    /// Answers `504` for every request out at a runner whose deadline passed, without
+    /// waiting for the runner (which may still hold its slot); its answer, when it comes
+    /// back, is discarded.
+    pub(super) fn fire_deadlines(&mut self) {
+        let mut watch = std::mem::replace(&mut self.watch, Watchlist::new(Vec::new()));
+        watch.fire(self.now_us, |w| {
+            self.answer_expired(w.conn, w.generation, w.seq, w.head_only);
+        });
+        self.watch = watch;
+    }
+
+    /// Queues the fixed `504` as the response to request `seq` of the connection, if that
+    /// connection is still the one the request came on.
+    fn answer_expired(&mut self, conn: u32, generation: u32, seq: u32, head_only: bool) {
+        let c = &mut self.conns[conn as usize];
+        if c.stream.is_none() || c.generation != generation {
+            return;
+        }
+        let keep_alive = !c.core.closes_after(seq);
+        let bytes = response::deadline_response(keep_alive, head_only);
+        if c.core.complete(self.now_ms, seq, Out::Static(bytes), false).is_err() {
+            return;
+        }
+        self.metrics.count_request(RouteLabel::Run, 504);
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(conn);
+        }
     }
 }

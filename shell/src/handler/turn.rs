@@ -79,6 +79,7 @@ impl State {
         let cfg = &shared.cfg;
         let per_handler = conns.len();
         let runners = jobs.len();
+        let slots_total = slots.len();
         Self {
             index,
             shared,
@@ -107,6 +108,8 @@ impl State {
             shutdown_deadline_ms: None,
             newcomer_waiting: false,
             shed_after_us: cfg.shed_after_us(),
+            watch: Watchlist::new(vec![Watch::FREE; slots_total]),
+            request_timeout_ms: cfg.request_timeout_ms(),
         }
     }
 
@@ -121,6 +124,9 @@ impl State {
             work = true;
         }
         work |= self.take_answers(&mut io.done);
+        if self.now_us >= self.watch.next_due_us() {
+            self.fire_deadlines();
+        }
         // Flush first: slots it frees go to the connections queued for one.
         self.flush_dirty(registry);
         self.retry_waiting(registry);
@@ -150,7 +156,13 @@ impl State {
             return Duration::ZERO;
         }
         let until = io.next_tick.min(self.next_wait_expiry_ms());
-        Duration::from_millis(until.saturating_sub(self.now_ms).max(1))
+        let ms = Duration::from_millis(until.saturating_sub(self.now_ms).max(1));
+        // A request deadline is met to the millisecond, not the deadline tick.
+        let due = self.watch.next_due_us();
+        if due == deadline::NONE {
+            return ms;
+        }
+        ms.min(Duration::from_micros(due.saturating_sub(self.now_us).max(1)))
     }
 
     /// Serves the connections the poll reported, then records whether the turn was light.

@@ -195,6 +195,7 @@ impl State {
             |out| match out {
                 Out::Slot(s) => s.response.wire_head().len() + s.wire_body().len(),
                 Out::Inline => inline_len,
+                Out::Static(bytes) => bytes.len(),
             },
             |out| {
                 if let Out::Slot(slot) = out {
@@ -221,6 +222,7 @@ fn write_ready<const N: usize>(
         |out| match out {
             Out::Slot(s) => [s.response.wire_head(), s.wire_body()],
             Out::Inline => [inline, &[][..]],
+            Out::Static(bytes) => [bytes, &[][..]],
         },
         |part| {
             if count < N {

@@ -45,6 +45,8 @@ struct Sizes {
     head_bytes: usize,
     body_bytes: usize,
     response_body_bytes: usize,
+    /// Per runner: run arena, two frame halves, kept-request table.
+    runner_scratch_bytes: usize,
 }
 
 impl Sizes {
@@ -59,6 +61,9 @@ impl Sizes {
             head_bytes: limits.max_head_bytes,
             body_bytes: limits.max_body_bytes,
             response_body_bytes: limits.max_body_bytes.max(64 * 1024),
+            runner_scratch_bytes: cfg.scratch_bytes()
+                + 2 * cfg.frame_scratch_bytes()
+                + crate::runner::kept_table_bytes(cfg),
         }
     }
 
@@ -76,6 +81,7 @@ impl Sizes {
             slots: (self.slots_per_handler * h) as u64,
             per_slot: (self.slot_buf_bytes() + std::mem::size_of::<Slot<'static>>()) as u64,
             rings: ring_bytes as u64,
+            runner_scratch: (self.runner_scratch_bytes * r) as u64,
         }
     }
 }
@@ -318,7 +324,7 @@ fn handler_memory(
     let mut pool: &'static mut [u8] =
         Box::leak(prefaulted(slot_buf_bytes * sizes.slots_per_handler)?);
     let mut slots = Vec::with_capacity(sizes.slots_per_handler);
-    for _ in 0..sizes.slots_per_handler {
+    for id in 0..sizes.slots_per_handler {
         let mut bufs = carve(&mut pool, 1, slot_buf_bytes)
             .pop()
             .unwrap_or_default();
@@ -328,7 +334,9 @@ fn handler_memory(
         let body = carve(&mut bufs, 1, sizes.body_bytes)
             .pop()
             .unwrap_or_default();
-        slots.push(leak(Slot::new(head, body, bufs)));
+        let slot = leak(Slot::new(head, body, bufs));
+        slot.id = id as u32;
+        slots.push(slot);
     }
     let per_handler = sizes.conns_per_handler;
     let mut read_pool: &'static mut [u8] =

@@ -1,0 +1,205 @@
+//! A runner's desk: where answered slots go back to their handlers, and where kept requests
+//! wait for their answer or their deadline.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+use httpd_runner_core::deadline::{passed, Expiry, NONE};
+use httpd_runner_core::keep::{Entry, Kept, KeptTable};
+use httpd_runner_core::limits::RUNNER_RING_SLOTS as RING_SLOTS;
+use httpd_runner_core::msg::{Done, Request, Response, Slot, Ticket};
+use httpd_runner_core::ring::Producer;
+
+use super::api::Error;
+use crate::metrics::RunnerMetrics;
+
+type SlotRef = &'static mut Slot<'static>;
+
+/// Bytes of one kept-request entry.
+pub(super) const ENTRY_BYTES: usize = std::mem::size_of::<Entry<SlotRef>>();
+
+/// How a call on a slot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Called {
+    /// The runner answered (or kept the request).
+    Answered,
+    /// It returned an error status, which the slot now holds.
+    Failed,
+    /// It panicked; the slot holds a 500.
+    Panicked,
+}
+
+pub(crate) struct Desk {
+    kept: KeptTable<SlotRef, Vec<Entry<SlotRef>>>,
+    /// The way back to each handler.
+    pub(super) done: Vec<Producer<'static, Done<'static>, RING_SLOTS>>,
+    /// Handlers sent an answer since they were last woken.
+    pub(super) woke: Vec<bool>,
+    metrics: &'static RunnerMetrics,
+    /// No more requests may be kept (the server is stopping).
+    pub(super) closed: bool,
+}
+
+impl Desk {
+    /// A desk with room for `capacity` kept requests (every request that can be out at
+    /// this runner), reserved now.
+    pub(super) fn new(
+        done: Vec<Producer<'static, Done<'static>, RING_SLOTS>>,
+        capacity: usize,
+        metrics: &'static RunnerMetrics,
+    ) -> Self {
+        let woke = vec![false; done.len()];
+        Self {
+            kept: KeptTable::new((0..capacity).map(|_| Entry::free()).collect()),
+            done,
+            woke,
+            metrics,
+            closed: false,
+        }
+    }
+
+    pub(super) fn reserve(&mut self) -> Option<Kept> {
+        if self.closed {
+            return None;
+        }
+        self.kept.reserve()
+    }
+
+    pub(super) fn cancel(&mut self, k: Kept) {
+        self.kept.cancel(k);
+    }
+
+    /// Puts the slot just run into the entry `run` reserved for it.
+    pub(super) fn fill(&mut self, k: Kept, slot: SlotRef) {
+        let due = slot.ticket.deadline_us;
+        if let Err(slot) = self.kept.fill(k, slot, due) {
+            // Cannot happen (the entry was reserved in this very call); answer, not lose it.
+            slot.answer_plain(500, b"request could not be kept\n");
+            self.hand_back(slot);
+            return;
+        }
+        self.metrics.kept.set(self.kept.held() as u64);
+    }
+
+    pub(super) fn due_us(&self, k: Kept) -> Option<u64> {
+        self.kept.due_us(k)
+    }
+
+    pub(super) fn held(&self) -> usize {
+        self.kept.held()
+    }
+
+    /// The earliest deadline among kept requests, or [`NONE`].
+    pub(super) fn next_due_us(&self) -> u64 {
+        self.kept.next_due_us()
+    }
+
+    /// Answers kept request `k` with `f` (see `Context::answer`).
+    pub(super) fn answer(
+        &mut self,
+        k: Kept,
+        now_us: u64,
+        f: impl FnOnce(&Request<'_>, &mut Response<'_, '_>) -> Result<(), Error>,
+    ) -> bool {
+        let Some((slot, due)) = self.kept.take(k) else {
+            return false;
+        };
+        self.metrics.kept.set(self.kept.held() as u64);
+        if due != NONE && passed(now_us, due) {
+            slot.ticket.expired = Expiry::Kept;
+            self.hand_back(slot);
+            return false;
+        }
+        let called = call(slot, self.metrics, f);
+        slot.ticket.answered_us = Ticket::UNSTAMPED;
+        self.hand_back(slot);
+        if let Called::Panicked = called {
+            // The slot is answered; let the runner's own guard rebuild the instance.
+            resume_unwind(Box::new("runner panicked while answering a kept request"));
+        }
+        true
+    }
+
+    /// Hands back every kept request whose deadline passed at `now_us`, marked expired
+    /// (the handler answers `504` and counts it).
+    pub(super) fn expire(&mut self, now_us: u64) {
+        if now_us < self.kept.next_due_us() {
+            return;
+        }
+        let (done, woke) = (&mut self.done, &mut self.woke);
+        self.kept.expire(now_us, |slot| {
+            slot.ticket.expired = Expiry::Kept;
+            let h = usize::from(slot.ticket.handler);
+            woke[h] = true;
+            push(&mut done[h], slot);
+        });
+        self.metrics.kept.set(self.kept.held() as u64);
+    }
+
+    /// Answers every kept request with `status` (the instance that kept them is gone, or
+    /// the server stops).
+    pub(super) fn drain(&mut self, status: u16, text: &[u8]) {
+        let (done, woke) = (&mut self.done, &mut self.woke);
+        self.kept.drain(|slot| {
+            slot.answer_plain(status, text);
+            slot.ticket.answered_us = Ticket::UNSTAMPED;
+            let h = usize::from(slot.ticket.handler);
+            woke[h] = true;
+            push(&mut done[h], slot);
+        });
+        self.metrics.kept.set(0);
+    }
+
+    /// Sends a finished slot back to its handler.
+    pub(super) fn hand_back(&mut self, slot: SlotRef) {
+        let h = usize::from(slot.ticket.handler);
+        self.woke[h] = true;
+        push(&mut self.done[h], slot);
+    }
+}
+
+/// Runs `f` on `slot` as a runner call: an error becomes its status, a panic a 500, an
+/// overflowed success a 500 (never a truncated body); each is counted.
+pub(super) fn call(
+    slot: &mut Slot<'_>,
+    metrics: &RunnerMetrics,
+    f: impl FnOnce(&Request<'_>, &mut Response<'_, '_>) -> Result<(), Error>,
+) -> Called {
+    match catch_unwind(AssertUnwindSafe(|| slot.serve(f))) {
+        Ok(Ok(())) => {
+            if slot.refuse_truncated() {
+                metrics.overflows.inc();
+            }
+            Called::Answered
+        }
+        Ok(Err(e)) => {
+            fail(slot, e);
+            metrics.errors.inc();
+            Called::Failed
+        }
+        Err(_) => {
+            slot.answer_plain(500, b"runner panicked\n");
+            metrics.panics.inc();
+            Called::Panicked
+        }
+    }
+}
+
+/// Replaces the slot's response with error `e`.
+pub(super) fn fail(slot: &mut Slot<'_>, e: Error) {
+    let mut text = [0u8; 256];
+    let msg = e.message().as_bytes();
+    let n = msg.len().min(text.len() - 1);
+    text[..n].copy_from_slice(&msg[..n]);
+    text[n] = b'\n';
+    slot.answer_plain(e.code(), &text[..=n]);
+}
+
+/// Pushes a finished slot to its handler. The ring cannot be full: a handler has at most
+/// `--ring-capacity` (at most the ring's size) jobs out at this runner; the loop is a guard.
+pub(super) fn push(ring: &mut Producer<'static, Done<'static>, RING_SLOTS>, slot: Done<'static>) {
+    let mut slot = slot;
+    while let Err(back) = ring.push(slot) {
+        slot = back;
+        std::thread::yield_now();
+    }
+}
