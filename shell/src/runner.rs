@@ -123,6 +123,8 @@ struct Turns {
     service: ServiceTime,
     /// What handlers last read of `service`.
     published: u64,
+    /// When the instance's alarm goes off ([`NONE`]: not set).
+    alarm_us: u64,
 }
 
 impl RunnerThread {
@@ -142,12 +144,11 @@ impl RunnerThread {
             clock: JobClock::default(),
             service: ServiceTime::default(),
             published: 0,
+            alarm_us: NONE,
         };
-        if t.ticker.is_some() {
-            // Sleeps end on time: the kernel's default slack (50 µs) would make every
-            // tick that late.
-            let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1_000));
-        }
+        // Sleeps end on time: the kernel's default timer slack (50 µs) would make every tick
+        // and alarm that late. 1 µs (in ns).
+        let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1_000));
         let bell = &self.shared.runner_bells[self.index];
         let window_us = self.shared.cfg.spin_window_us();
         ready();
@@ -184,9 +185,10 @@ impl RunnerThread {
     /// Between turns: the tick if it is due, kept requests whose deadline passed, and, once
     /// the server stops, every kept request answered 503.
     fn chores(&mut self, t: &mut Turns) {
-        if t.ticker.is_some() || t.desk.next_due_us() != NONE {
+        if t.ticker.is_some() || t.desk.next_due_us() != NONE || t.alarm_us != NONE {
             let now = micros_since(self.shared.started);
             self.tick(t, now);
+            self.alarm(t, now);
             t.desk.expire(now);
         }
         if !t.desk.closed && self.shared.shutdown.is_requested() {
@@ -219,6 +221,7 @@ impl RunnerThread {
             desk: &mut t.desk,
             keeping: None,
             in_run: false,
+            alarm_us: &mut t.alarm_us,
         };
         let runner = &mut t.runner;
         let ok = catch_unwind(AssertUnwindSafe(|| runner.tick(&mut cx))).is_ok();
@@ -230,10 +233,38 @@ impl RunnerThread {
         }
     }
 
+    /// Calls the instance's alarm if it is due at `now`.
+    fn alarm(&mut self, t: &mut Turns, now: u64) {
+        if now < t.alarm_us {
+            return;
+        }
+        t.alarm_us = NONE;
+        let mut cx = Context {
+            runner: self.index,
+            started: self.shared.started,
+            now_us: now,
+            frame: t.ticker.map_or(0, |k| k.frame()),
+            deadline_us: NONE,
+            arenas: &t.arenas,
+            desk: &mut t.desk,
+            keeping: None,
+            in_run: false,
+            alarm_us: &mut t.alarm_us,
+        };
+        let runner = &mut t.runner;
+        let ok = catch_unwind(AssertUnwindSafe(|| runner.alarm(&mut cx))).is_ok();
+        t.arenas.after_call();
+        if !ok {
+            self.shared.metrics.runners[self.index].panics.inc();
+            self.rebuild(t);
+        }
+    }
+
     /// After a panic: the kept requests are answered 500 (their instance is gone) and a new
     /// instance is built.
     fn rebuild(&self, t: &mut Turns) {
         t.desk.drain(500, b"runner panicked\n");
+        t.alarm_us = NONE;
         t.runner = (self.factory)(self.index);
         let now = micros_since(self.shared.started);
         t.ticker = match (t.ticker, ticker_for(&*t.runner, now)) {
@@ -293,9 +324,11 @@ impl RunnerThread {
                 t.idle.ran_job();
                 did = true;
                 since_check += 1;
-                if since_check == TICK_CHECK_JOBS && t.ticker.is_some() {
+                if since_check == TICK_CHECK_JOBS && (t.ticker.is_some() || t.alarm_us != NONE) {
                     since_check = 0;
-                    self.tick(t, micros_since(started));
+                    let now = micros_since(started);
+                    self.tick(t, now);
+                    self.alarm(t, now);
                 }
             }
         }
@@ -332,6 +365,7 @@ impl RunnerThread {
             desk: &mut t.desk,
             keeping: None,
             in_run: true,
+            alarm_us: &mut t.alarm_us,
         };
         let runner = &mut t.runner;
         let called = call(slot, metrics, |req, resp| runner.run(&mut cx, req, resp));
@@ -382,7 +416,11 @@ impl RunnerThread {
             // Without a tick or a kept deadline the timeout is a safety net only: pushes and
             // shutdown unpark us.
             let mut us: u64 = 500_000;
-            let due = t.ticker.map_or(NONE, |k| k.next_us()).min(t.desk.next_due_us());
+            let due = t
+                .ticker
+                .map_or(NONE, |k| k.next_us())
+                .min(t.desk.next_due_us())
+                .min(t.alarm_us);
             if due != NONE {
                 us = us.min(due.saturating_sub(micros_since(self.shared.started)));
             }

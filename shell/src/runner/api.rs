@@ -62,6 +62,13 @@ pub trait Runner {
         let _ = cx;
     }
 
+    /// Called once when the alarm set with [`Context::alarm_in`] goes off (between two
+    /// jobs, like a tick). For work due a while after an event: a batch that must leave
+    /// some microseconds after its first request, however few joined it.
+    fn alarm(&mut self, cx: &mut Context<'_>) {
+        let _ = cx;
+    }
+
     /// The tick period this runner asks for, read once when the instance is built; `None`
     /// (the default) for no ticks. Periods are clamped to 100 µs ..= 1 hour.
     fn tick_every(&self) -> Option<Duration> {
@@ -150,6 +157,8 @@ pub struct Context<'r> {
     pub(super) keeping: Option<Kept>,
     /// Whether a request is being run (`keep` is allowed).
     pub(super) in_run: bool,
+    /// The runner's alarm (µs since start, or [`NONE`]); [`alarm_in`](Self::alarm_in) sets it.
+    pub(super) alarm_us: &'r mut u64,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -287,6 +296,19 @@ impl Context<'_> {
     pub fn kept_deadline(&self, k: Kept) -> Option<Instant> {
         let due = self.desk.due_us(k)?;
         (due != NONE).then(|| self.at(due))
+    }
+
+    /// Sets this runner's one alarm to go off `after` from the start of this call
+    /// ([`Runner::alarm`] is called then), replacing any alarm set before. The runner sleeps
+    /// until then if it has nothing else to do.
+    pub fn alarm_in(&mut self, after: Duration) {
+        let us = u64::try_from(after.as_micros()).unwrap_or(u64::MAX);
+        *self.alarm_us = self.now_us.saturating_add(us).min(NONE - 1);
+    }
+
+    /// Clears the alarm.
+    pub fn cancel_alarm(&mut self) {
+        *self.alarm_us = NONE;
     }
 
     /// Requests kept by this runner now.
