@@ -56,29 +56,35 @@ fn work_for(d: Duration) {
 }
 
 impl Batcher {
-    /// Processes everything pending in one pass and answers each request.
-    fn flush(&mut self, cx: &mut Context<'_>) {
+    /// Processes everything pending, and the request being run if `current` has it, in one
+    /// pass, and answers each request: the kept ones through the context, the current one
+    /// through its own response (a kept handle cannot answer the request being run).
+    fn flush(&mut self, cx: &mut Context<'_>, current: Option<(&Request<'_>, &mut Response<'_, '_>)>) {
         cx.cancel_alarm();
-        if self.pending.is_empty() {
+        let size = self.pending.len() + usize::from(current.is_some());
+        if size == 0 {
             return;
         }
         self.batches += 1;
         work_for(self.settings.cost);
         let batch = self.batches;
-        let size = self.pending.len();
+        let answer = |position: usize, req: &Request<'_>, resp: &mut Response<'_, '_>| {
+            let body = req.body();
+            let _ = resp.header("Content-Type", b"application/json");
+            writeln!(
+                resp.body_mut(),
+                r#"{{"batch":{batch},"size":{size},"position":{position},"bytes":{},"checksum":"{:08x}"}}"#,
+                body.len(),
+                fnv1a32(body)
+            )
+            .map_err(|_| Error::status(500))
+        };
         for (position, kept) in std::mem::take(&mut self.pending).into_iter().enumerate() {
             // `false`: its deadline passed while it waited (the client has its 504).
-            cx.answer(kept, |req, resp| {
-                let body = req.body();
-                let _ = resp.header("Content-Type", b"application/json");
-                writeln!(
-                    resp.body_mut(),
-                    r#"{{"batch":{batch},"size":{size},"position":{position},"bytes":{},"checksum":"{:08x}"}}"#,
-                    body.len(),
-                    fnv1a32(body)
-                )
-                .map_err(|_| Error::status(500))
-            });
+            cx.answer(kept, |req, resp| answer(position, req, resp));
+        }
+        if let Some((req, resp)) = current {
+            let _ = answer(size - 1, req, resp);
         }
     }
 }
@@ -87,11 +93,13 @@ impl Runner for Batcher {
     fn run(
         &mut self,
         cx: &mut Context<'_>,
-        _req: &Request<'_>,
-        _resp: &mut Response<'_, '_>,
+        req: &Request<'_>,
+        resp: &mut Response<'_, '_>,
     ) -> Result<(), Error> {
-        if self.pending.is_full() {
-            return Err(Error::with_message(503, "batch full"));
+        if self.pending.len() + 1 >= self.settings.size || self.pending.is_full() {
+            // This request completes the batch: it is answered now, with the kept ones.
+            self.flush(cx, Some((req, resp)));
+            return Ok(());
         }
         let kept = cx.keep()?;
         let _ = self.pending.push(kept);
@@ -99,14 +107,11 @@ impl Runner for Batcher {
             // The first of a batch: it leaves after `wait` at the latest.
             cx.alarm_in(self.settings.wait);
         }
-        if self.pending.len() >= self.settings.size {
-            self.flush(cx);
-        }
         Ok(())
     }
 
     fn alarm(&mut self, cx: &mut Context<'_>) {
-        self.flush(cx);
+        self.flush(cx, None);
     }
 }
 

@@ -160,6 +160,14 @@ impl Server {
         Self::spawn(Command::new(program), args)
     }
 
+    /// [`start_program`](Self::start_program) with environment variables set.
+    #[must_use]
+    pub fn start_program_env(program: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut command = Command::new(program);
+        command.envs(env.iter().copied());
+        Self::spawn(command, args)
+    }
+
     /// Starts the server binary under another program (`wrapper` is its command line, the
     /// server's path and `args` follow it), e.g. `valgrind --tool=callgrind`.
     #[must_use]

@@ -273,7 +273,8 @@ impl Context<'_> {
 
     /// Answers a kept request: `f` writes its response as `run` would. Returns `false` (and
     /// does not call `f`) when `k` no longer names a kept request: already answered, or its
-    /// deadline passed (the client got `504`).
+    /// deadline passed (the client got `504`), and for the request being run itself (whose
+    /// `run` has not returned yet; answer it through its `resp` and do not keep it).
     pub fn answer(
         &mut self,
         k: Kept,
