@@ -138,6 +138,9 @@ pub struct Head<'h, 'b> {
     pub expect_continue: bool,
     /// Length of the head in bytes (where the body or the next request starts).
     pub head_len: usize,
+    /// The request's own budget from `X-Deadline-Ms` (the smallest, if several), cut to
+    /// [`MAX_DEADLINE_MS`](crate::limits::MAX_DEADLINE_MS).
+    pub deadline_ms: Option<u64>,
     /// The header fields in the order received.
     pub headers: &'h [Header<'b>],
 }
@@ -239,6 +242,7 @@ pub fn parse_head<'h, 'b>(
         keep_alive,
         expect_continue,
         head_len,
+        deadline_ms: fields.deadline_ms,
         headers: req.headers,
     }))
 }

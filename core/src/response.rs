@@ -135,15 +135,21 @@ pub fn write_simple(out: &mut FixedBuf<'_>, s: &Simple<'_>) -> Result<(), Full> 
 /// bytes: it is sent while the request's runner may still hold its slot, so it cannot be
 /// written into the slot, and fixed bytes need no buffer at all. RFC 9110 §6.6.1 lets a 5xx
 /// response go without `Date` (an origin server MAY send one), so none is sent.
+///
+/// It is returned as a reference to a `'static` slice (a thin pointer), so a response queue
+/// entry that holds it is no larger than one that holds a slot.
 #[must_use]
-pub const fn deadline_response(keep_alive: bool, head_only: bool) -> &'static [u8] {
-    match (keep_alive, head_only) {
-        (true, false) => b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGateway Timeout\n",
-        (true, true) => b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
-        (false, false) => b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nGateway Timeout\n",
-        (false, true) => b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n",
-    }
+pub const fn deadline_response(keep_alive: bool, head_only: bool) -> &'static &'static [u8] {
+    &DEADLINE_RESPONSES[(keep_alive as usize) * 2 + head_only as usize]
 }
+
+/// The four forms of [`deadline_response`]: closing or not, with a body or not (`HEAD`).
+static DEADLINE_RESPONSES: [&[u8]; 4] = [
+    b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nGateway Timeout\n",
+    b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n",
+    b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGateway Timeout\n",
+    b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
+];
 
 /// Status codes counted under their own label in metrics; any other is counted as `other`
 /// (at index `COUNTED_STATUSES.len()`, see [`status_index`]).

@@ -89,8 +89,11 @@ enum Out {
     Inline,
     /// Fixed bytes: the `504` for a request whose deadline passed while its runner may
     /// still hold its slot (`response::deadline_response`).
-    Static(&'static [u8]),
+    Static(&'static &'static [u8]),
 }
+
+// A queue entry holds an `Option<Out>`: keep it two words (a fat `&[u8]` would make it three).
+const _: () = assert!(std::mem::size_of::<Option<Out>>() == 16);
 
 /// A request whose body is still arriving.
 #[derive(Debug)]

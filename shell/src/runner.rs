@@ -9,6 +9,7 @@
 //! code is caught: that request is answered 500, the requests the instance kept are answered
 //! 500, the instance is rebuilt by the factory, and the runner goes on.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,6 +201,7 @@ impl RunnerThread {
 
     /// Runs the tick if one is due at `now`: counted, its lateness recorded, the frame arena
     /// flipped after it.
+    #[cold]
     fn tick(&mut self, t: &mut Turns, now: u64) {
         let Some(tick) = t.ticker.as_mut().and_then(|k| k.due(now)) else {
             return;
@@ -214,7 +216,7 @@ impl RunnerThread {
         let mut cx = Context {
             runner: self.index,
             started: self.shared.started,
-            now_us: now,
+            now_us: Cell::new(now),
             frame: tick.frame,
             deadline_us: NONE,
             arenas: &t.arenas,
@@ -234,6 +236,7 @@ impl RunnerThread {
     }
 
     /// Calls the instance's alarm if it is due at `now`.
+    #[cold]
     fn alarm(&mut self, t: &mut Turns, now: u64) {
         if now < t.alarm_us {
             return;
@@ -242,7 +245,7 @@ impl RunnerThread {
         let mut cx = Context {
             runner: self.index,
             started: self.shared.started,
-            now_us: now,
+            now_us: Cell::new(now),
             frame: t.ticker.map_or(0, |k| k.frame()),
             deadline_us: NONE,
             arenas: &t.arenas,
@@ -262,6 +265,7 @@ impl RunnerThread {
 
     /// After a panic: the kept requests are answered 500 (their instance is gone) and a new
     /// instance is built.
+    #[cold]
     fn rebuild(&self, t: &mut Turns) {
         t.desk.drain(500, b"runner panicked\n");
         t.alarm_us = NONE;
@@ -282,6 +286,7 @@ impl RunnerThread {
         let hint = &self.shared.runner_service[self.index];
         let metrics = &self.shared.metrics.runners[self.index];
         let mut did = false;
+        let timed = t.ticker.is_some() || t.alarm_us != NONE;
         let mut since_check = 0;
         for h in 0..self.jobs.len() {
             let mut next = self.jobs[h].pop();
@@ -324,7 +329,7 @@ impl RunnerThread {
                 t.idle.ran_job();
                 did = true;
                 since_check += 1;
-                if since_check == TICK_CHECK_JOBS && (t.ticker.is_some() || t.alarm_us != NONE) {
+                if timed && since_check >= TICK_CHECK_JOBS {
                     since_check = 0;
                     let now = micros_since(started);
                     self.tick(t, now);
@@ -349,16 +354,19 @@ impl RunnerThread {
             return Some(slot);
         }
         let deadline = slot.ticket.deadline_us;
-        let now = micros_since(self.shared.started);
-        if deadline != NONE && passed(now, deadline) {
-            slot.ticket.expired = Expiry::Queue;
-            return Some(slot);
+        let mut now = api::UNREAD;
+        if deadline != NONE {
+            now = micros_since(self.shared.started);
+            if passed(now, deadline) {
+                slot.ticket.expired = Expiry::Queue;
+                return Some(slot);
+            }
         }
         let metrics = &self.shared.metrics.runners[self.index];
         let mut cx = Context {
             runner: self.index,
             started: self.shared.started,
-            now_us: now,
+            now_us: Cell::new(now),
             frame: t.ticker.map_or(0, |k| k.frame()),
             deadline_us: deadline,
             arenas: &t.arenas,
@@ -371,13 +379,12 @@ impl RunnerThread {
         let called = call(slot, metrics, |req, resp| runner.run(&mut cx, req, resp));
         let keeping = cx.keeping;
         t.arenas.after_call();
-        match (called, keeping) {
-            (Called::Answered, Some(k)) => {
+        if let Some(k) = keeping {
+            if called == Called::Answered {
                 t.desk.fill(k, slot);
                 return None;
             }
-            (_, Some(k)) => t.desk.cancel(k),
-            (_, None) => {}
+            t.desk.cancel(k);
         }
         if called == Called::Panicked {
             self.rebuild(t);

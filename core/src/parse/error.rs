@@ -54,11 +54,13 @@ pub enum Error {
     VersionNotSupported,
     /// An `Expect` other than `100-continue` (417).
     ExpectationFailed,
+    /// An `X-Deadline-Ms` that is not a number of milliseconds (400).
+    InvalidDeadline,
 }
 
 impl Error {
     /// Every variant, in declaration order (for metrics that count errors by kind).
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::Syntax,
         Self::Nul,
         Self::BareCr,
@@ -82,6 +84,7 @@ impl Error {
         Self::UnsupportedTransferCoding,
         Self::VersionNotSupported,
         Self::ExpectationFailed,
+        Self::InvalidDeadline,
     ];
 
     /// The status code to answer with.
@@ -125,6 +128,7 @@ impl Error {
             Self::UnsupportedTransferCoding => "unsupported_transfer_coding",
             Self::VersionNotSupported => "version_not_supported",
             Self::ExpectationFailed => "expectation_failed",
+            Self::InvalidDeadline => "invalid_deadline",
         }
     }
 

@@ -75,6 +75,8 @@ pub(super) struct Fields {
     pub(super) close: bool,
     pub(super) keep_alive: bool,
     pub(super) expect: Expect,
+    /// `X-Deadline-Ms`, cut to the server's maximum.
+    pub(super) deadline_ms: Option<u64>,
 }
 
 impl Fields {
@@ -86,6 +88,7 @@ impl Fields {
             close: false,
             keep_alive: false,
             expect: Expect::None,
+            deadline_ms: None,
         };
         let mut codings = Codings::default();
         let mut content_type: Option<&[u8]> = None;
@@ -130,6 +133,10 @@ impl Fields {
                     } else {
                         Expect::Other
                     };
+            } else if is(b"x-deadline-ms") {
+                let ms = crate::deadline::parse_budget_ms(value)
+                    .map_err(|_| Error::InvalidDeadline)?;
+                f.deadline_ms = Some(f.deadline_ms.map_or(ms, |prev: u64| prev.min(ms)));
             }
         }
         f.transfer_encoding = codings.verdict();

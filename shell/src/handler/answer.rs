@@ -9,24 +9,7 @@ impl State {
         slot.ticket.started_us = self.now_us;
         slot.ticket.answered_us = Ticket::UNSTAMPED;
         match action {
-            Action::Run => {
-                let budget = slot.request.view().header("x-deadline-ms").map(deadline::parse_budget_ms);
-                match budget {
-                    Some(Err(_)) => self.local(slot, 400, None, |b| {
-                        b.extend_from_slice(b"X-Deadline-Ms must be a number of milliseconds\n")
-                            .is_ok()
-                    }),
-                    Some(Ok(ms)) => {
-                        slot.ticket.deadline_us = deadline::deadline_us(self.now_us, Some(ms), 0);
-                        self.dispatch(slot);
-                    }
-                    None => {
-                        slot.ticket.deadline_us =
-                            deadline::deadline_us(self.now_us, None, self.request_timeout_ms);
-                        self.dispatch(slot);
-                    }
-                }
-            }
+            Action::Run => self.dispatch(slot),
             Action::Health => self.local(slot, 200, None, |body| {
                 body.extend_from_slice(b"ok\n").is_ok()
             }),

@@ -11,6 +11,7 @@ struct HeadInfo {
     keep_alive: bool,
     expect_continue: bool,
     head_request: bool,
+    deadline_ms: Option<u64>,
     action: Action,
     label: RouteLabel,
 }
@@ -285,6 +286,7 @@ impl State {
             keep_alive: head.keep_alive,
             expect_continue: head.expect_continue,
             head_request: head.method == Method::Head,
+            deadline_ms: head.deadline_ms,
             action,
             label,
         };
@@ -335,7 +337,8 @@ impl State {
             runner: NO_RUNNER,
             head_only: head.head_request,
             route: head.label,
-            deadline_us: deadline::NONE,
+            // A request's deadline runs from when its head is read.
+            deadline_us: deadline::deadline_us(self.now_us, head.deadline_ms, self.request_timeout_ms),
             expired: Expiry::No,
             ..slot.ticket
         };

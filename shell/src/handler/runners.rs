@@ -48,6 +48,7 @@ impl State {
     }
 
     /// Sends a `/run` request to a runner, or sheds it with 503 when that runner is full.
+    #[inline]
     pub(super) fn dispatch(&mut self, slot: &'static mut Slot<'static>) {
         let r = pick_runner(
             slot.request.view().key(),
@@ -68,25 +69,26 @@ impl State {
             }
         }
         slot.ticket.handler = self.index as u16;
-        slot.ticket.expired = Expiry::No;
-        let t = slot.ticket;
-        let id = slot.id as usize;
+        let t = &slot.ticket;
+        let watch = (t.deadline_us != deadline::NONE).then(|| {
+            (
+                slot.id as usize,
+                Watch {
+                    due_us: t.deadline_us,
+                    conn: t.conn,
+                    generation: t.generation,
+                    seq: t.seq,
+                    head_only: t.head_only,
+                    fired: false,
+                },
+            )
+        });
         // Staged, not yet published: everything one read brought in crosses to the runner with
         // one index store at the end of `drive` (`publish_jobs`).
         match self.jobs[r].stage(slot) {
             Ok(()) => {
-                if t.deadline_us != deadline::NONE {
-                    self.watch.arm(
-                        id,
-                        Watch {
-                            due_us: t.deadline_us,
-                            conn: t.conn,
-                            generation: t.generation,
-                            seq: t.seq,
-                            head_only: t.head_only,
-                            fired: false,
-                        },
-                    );
+                if let Some((id, w)) = watch {
+                    self.watch.arm(id, w);
                 }
                 self.in_flight[r] += 1;
                 self.shared.metrics.depth[self.index * self.jobs.len() + r].inc();
@@ -170,7 +172,8 @@ impl State {
             (t.answered_us != Ticket::UNSTAMPED)
                 .then(|| t.answered_us.saturating_sub(t.started_us)),
         );
-        let fired = self.watch.disarm(slot.id as usize) == Some(true);
+        let fired = t.deadline_us != deadline::NONE
+            && self.watch.disarm(slot.id as usize) == Some(true);
         // An answer that came back after its deadline: the runner says where it was, or it
         // answered in time but the deadline passed before it was taken here (running).
         let expired = match t.expired {
@@ -191,6 +194,7 @@ impl State {
     /// Answers `504` for every request out at a runner whose deadline passed, without
     /// waiting for the runner (which may still hold its slot); its answer, when it comes
     /// back, is discarded.
+    #[cold]
     pub(super) fn fire_deadlines(&mut self) {
         let mut watch = std::mem::replace(&mut self.watch, Watchlist::new(Vec::new()));
         watch.fire(self.now_us, |w| {
@@ -201,6 +205,7 @@ impl State {
 
     /// Queues the fixed `504` as the response to request `seq` of the connection, if that
     /// connection is still the one the request came on.
+    #[cold]
     fn answer_expired(&mut self, conn: u32, generation: u32, seq: u32, head_only: bool) {
         let c = &mut self.conns[conn as usize];
         if c.stream.is_none() || c.generation != generation {

@@ -1,6 +1,7 @@
 //! What user code implements and sees: the [`Runner`] trait, the per-call [`Context`], the
 //! [`Error`] a call may return, and [`FrameRef`], a value kept in frame memory.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use bumpalo::Bump;
@@ -142,12 +143,17 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// `Context::now_us` before the clock was read.
+pub(super) const UNREAD: u64 = u64::MAX;
+
 /// What a runner's call knows besides the request: which runner it is, the time, the
 /// request's deadline, the frame, scratch memory, and the desk where kept requests wait.
 pub struct Context<'r> {
     pub(super) runner: usize,
     pub(super) started: Instant,
-    pub(super) now_us: u64,
+    /// The clock at the start of the call, read on first use ([`UNREAD`] until then): most
+    /// calls never ask, and a clock reading per job is a measurable share of a small one.
+    pub(super) now_us: Cell<u64>,
     pub(super) frame: u64,
     /// The current request's deadline ([`NONE`] in a tick or without one).
     pub(super) deadline_us: u64,
@@ -165,7 +171,7 @@ impl std::fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("runner", &self.runner)
-            .field("now_us", &self.now_us)
+            .field("now_us", &self.now_us.get())
             .field("frame", &self.frame)
             .field("deadline_us", &self.deadline_us)
             .finish_non_exhaustive()
@@ -179,16 +185,20 @@ impl Context<'_> {
         self.runner
     }
 
-    /// The time this call began (read once per call).
+    /// The time this call began (read once per call, when first asked).
     #[must_use]
     pub fn now(&self) -> Instant {
-        self.at(self.now_us)
+        self.at(self.now_us())
     }
 
-    /// Microseconds since the server started, at the beginning of this call.
+    /// Microseconds since the server started, at the beginning of this call (read once per
+    /// call, when first asked).
     #[must_use]
     pub fn now_us(&self) -> u64 {
-        self.now_us
+        if self.now_us.get() == UNREAD {
+            self.now_us.set(crate::shared::micros_since(self.started));
+        }
+        self.now_us.get()
     }
 
     /// The frame being built: the number of the tick that will close it (in a tick, the
@@ -280,7 +290,8 @@ impl Context<'_> {
         k: Kept,
         f: impl FnOnce(&Request<'_>, &mut Response<'_, '_>) -> Result<(), Error>,
     ) -> bool {
-        self.desk.answer(k, self.now_us, f)
+        let now = self.now_us();
+        self.desk.answer(k, now, f)
     }
 
     /// Whether `k` still names a kept request (not answered, not expired by the clock at
@@ -289,7 +300,7 @@ impl Context<'_> {
     pub fn is_kept(&self, k: Kept) -> bool {
         self.desk
             .due_us(k)
-            .is_some_and(|due| due == NONE || self.now_us < due)
+            .is_some_and(|due| due == NONE || self.now_us() < due)
     }
 
     /// When kept request `k`'s deadline passes, if it has one and is still kept.
@@ -304,7 +315,7 @@ impl Context<'_> {
     /// until then if it has nothing else to do.
     pub fn alarm_in(&mut self, after: Duration) {
         let us = u64::try_from(after.as_micros()).unwrap_or(u64::MAX);
-        *self.alarm_us = self.now_us.saturating_add(us).min(NONE - 1);
+        *self.alarm_us = self.now_us().saturating_add(us).min(NONE - 1);
     }
 
     /// Clears the alarm.

@@ -69,6 +69,7 @@ impl Desk {
     }
 
     /// Puts the slot just run into the entry `run` reserved for it.
+    #[cold]
     pub(super) fn fill(&mut self, k: Kept, slot: SlotRef) {
         let due = slot.ticket.deadline_us;
         if let Err(slot) = self.kept.fill(k, slot, due) {

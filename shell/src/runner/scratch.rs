@@ -51,6 +51,8 @@ static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 /// One runner's scratch memory.
 pub(crate) struct Arenas {
     pub(crate) run: Bump,
+    /// The run arena's capacity when empty (a reset is skipped while it is).
+    run_capacity: usize,
     frames: [Bump; 2],
     /// Flips so far; `frames[epoch % 2]` is the current half.
     epoch: u64,
@@ -61,8 +63,10 @@ impl Arenas {
     /// Reserves and touches `run_bytes` for the run arena and `frame_bytes` for each frame
     /// half (at startup, on the runner's thread).
     pub(crate) fn new(run_bytes: usize, frame_bytes: usize) -> Self {
+        let run = fixed(run_bytes);
         Self {
-            run: fixed(run_bytes),
+            run_capacity: run.chunk_capacity(),
+            run,
             frames: [fixed(frame_bytes), fixed(frame_bytes)],
             epoch: 0,
             owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
@@ -82,7 +86,9 @@ impl Arenas {
 
     /// After each call: the run arena starts empty again.
     pub(crate) fn after_call(&mut self) {
-        self.run.reset();
+        if self.run.chunk_capacity() != self.run_capacity {
+            self.run.reset();
+        }
     }
 
     /// After a tick: the other half becomes current and is emptied. It held the frame
