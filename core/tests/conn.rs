@@ -251,3 +251,41 @@ fn one_request_at_a_time_reuses_the_queue_entry() {
         Some(places[0])
     );
 }
+
+/// A deadline passes while the runner holds the request: the server's 504 takes the
+/// request's place in order, the pipeline behind it goes on, and the runner's answer, when it
+/// comes back, is handed back instead of queued (`deadline`'s protocol, as the handler runs
+/// it with its `Watchlist`).
+#[test]
+fn an_answer_after_its_deadline_is_handed_back_and_order_holds() {
+    use httpd_runner_core::deadline::{Watch, Watchlist};
+    let mut c: Conn<&str> = Conn::new(ConnConfig::default(), 0);
+    let slow = c.begin_request(0, true, false).unwrap();
+    let quick = c.begin_request(0, true, false).unwrap();
+    let mut watch = Watchlist::new([Watch::FREE; 2]);
+    watch.arm(
+        0,
+        Watch {
+            due_us: 20_000,
+            conn: 0,
+            generation: 1,
+            seq: slow,
+            head_only: false,
+            fired: false,
+        },
+    );
+    c.complete(1, quick, "quick", false).unwrap();
+    assert_eq!(c.ready().count(), 0, "the slow one is first");
+    let mut fired = None;
+    watch.fire(20_000, |w| fired = Some(w.seq));
+    assert_eq!(fired, Some(slow));
+    c.complete(20, slow, "504", false).unwrap();
+    let ready: Vec<&str> = c.ready().map(|s| *s).collect();
+    assert_eq!(ready, ["504", "quick"], "in request order");
+    assert_eq!(c.pop_written(21), Some("504"));
+    // The runner finishes later: its answer is refused, and its slot knows it fired.
+    assert_eq!(c.complete(200, slow, "late", false), Err("late"));
+    assert_eq!(watch.disarm(0), Some(true));
+    assert_eq!(c.pop_written(201), Some("quick"));
+    assert!(!c.should_close(), "the connection goes on");
+}

@@ -3,7 +3,8 @@
 //! resets frees what it can never get, in every state; nothing is written after the
 //! connection decided to close; requests in flight never exceed the bound; what is left to
 //! write is always what was made ready minus what was written; and the read side's choices
-//! (room in the buffer, the next read) stay inside the buffer.
+//! (room in the buffer, the next read) stay inside the buffer. A request answered in its
+//! runner's place (a deadline's 504) refuses the runner's answer when it comes back later.
 #![no_main]
 use httpd_runner_core::conn::input::{next_read, Input, ReadKind};
 use httpd_runner_core::conn::{AfterRead, Conn, ConnConfig, ReadOutcome};
@@ -50,6 +51,8 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
     let mut now = 0u64;
     let mut c = Conn::<u32>::new(cfg, now);
     let mut begun: Vec<u32> = Vec::new();
+    // Requests answered 504 at their deadline whose runner has not answered yet.
+    let mut late: Vec<u32> = Vec::new();
     let mut next_written = 0u32;
     let mut input = Input::default();
     for (op, arg) in events {
@@ -66,9 +69,19 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
             }
             3 => c.body_complete(now),
             4 | 5 => {
-                if !begun.is_empty() {
+                if arg % 5 == 0 && !late.is_empty() {
+                    // A runner's answer comes back after its request's deadline passed and
+                    // the server answered 504 in its place: it is handed back, never queued.
+                    let seq = late.swap_remove(usize::from(arg) % late.len());
+                    assert!(c.complete(now, seq, seq, false).is_err(), "late answer refused");
+                } else if !begun.is_empty() {
                     let seq = begun.remove(usize::from(arg) % begun.len());
-                    let _ = c.complete(now, seq, seq, arg % 11 == 0);
+                    // Either the runner's answer, or (a deadline passed while the runner
+                    // holds the request) the server's 504 in its place.
+                    let expired = arg % 3 == 1;
+                    if c.complete(now, seq, seq, !expired && arg % 11 == 0).is_ok() && expired {
+                        late.push(seq);
+                    }
                 }
             }
             6 => {
