@@ -233,7 +233,15 @@ mod tests {
             parse_budget_ms(b"99999999999999999999"),
             Ok(crate::limits::MAX_DEADLINE_MS)
         );
-        for bad in [&b""[..], b"-1", b"1.5", b"+3", b"1e3", b"  ", b"123456789012345678901"] {
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"1.5",
+            b"+3",
+            b"1e3",
+            b"  ",
+            b"123456789012345678901",
+        ] {
             assert_eq!(parse_budget_ms(bad), Err(BadBudget), "{bad:?}");
         }
     }
@@ -280,7 +288,11 @@ mod tests {
         assert_eq!(w.armed(), 1);
         w.fire(60, |_| n += 1);
         assert_eq!(n, 1, "fired once only");
-        assert_eq!(w.disarm(2), Some(true), "answered 504 before the slot came back");
+        assert_eq!(
+            w.disarm(2),
+            Some(true),
+            "answered 504 before the slot came back"
+        );
         assert_eq!(w.disarm(0), Some(false), "came back in time");
         assert_eq!(w.next_due_us(), NONE);
         assert_eq!(w.disarm(0), None);

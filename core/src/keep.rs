@@ -257,7 +257,10 @@ mod tests {
         assert!(t.reserve().is_none(), "full");
         t.cancel(ks[1]);
         let again = t.reserve().unwrap();
-        assert!(t.fill(ks[1], 9, NONE).is_err(), "a cancelled handle is stale");
+        assert!(
+            t.fill(ks[1], 9, NONE).is_err(),
+            "a cancelled handle is stale"
+        );
         t.fill(again, 9, NONE).unwrap();
         assert!(t.fill(again, 10, NONE).is_err(), "filled once");
     }

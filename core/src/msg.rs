@@ -347,7 +347,11 @@ impl Slot<'_> {
     pub fn answer_plain(&mut self, status: u16, text: &[u8]) {
         let r = &mut self.response;
         r.clear();
-        r.status = if (100..=599).contains(&status) { status } else { 500 };
+        r.status = if (100..=599).contains(&status) {
+            status
+        } else {
+            500
+        };
         let _ = r.headers.push("Content-Type", b"text/plain; charset=utf-8");
         if r.body.extend_from_slice(text).is_err() {
             r.body.clear();

@@ -59,7 +59,11 @@ impl Batcher {
     /// Processes everything pending, and the request being run if `current` has it, in one
     /// pass, and answers each request: the kept ones through the context, the current one
     /// through its own response (a kept handle cannot answer the request being run).
-    fn flush(&mut self, cx: &mut Context<'_>, current: Option<(&Request<'_>, &mut Response<'_, '_>)>) {
+    fn flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        current: Option<(&Request<'_>, &mut Response<'_, '_>)>,
+    ) {
         cx.cancel_alarm();
         let size = self.pending.len() + usize::from(current.is_some());
         if size == 0 {

@@ -85,20 +85,27 @@ impl World {
             .key()
             .and_then(|k| std::str::from_utf8(k).ok())
             .and_then(|k| Name::try_from(k).ok())
-            .ok_or(Error::with_message(400, "name a room of at most 32 bytes: /run/ROOM"))?;
+            .ok_or(Error::with_message(
+                400,
+                "name a room of at most 32 bytes: /run/ROOM",
+            ))?;
         if let Some(i) = self.rooms.get_index_of(&name) {
             return Ok(i);
         }
         self.rooms
             .insert(name.clone(), Room::default())
             .map_err(|_| Error::with_message(507, "this shard has no room for another room"))?;
-        self.rooms
-            .get_index_of(&name)
-            .ok_or(Error::status(500))
+        self.rooms.get_index_of(&name).ok_or(Error::status(500))
     }
 
     /// Writes a room's state as JSON, without allocating.
-    fn write_state(&self, room: usize, frame: u64, changes: usize, resp: &mut Response<'_, '_>) -> Result<(), Error> {
+    fn write_state(
+        &self,
+        room: usize,
+        frame: u64,
+        changes: usize,
+        resp: &mut Response<'_, '_>,
+    ) -> Result<(), Error> {
         let (name, state) = self.rooms.get_index(room).ok_or(Error::status(500))?;
         let _ = resp.header("Content-Type", b"application/json");
         writeln!(
@@ -112,10 +119,15 @@ impl World {
 
 /// `?after=F`.
 fn after(req: &Request<'_>) -> Result<Option<u64>, Error> {
-    let Some(q) = req.query() else { return Ok(None) };
+    let Some(q) = req.query() else {
+        return Ok(None);
+    };
     q.split('&')
         .find_map(|kv| kv.strip_prefix("after="))
-        .map(|v| v.parse().map_err(|_| Error::with_message(400, "after=F needs a frame number")))
+        .map(|v| {
+            v.parse()
+                .map_err(|_| Error::with_message(400, "after=F needs a frame number"))
+        })
         .transpose()
 }
 
@@ -124,7 +136,12 @@ impl Runner for World {
         Some(self.tick)
     }
 
-    fn run(&mut self, cx: &mut Context<'_>, req: &Request<'_>, resp: &mut Response<'_, '_>) -> Result<(), Error> {
+    fn run(
+        &mut self,
+        cx: &mut Context<'_>,
+        req: &Request<'_>,
+        resp: &mut Response<'_, '_>,
+    ) -> Result<(), Error> {
         let room = self.room(req)?;
         match req.method() {
             Method::Post => {
@@ -143,14 +160,20 @@ impl Runner for World {
                 let changes = self.changes(cx, room);
                 match (after(req)?, self.last_frame) {
                     // A frame after F has run already: answer now.
-                    (Some(f), Some(last)) if last > f => self.write_state(room, last, changes, resp),
+                    (Some(f), Some(last)) if last > f => {
+                        self.write_state(room, last, changes, resp)
+                    }
                     (None, last) => self.write_state(room, last.unwrap_or(0), changes, resp),
                     (Some(f), _) => {
                         if self.readers.is_full() {
                             return Err(Error::with_message(503, "too many readers waiting"));
                         }
                         let kept = cx.keep()?;
-                        let _ = self.readers.push(Reader { kept, room, after: f });
+                        let _ = self.readers.push(Reader {
+                            kept,
+                            room,
+                            after: f,
+                        });
                         Ok(())
                     }
                 }
@@ -185,7 +208,9 @@ impl Runner for World {
         for input in &inputs {
             // An input whose client gave up (deadline) is applied but not answered.
             let n = self.changes(cx, input.room);
-            cx.answer(input.kept, |_, resp| self.write_state(input.room, frame, n, resp));
+            cx.answer(input.kept, |_, resp| {
+                self.write_state(input.room, frame, n, resp)
+            });
         }
         let mut still = heapless::Vec::<Reader, WAITING>::new();
         for r in std::mem::take(&mut self.readers) {
@@ -206,7 +231,9 @@ impl World {
         self.last_changes
             .as_ref()
             .and_then(|r| cx.frame_get(r))
-            .map_or(0, |c| c.iter().filter(|(i, _)| usize::from(*i) == room).count())
+            .map_or(0, |c| {
+                c.iter().filter(|(i, _)| usize::from(*i) == room).count()
+            })
     }
 }
 

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use httpd_runner_core::admit::{self, Shed};
 use httpd_runner_core::conn::body::{body_start, continue_due, BodyError, BodyFraming, BodyStart};
 use httpd_runner_core::conn::input::{joins_slot_queue, Input, ReadKind};
-use httpd_runner_core::deadline::{self, Expiry, Watch, Watchlist};
 use httpd_runner_core::conn::{should_gather, AfterRead, Conn, ConnConfig, Ending, ReadOutcome};
+use httpd_runner_core::deadline::{self, Expiry, Watch, Watchlist};
 use httpd_runner_core::limits::{
     Limits, DEADLINE_TICK_MS, DEFAULT_RETRY_AFTER_SECS, GATHER_BYTES, HARVEST_BYTES,
     INLINE_RESPONSE_BYTES, MAX_WRITE_PARTS, READS_PER_TURN,

@@ -62,14 +62,14 @@ mod server;
 mod shared;
 mod shutdown;
 
+/// The scratch arenas' allocator ([`Context::scratch`], [`Context::frame_arena`]), for its
+/// collections (`bumpalo::collections::{String, Vec}`).
+pub use bumpalo;
 pub use config::{Config, RunnerKind};
 pub use httpd_runner_core as core;
 pub use httpd_runner_core::keep::Kept;
 pub use httpd_runner_core::{Request, Response};
-pub use runner::{Context, Error, FrameRef, Runner};
-/// The scratch arenas' allocator ([`Context::scratch`], [`Context::frame_arena`]), for its
-/// collections (`bumpalo::collections::{String, Vec}`).
-pub use bumpalo;
 pub use pin::Pinning;
+pub use runner::{Context, Error, FrameRef, Runner};
 pub use server::{Builder, Server, Summary};
 pub use shutdown::Reason;

@@ -347,7 +347,10 @@ impl Metrics {
                 .map(|r| r.tick_lateness.buckets[i].get())
                 .sum::<u64>();
             if *le == u64::MAX {
-                writeln!(out, "{P}_tick_lateness_seconds_bucket{{le=\"+Inf\"}} {cumulative}")?;
+                writeln!(
+                    out,
+                    "{P}_tick_lateness_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+                )?;
             } else {
                 writeln!(
                     out,
@@ -356,7 +359,11 @@ impl Metrics {
                 )?;
             }
         }
-        let sum: u64 = self.runners.iter().map(|r| r.tick_lateness.sum_us.get()).sum();
+        let sum: u64 = self
+            .runners
+            .iter()
+            .map(|r| r.tick_lateness.sum_us.get())
+            .sum();
         writeln!(out, "{P}_tick_lateness_seconds_sum {}", Seconds(sum))?;
         writeln!(out, "{P}_tick_lateness_seconds_count {cumulative}")?;
         family(

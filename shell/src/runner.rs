@@ -150,6 +150,9 @@ impl RunnerThread {
         // Sleeps end on time: the kernel's default timer slack (50 µs) would make every tick
         // and alarm that late. 1 µs (in ns).
         let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1_000));
+        if t.ticker.is_some() {
+            crate::pin::favour_current_thread();
+        }
         let bell = &self.shared.runner_bells[self.index];
         let window_us = self.shared.cfg.spin_window_us();
         ready();

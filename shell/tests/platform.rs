@@ -67,7 +67,9 @@ impl Runner for Platform {
             "/run/release" => {
                 let mut n = 0;
                 for k in std::mem::take(&mut self.kept) {
-                    if cx.answer(k, |_, r| r.write(b"released").map_err(|_| Error::status(500))) {
+                    if cx.answer(k, |_, r| {
+                        r.write(b"released").map_err(|_| Error::status(500))
+                    }) {
                         n += 1;
                     }
                     assert!(!cx.answer(k, |_, _| Ok(())), "a handle answers once");
@@ -142,10 +144,17 @@ fn errors_are_sent_as_their_status_and_counted() {
     let server = start();
     let addr = server.local_addr;
     assert_eq!(get(addr, "/run/fail"), (429, "slow down\n".to_owned()));
-    assert_eq!(get(addr, "/run/not-an-error").0, 500, "200 is not an error status");
+    assert_eq!(
+        get(addr, "/run/not-an-error").0,
+        500,
+        "200 is not an error status"
+    );
     assert_eq!(get(addr, "/run/nope"), (404, "Not Found\n".to_owned()));
     assert_eq!(get(addr, "/run/scratch"), (200, "from scratch".to_owned()));
-    assert_eq!(metric(addr, "httpd_runner_runner_errors_total{runner=\"0\"}"), 3);
+    assert_eq!(
+        metric(addr, "httpd_runner_runner_errors_total{runner=\"0\"}"),
+        3
+    );
     server.shutdown();
     server.wait().expect("stops cleanly");
 }
@@ -160,8 +169,15 @@ fn a_panic_answers_the_kept_requests_500_and_ticks_go_on() {
     }
     assert_eq!(get(addr, "/run/tick-panic").0, 200);
     let (status, body) = read(kept);
-    assert_eq!((status, body.as_str()), (500, "runner panicked\n"), "its instance is gone");
-    assert_eq!(metric(addr, "httpd_runner_runner_panics_total{runner=\"0\"}"), 1);
+    assert_eq!(
+        (status, body.as_str()),
+        (500, "runner panicked\n"),
+        "its instance is gone"
+    );
+    assert_eq!(
+        metric(addr, "httpd_runner_runner_panics_total{runner=\"0\"}"),
+        1
+    );
     let ticks = metric(addr, "httpd_runner_ticks_total{runner=\"0\"}");
     while metric(addr, "httpd_runner_ticks_total{runner=\"0\"}") < ticks + 3 {
         std::thread::sleep(Duration::from_millis(5));
@@ -183,7 +199,11 @@ fn an_alarm_answers_a_kept_request_and_a_deadline_beats_it() {
     while metric(addr, "httpd_runner_expired_total{where=\"kept\"}") < 1 {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(get(addr, "/run/release"), (200, "0".to_owned()), "expired, not answered");
+    assert_eq!(
+        get(addr, "/run/release"),
+        (200, "0".to_owned()),
+        "expired, not answered"
+    );
     server.shutdown();
     server.wait().expect("stops cleanly");
 }

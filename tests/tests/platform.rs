@@ -83,7 +83,12 @@ fn a_job_that_expired_in_its_queue_is_not_run_and_the_default_deadline_applies()
     ]);
     // The runner is busy for 300 ms with a request that has its own, longer budget...
     let mut busy = server.connect();
-    busy.send(&req("GET", "/run", "X-Delay-Ms: 300\r\nX-Deadline-Ms: 5000\r\n", b""));
+    busy.send(&req(
+        "GET",
+        "/run",
+        "X-Delay-Ms: 300\r\nX-Deadline-Ms: 5000\r\n",
+        b"",
+    ));
     std::thread::sleep(Duration::from_millis(50));
     // ...so this one (the default 40 ms) expires queued behind it.
     let mut queued = server.connect();
@@ -113,13 +118,21 @@ fn world_example_steps_frames_answers_inputs_and_long_polls() {
     let mut c = server.connect();
     c.send(&req("POST", "/run/lobby", "", b"5"));
     let first = c.read_response();
-    assert_eq!(first.status, 200, "{:?}", String::from_utf8_lossy(&first.body));
+    assert_eq!(
+        first.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&first.body)
+    );
     assert_eq!(json_u64(&first.body, "value"), 5);
     let f1 = json_u64(&first.body, "frame");
     c.send(&req("POST", "/run/lobby", "", b"3"));
     let second = c.read_response();
     assert_eq!(json_u64(&second.body, "value"), 8);
-    assert!(json_u64(&second.body, "frame") > f1, "applied at a later frame");
+    assert!(
+        json_u64(&second.body, "frame") > f1,
+        "applied at a later frame"
+    );
     // A long-poll for a frame ten frames ahead returns with the first frame after it.
     let ahead = json_u64(&second.body, "frame") + 10;
     c.send(&req("GET", &format!("/run/lobby?after={ahead}"), "", b""));
@@ -128,7 +141,12 @@ fn world_example_steps_frames_answers_inputs_and_long_polls() {
     assert_eq!(json_u64(&polled.body, "frame"), ahead + 1);
     assert_eq!(json_u64(&polled.body, "value"), 8);
     // A poll that cannot be answered before its deadline gets 504; the connection goes on.
-    c.send(&req("GET", "/run/lobby?after=99999999", "X-Deadline-Ms: 30\r\n", b""));
+    c.send(&req(
+        "GET",
+        "/run/lobby?after=99999999",
+        "X-Deadline-Ms: 30\r\n",
+        b"",
+    ));
     assert_eq!(c.read_response().status, 504);
     c.send(&req("GET", "/run/lobby", "", b""));
     assert_eq!(c.read_response().status, 200);
@@ -160,7 +178,10 @@ fn world_example_steps_frames_answers_inputs_and_long_polls() {
     }
     assert!(server.metric("httpd_runner_ticks_total", "") > before);
     let m = server.metrics();
-    assert_eq!(metric_in(&m, "httpd_runner_expired_total", "where=\"kept\""), 1);
+    assert_eq!(
+        metric_in(&m, "httpd_runner_expired_total", "where=\"kept\""),
+        1
+    );
     assert!(metric_in(&m, "httpd_runner_tick_lateness_seconds_count", "") > 0);
     assert_eq!(
         metric_in(&m, "httpd_runner_allocations_after_startup_total", ""),

@@ -134,8 +134,8 @@ impl Fields {
                         Expect::Other
                     };
             } else if is(b"x-deadline-ms") {
-                let ms = crate::deadline::parse_budget_ms(value)
-                    .map_err(|_| Error::InvalidDeadline)?;
+                let ms =
+                    crate::deadline::parse_budget_ms(value).map_err(|_| Error::InvalidDeadline)?;
                 f.deadline_ms = Some(f.deadline_ms.map_or(ms, |prev: u64| prev.min(ms)));
             }
         }

@@ -338,7 +338,11 @@ impl State {
             head_only: head.head_request,
             route: head.label,
             // A request's deadline runs from when its head is read.
-            deadline_us: deadline::deadline_us(self.now_us, head.deadline_ms, self.request_timeout_ms),
+            deadline_us: deadline::deadline_us(
+                self.now_us,
+                head.deadline_ms,
+                self.request_timeout_ms,
+            ),
             expired: Expiry::No,
             ..slot.ticket
         };

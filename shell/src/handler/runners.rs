@@ -70,19 +70,17 @@ impl State {
         }
         slot.ticket.handler = self.index as u16;
         let t = &slot.ticket;
-        let watch = (t.deadline_us != deadline::NONE).then(|| {
-            (
-                slot.id as usize,
-                Watch {
-                    due_us: t.deadline_us,
-                    conn: t.conn,
-                    generation: t.generation,
-                    seq: t.seq,
-                    head_only: t.head_only,
-                    fired: false,
-                },
-            )
-        });
+        let watch = (t.deadline_us != deadline::NONE).then_some((
+            slot.id as usize,
+            Watch {
+                due_us: t.deadline_us,
+                conn: t.conn,
+                generation: t.generation,
+                seq: t.seq,
+                head_only: t.head_only,
+                fired: false,
+            },
+        ));
         // Staged, not yet published: everything one read brought in crosses to the runner with
         // one index store at the end of `drive` (`publish_jobs`).
         match self.jobs[r].stage(slot) {
@@ -172,8 +170,8 @@ impl State {
             (t.answered_us != Ticket::UNSTAMPED)
                 .then(|| t.answered_us.saturating_sub(t.started_us)),
         );
-        let fired = t.deadline_us != deadline::NONE
-            && self.watch.disarm(slot.id as usize) == Some(true);
+        let fired =
+            t.deadline_us != deadline::NONE && self.watch.disarm(slot.id as usize) == Some(true);
         // An answer that came back after its deadline: the runner says where it was, or it
         // answered in time but the deadline passed before it was taken here (running).
         let expired = match t.expired {
@@ -213,7 +211,10 @@ impl State {
         }
         let keep_alive = !c.core.closes_after(seq);
         let bytes = response::deadline_response(keep_alive, head_only);
-        if c.core.complete(self.now_ms, seq, Out::Static(bytes), false).is_err() {
+        if c.core
+            .complete(self.now_ms, seq, Out::Static(bytes), false)
+            .is_err()
+        {
             return;
         }
         self.metrics.count_request(RouteLabel::Run, 504);

@@ -162,7 +162,9 @@ impl State {
         if due == deadline::NONE {
             return ms;
         }
-        ms.min(Duration::from_micros(due.saturating_sub(self.now_us).max(1)))
+        ms.min(Duration::from_micros(
+            due.saturating_sub(self.now_us).max(1),
+        ))
     }
 
     /// Serves the connections the poll reported, then records whether the turn was light.
