@@ -73,7 +73,10 @@ fuzz_target!(|events: Vec<(u8, u16)>| {
                     // A runner's answer comes back after its request's deadline passed and
                     // the server answered 504 in its place: it is handed back, never queued.
                     let seq = late.swap_remove(usize::from(arg) % late.len());
-                    assert!(c.complete(now, seq, seq, false).is_err(), "late answer refused");
+                    assert!(
+                        c.complete(now, seq, seq, false).is_err(),
+                        "late answer refused"
+                    );
                 } else if !begun.is_empty() {
                     let seq = begun.remove(usize::from(arg) % begun.len());
                     // Either the runner's answer, or (a deadline passed while the runner

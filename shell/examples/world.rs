@@ -193,16 +193,21 @@ impl Runner for World {
         for room in self.rooms.values_mut() {
             room.applied_last_frame = 0;
         }
-        let mut changes = heapless::Vec::<(u8, i64), WAITING>::new();
+        // This frame's changes, listed in scratch memory (reset when the tick returns).
+        let mut changes = httpd_runner::bumpalo::collections::Vec::with_capacity_in(
+            self.inputs.len(),
+            cx.scratch(),
+        );
         for input in &self.inputs {
             if let Some((_, room)) = self.rooms.get_index_mut(input.room) {
                 room.value = room.value.saturating_add(input.delta);
                 room.applied_last_frame += 1;
-                let _ = changes.push((input.room as u8, input.delta));
+                changes.push((input.room as u8, input.delta));
             }
         }
         // This frame's changes, readable through the next frame without a copy of our own.
         self.last_changes = cx.frame_keep_slice(&changes);
+        drop(changes);
         self.last_frame = Some(frame);
         let inputs = std::mem::take(&mut self.inputs);
         for input in &inputs {
