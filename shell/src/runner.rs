@@ -128,6 +128,37 @@ struct Turns {
     alarm_us: u64,
 }
 
+impl Turns {
+    /// The frame being built (0 without a tick).
+    fn frame(&self) -> u64 {
+        self.ticker.map_or(0, |k| k.frame())
+    }
+
+    /// The instance, and a context for one call on it (`now` may be `api::UNREAD`).
+    fn call(
+        &mut self,
+        runner: usize,
+        started: std::time::Instant,
+        now: u64,
+        frame: u64,
+        deadline_us: u64,
+    ) -> (&mut Box<dyn Runner>, Context<'_>) {
+        let cx = Context {
+            runner,
+            started,
+            now_us: Cell::new(now),
+            frame,
+            deadline_us,
+            arenas: &self.arenas,
+            desk: &mut self.desk,
+            keeping: None,
+            in_run: false,
+            alarm_us: &mut self.alarm_us,
+        };
+        (&mut self.runner, cx)
+    }
+}
+
 impl RunnerThread {
     /// The thread body: runs until every handler has finished and the rings are drained.
     /// Idle, it spins, polls or sleeps as `sched::Idle` says, never past its next tick.
@@ -216,19 +247,7 @@ impl RunnerThread {
             .tick_lateness
             .observe(&LATENESS_BUCKETS_US, tick.late_us);
         metrics.tick_lateness_max_us.raise(tick.late_us);
-        let mut cx = Context {
-            runner: self.index,
-            started: self.shared.started,
-            now_us: Cell::new(now),
-            frame: tick.frame,
-            deadline_us: NONE,
-            arenas: &t.arenas,
-            desk: &mut t.desk,
-            keeping: None,
-            in_run: false,
-            alarm_us: &mut t.alarm_us,
-        };
-        let runner = &mut t.runner;
+        let (runner, mut cx) = t.call(self.index, self.shared.started, now, tick.frame, NONE);
         let ok = catch_unwind(AssertUnwindSafe(|| runner.tick(&mut cx))).is_ok();
         t.arenas.after_call();
         t.arenas.flip();
@@ -245,19 +264,8 @@ impl RunnerThread {
             return;
         }
         t.alarm_us = NONE;
-        let mut cx = Context {
-            runner: self.index,
-            started: self.shared.started,
-            now_us: Cell::new(now),
-            frame: t.ticker.map_or(0, |k| k.frame()),
-            deadline_us: NONE,
-            arenas: &t.arenas,
-            desk: &mut t.desk,
-            keeping: None,
-            in_run: false,
-            alarm_us: &mut t.alarm_us,
-        };
-        let runner = &mut t.runner;
+        let frame = t.frame();
+        let (runner, mut cx) = t.call(self.index, self.shared.started, now, frame, NONE);
         let ok = catch_unwind(AssertUnwindSafe(|| runner.alarm(&mut cx))).is_ok();
         t.arenas.after_call();
         if !ok {
@@ -366,19 +374,9 @@ impl RunnerThread {
             }
         }
         let metrics = &self.shared.metrics.runners[self.index];
-        let mut cx = Context {
-            runner: self.index,
-            started: self.shared.started,
-            now_us: Cell::new(now),
-            frame: t.ticker.map_or(0, |k| k.frame()),
-            deadline_us: deadline,
-            arenas: &t.arenas,
-            desk: &mut t.desk,
-            keeping: None,
-            in_run: true,
-            alarm_us: &mut t.alarm_us,
-        };
-        let runner = &mut t.runner;
+        let frame = t.frame();
+        let (runner, mut cx) = t.call(self.index, self.shared.started, now, frame, deadline);
+        cx.in_run = true;
         let called = call(slot, metrics, |req, resp| runner.run(&mut cx, req, resp));
         let keeping = cx.keeping;
         t.arenas.after_call();
