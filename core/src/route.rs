@@ -180,18 +180,30 @@ pub fn route(method: Method, path: &str) -> Route<'_> {
     }
 }
 
-/// Whether `POST /shutdown` is allowed: from a loopback peer, or from anywhere with
-/// `Authorization: Bearer TOKEN` when a token is configured (compared in constant time).
+/// Header fields a reverse proxy adds: a request carrying one came through a proxy, so its
+/// loopback peer address says nothing about who sent it.
+pub const PROXY_FIELDS: [&str; 4] = ["forwarded", "x-forwarded-for", "x-real-ip", "via"];
+
+/// Whether a request with these header field names came through a proxy (any of
+/// [`PROXY_FIELDS`], in any case).
+pub fn proxied<'a>(names: impl IntoIterator<Item = &'a str>) -> bool {
+    names.into_iter().any(|n| {
+        PROXY_FIELDS
+            .iter()
+            .any(|p| n.as_bytes().eq_ignore_ascii_case(p.as_bytes()))
+    })
+}
+
+/// Whether `POST /shutdown` is allowed. With a token configured, only with
+/// `Authorization: Bearer TOKEN` (compared in constant time), whoever the peer is, loopback
+/// included. Without one, only from a `local` peer: loopback, and not through a proxy
+/// (see [`proxied`]), since behind a proxy on the same host every client is loopback.
 #[must_use]
-pub fn shutdown_permitted(
-    peer_is_loopback: bool,
-    token: Option<&[u8]>,
-    authorization: Option<&[u8]>,
-) -> bool {
-    if peer_is_loopback {
-        return true;
-    }
-    let (Some(token), Some(auth)) = (token, authorization) else {
+pub fn shutdown_permitted(local: bool, token: Option<&[u8]>, authorization: Option<&[u8]>) -> bool {
+    let Some(token) = token else {
+        return local;
+    };
+    let Some(auth) = authorization else {
         return false;
     };
     if token.is_empty()

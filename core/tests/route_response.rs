@@ -264,10 +264,13 @@ fn runner_headers_are_checked() {
 #[test]
 fn shutdown_permission() {
     let t = Some(&b"s3cret"[..]);
-    /// (peer is loopback, configured token, Authorization, allowed)
+    /// (peer is local: loopback, not proxied; configured token; Authorization; allowed)
     type Case<'a> = (bool, Option<&'a [u8]>, Option<&'a [u8]>, bool);
     let table: &[Case<'_>] = &[
         (true, None, None, true),
+        (true, t, None, false),
+        (true, t, Some(b"Bearer nope"), false),
+        (true, t, Some(b"Bearer s3cret"), true),
         (false, None, None, false),
         (false, None, Some(b"Bearer s3cret"), false),
         (false, t, None, false),
@@ -284,6 +287,27 @@ fn shutdown_permission() {
             *want,
             "{loopback} {token:?} {auth:?}"
         );
+    }
+}
+
+#[test]
+fn proxy_fields_mark_a_request_as_proxied() {
+    use httpd_runner_core::route::proxied;
+    for names in [
+        &["host", "Forwarded"][..],
+        &["X-Forwarded-For"],
+        &["x-real-ip", "accept"],
+        &["VIA"],
+    ] {
+        assert!(proxied(names.iter().copied()), "{names:?}");
+    }
+    for names in [
+        &["host", "accept"][..],
+        &[],
+        &["x-forwarded"],
+        &["forwarded-for"],
+    ] {
+        assert!(!proxied(names.iter().copied()), "{names:?}");
     }
 }
 

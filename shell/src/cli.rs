@@ -193,7 +193,9 @@ pub struct Args {
     #[arg(long, env = "HTTPD_RUNNER_SHUTDOWN_TIMEOUT", default_value_t = Dur::ms(DEFAULT_SHUTDOWN_TIMEOUT_MS), allow_hyphen_values = true)]
     shutdown_timeout: Dur,
 
-    /// Also allow POST /shutdown from non-loopback peers that send `Authorization: Bearer TOKEN`.
+    /// Require `Authorization: Bearer TOKEN` for POST /shutdown from every peer, loopback
+    /// included. Without it, only loopback peers that did not come through a proxy (no
+    /// `Forwarded`, `X-Forwarded-For`, `X-Real-IP` or `Via`) may stop the server.
     #[arg(long, env = "HTTPD_RUNNER_SHUTDOWN_TOKEN", hide_env_values = true)]
     shutdown_token: Option<String>,
 

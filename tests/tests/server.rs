@@ -262,10 +262,43 @@ fn shutdown_needs_post() {
         200,
         "still running"
     );
-    // Peers other than loopback need the token (tested in the core: `route::shutdown_permitted`;
-    // these tests may only use 127.0.0.1). A loopback peer with the token is accepted.
+    // With a token every peer needs it, loopback included (other peers are tested in the
+    // core, `route::shutdown_permitted`: these tests may only use 127.0.0.1).
+    for auth in ["", "Authorization: Bearer wrong\r\n"] {
+        let r = server.request(
+            format!("POST /shutdown HTTP/1.1\r\nHost: t\r\n{auth}Content-Length: 0\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 403, "{auth:?}");
+    }
     let r = server.request(b"POST /shutdown HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s3cret\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(r.status, 200);
+    assert!(server
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit")
+        .success());
+}
+
+/// Behind a reverse proxy on the same host every client is loopback: a request carrying a
+/// proxy's fields is not trusted as local, so without a token `/shutdown` refuses it.
+#[test]
+fn a_proxied_loopback_request_cannot_shut_down() {
+    let _g = serial();
+    let mut server = Server::start(&[]);
+    for field in [
+        "X-Forwarded-For: 203.0.113.7",
+        "Forwarded: for=203.0.113.7",
+        "X-Real-IP: 203.0.113.7",
+        "Via: 1.1 proxy",
+    ] {
+        let r = server.request(
+            format!("POST /shutdown HTTP/1.1\r\nHost: t\r\n{field}\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 403, "{field}");
+    }
+    let r = server.request(b"POST /shutdown HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(r.status, 200, "a direct loopback peer still may");
     assert!(server
         .wait_exit(Duration::from_secs(5))
         .expect("exit")

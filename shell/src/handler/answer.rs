@@ -48,15 +48,18 @@ impl State {
         }
     }
 
-    /// `/shutdown` is allowed from loopback peers, or with the configured bearer token.
+    /// `/shutdown` is allowed with the configured bearer token, or without one from a local
+    /// peer: loopback (an IPv4-mapped loopback address included) and not through a proxy.
     pub(super) fn shutdown_allowed(&self, idx: u32, slot: &Slot<'_>) -> bool {
+        let req = slot.request.view();
         let loopback = self.conns[idx as usize]
             .stream
             .as_ref()
             .and_then(|s| s.peer_addr().ok())
-            .is_some_and(|a| a.ip().is_loopback());
+            .is_some_and(|a| a.ip().to_canonical().is_loopback());
+        let local = loopback && !route::proxied(req.headers().map(|(name, _)| name));
         let token = self.shared.cfg.shutdown_token_bytes();
-        route::shutdown_permitted(loopback, token, slot.request.view().header("authorization"))
+        route::shutdown_permitted(local, token, req.header("authorization"))
     }
 
     /// Answers with a short text body written by `body`.
