@@ -231,3 +231,20 @@ pub const TICK_CHECK_JOBS: u32 = 8;
 /// Most jobs a runner takes from one handler's ring in one turn before it looks at the
 /// others and at its tick (a handler refilling its ring cannot hold the runner).
 pub const JOBS_PER_RING_TURN: usize = 64;
+
+/// Default length of the listen queue (`--backlog`): connections the kernel completes and
+/// holds before the listener accepts them.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
+/// Longest `--backlog`.
+pub const MAX_BACKLOG: u32 = 65_535;
+
+/// The listen queue the kernel will give for `asked` under its `somaxconn` limit (when
+/// known), and whether that limit cut it.
+#[must_use]
+pub fn effective_backlog(asked: u32, somaxconn: Option<u32>) -> (u32, bool) {
+    match somaxconn {
+        Some(max) if max < asked => (max, true),
+        _ => (asked, false),
+    }
+}

@@ -89,3 +89,12 @@ fn parse_error_kinds_are_distinct() {
         );
     }
 }
+
+#[test]
+fn the_kernel_cuts_a_backlog_to_somaxconn_only_when_it_is_lower() {
+    use httpd_runner_core::limits::effective_backlog;
+    assert_eq!(effective_backlog(1024, Some(4096)), (1024, false));
+    assert_eq!(effective_backlog(8192, Some(4096)), (4096, true));
+    assert_eq!(effective_backlog(4096, Some(4096)), (4096, false));
+    assert_eq!(effective_backlog(1024, None), (1024, false));
+}

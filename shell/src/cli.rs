@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use httpd_runner_core::limits::{
-    DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FRAME_SCRATCH_BYTES, DEFAULT_HANDLERS,
+    DEFAULT_BACKLOG, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FRAME_SCRATCH_BYTES, DEFAULT_HANDLERS,
     DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_PIPELINE, DEFAULT_SCRATCH_BYTES,
     DEFAULT_SHED_AFTER_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_SLOTS_PER_HANDLER, DEFAULT_SPIN_US,
-    LIGHT_STREAK_TURNS, MAX_BODY_BYTES_LIMIT, MAX_CONNECTIONS_LIMIT, MAX_DELAY_RUNNER_MS,
-    MAX_HANDLERS, MAX_HEAD_BYTES_LIMIT, MAX_PIPELINE, MAX_RUNNERS, MAX_SCRATCH_BYTES,
-    MAX_SLOTS_PER_HANDLER, MAX_SPIN_US, MAX_TIMEOUT_MS, MIN_HEAD_BYTES_LIMIT, MIN_TIMEOUT_MS,
-    NARROW_AFTER_TURNS, RUNNER_RING_SLOTS,
+    LIGHT_STREAK_TURNS, MAX_BACKLOG, MAX_BODY_BYTES_LIMIT, MAX_CONNECTIONS_LIMIT,
+    MAX_DELAY_RUNNER_MS, MAX_HANDLERS, MAX_HEAD_BYTES_LIMIT, MAX_PIPELINE, MAX_RUNNERS,
+    MAX_SCRATCH_BYTES, MAX_SLOTS_PER_HANDLER, MAX_SPIN_US, MAX_TIMEOUT_MS, MIN_HEAD_BYTES_LIMIT,
+    MIN_TIMEOUT_MS, NARROW_AFTER_TURNS, RUNNER_RING_SLOTS,
 };
 
 use crate::alloc;
@@ -214,6 +214,18 @@ pub struct Args {
     #[arg(long, env = "HTTPD_RUNNER_REQUEST_TIMEOUT", default_value_t = Dur(Duration::ZERO), value_parser = parse_shed_after, allow_hyphen_values = true)]
     request_timeout: Dur,
 
+    /// Length of the listen queue: connections the kernel completes and holds until they are
+    /// accepted. The kernel cuts it to `net.core.somaxconn` (the banner says when).
+    #[arg(long, env = "HTTPD_RUNNER_BACKLOG", default_value_t = DEFAULT_BACKLOG,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BACKLOG)))]
+    backlog: u32,
+
+    /// Bind with SO_REUSEPORT: several processes may listen on the same port (the kernel
+    /// spreads new connections over them), so an instance can be replaced without refusing a
+    /// connection. Every process on the port must set it.
+    #[arg(long, env = "HTTPD_RUNNER_REUSE_PORT", action = clap::ArgAction::SetTrue)]
+    reuse_port: bool,
+
     /// Bytes of scratch memory per runner, reserved at startup and reset after every call
     /// (`Context::scratch`).
     #[arg(long, env = "HTTPD_RUNNER_SCRATCH", default_value_t = DEFAULT_SCRATCH_BYTES as u64,
@@ -255,6 +267,8 @@ impl From<Args> for Config {
             .shutdown_token(a.shutdown_token)
             .shed_after(a.shed_after.0)
             .request_timeout(a.request_timeout.0)
+            .backlog(a.backlog)
+            .reuse_port(a.reuse_port)
             .scratch(a.scratch as usize)
             .frame_scratch(a.frame_scratch as usize)
             .runner(a.runner)

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use httpd_runner_core::conn::ConnConfig;
 use httpd_runner_core::limits::{
-    self, Limits, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FRAME_SCRATCH_BYTES, DEFAULT_HANDLERS,
-    DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES,
+    self, Limits, DEFAULT_BACKLOG, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FRAME_SCRATCH_BYTES,
+    DEFAULT_HANDLERS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_PIPELINE, DEFAULT_SCRATCH_BYTES,
     DEFAULT_SHED_AFTER_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_SLOTS_PER_HANDLER, DEFAULT_SPIN_US,
-    MAX_BODY_BYTES_LIMIT, MAX_CONNECTIONS_LIMIT, MAX_DEADLINE_MS, MAX_HANDLERS,
+    MAX_BACKLOG, MAX_BODY_BYTES_LIMIT, MAX_CONNECTIONS_LIMIT, MAX_DEADLINE_MS, MAX_HANDLERS,
     MAX_HEAD_BYTES_LIMIT, MAX_PIPELINE, MAX_RUNNERS, MAX_SCRATCH_BYTES, MAX_SLOTS_PER_HANDLER,
     MAX_SPIN_US, MIN_HEAD_BYTES_LIMIT, RUNNER_RING_SLOTS,
 };
@@ -47,6 +47,8 @@ pub struct Config {
     shutdown_token: Option<String>,
     shed_after: Duration,
     request_timeout: Duration,
+    backlog: u32,
+    reuse_port: bool,
     scratch: usize,
     frame_scratch: usize,
     runner: RunnerKind,
@@ -80,6 +82,8 @@ impl Config {
         shutdown_token: None,
         shed_after: Duration::from_millis(DEFAULT_SHED_AFTER_MS),
         request_timeout: Duration::ZERO,
+        backlog: DEFAULT_BACKLOG,
+        reuse_port: false,
         scratch: DEFAULT_SCRATCH_BYTES,
         frame_scratch: DEFAULT_FRAME_SCRATCH_BYTES,
         runner: RunnerKind::Echo,
@@ -200,6 +204,18 @@ impl Config {
         self.request_timeout = d;
         self
     }
+    /// Length of the listen queue (cut by the kernel's `somaxconn`).
+    #[must_use]
+    pub const fn backlog(mut self, n: u32) -> Self {
+        self.backlog = n;
+        self
+    }
+    /// Bind with `SO_REUSEPORT`, so several processes can listen on one port.
+    #[must_use]
+    pub const fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
     /// Bytes of each runner's run arena (scratch reset after every call).
     #[must_use]
     pub const fn scratch(mut self, bytes: usize) -> Self {
@@ -265,6 +281,7 @@ impl Config {
         within("spin_us", self.spin_us, 0, MAX_SPIN_US)?;
         within("max_pipeline", self.max_pipeline, 1, MAX_PIPELINE - 1)?;
         within("scratch", self.scratch, 0, MAX_SCRATCH_BYTES)?;
+        within("backlog", self.backlog, 1, MAX_BACKLOG)?;
         within("frame_scratch", self.frame_scratch, 0, MAX_SCRATCH_BYTES)?;
         within(
             "request_timeout",
@@ -346,6 +363,18 @@ impl Config {
     #[must_use]
     pub fn request_timeout_ms(&self) -> u64 {
         self.request_timeout.as_millis() as u64
+    }
+
+    /// The listen queue asked for.
+    #[must_use]
+    pub const fn backlog_len(&self) -> u32 {
+        self.backlog
+    }
+
+    /// Whether the listener binds with `SO_REUSEPORT`.
+    #[must_use]
+    pub const fn reuses_port(&self) -> bool {
+        self.reuse_port
     }
 
     /// Bytes of each runner's run arena.

@@ -145,6 +145,14 @@ impl Server {
                 cfg.ring_capacity_jobs()
             );
         }
+        let (backlog, capped) =
+            httpd_runner_core::limits::effective_backlog(cfg.backlog_len(), start::somaxconn());
+        if capped {
+            s += &format!(
+                "\nnote: --backlog {} is cut to {backlog} by the kernel (net.core.somaxconn)",
+                cfg.backlog_len()
+            );
+        }
         s
     }
 

@@ -178,9 +178,19 @@ impl Server {
         Self::spawn(command, args)
     }
 
-    fn spawn(mut command: Command, args: &[&str]) -> Self {
+    /// Starts the server binary listening on `listen` (not the default 127.0.0.1:0).
+    #[must_use]
+    pub fn start_at(listen: &str, args: &[&str]) -> Self {
+        Self::spawn_at(Command::new(server_binary()), listen, args)
+    }
+
+    fn spawn(command: Command, args: &[&str]) -> Self {
+        Self::spawn_at(command, "127.0.0.1:0", args)
+    }
+
+    fn spawn_at(mut command: Command, listen: &str, args: &[&str]) -> Self {
         let mut child = command
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -305,6 +305,70 @@ fn a_proxied_loopback_request_cannot_shut_down() {
         .success());
 }
 
+/// `--reuse-port`: a second process binds the port the first holds, both serve, and one
+/// stops gracefully (SIGTERM) while the other takes every connection: an instance replaced
+/// without a refused connection. The second runs two runners, so its `/metrics` names a
+/// `runner="1"` and tells the two apart.
+#[test]
+fn two_processes_share_a_port_with_reuse_port() {
+    let _g = serial();
+    let mut first = Server::start(&["--reuse-port", "--runners", "1", "--no-pin"]);
+    let at = first.addr.to_string();
+    let mut second = Server::start_at(&at, &["--reuse-port", "--runners", "2", "--no-pin"]);
+    assert_eq!(second.addr, first.addr);
+    let from_second = |s: &Server| s.metrics().contains("runner=\"1\"");
+    let seen: std::collections::BTreeSet<bool> = (0..64).map(|_| from_second(&first)).collect();
+    assert_eq!(
+        seen.len(),
+        2,
+        "both processes accept connections on the port"
+    );
+    first.signal("TERM");
+    assert!(first
+        .wait_exit(Duration::from_secs(10))
+        .expect("exit")
+        .success());
+    for _ in 0..32 {
+        assert!(
+            from_second(&second),
+            "the other instance takes every connection"
+        );
+    }
+    second.signal("TERM");
+    assert!(second
+        .wait_exit(Duration::from_secs(10))
+        .expect("exit")
+        .success());
+}
+
+/// The listen queue asked for is cut by the kernel's `somaxconn`, and the banner says so;
+/// the server listens on IPv6 loopback too.
+#[test]
+fn a_backlog_over_somaxconn_is_noted_and_ipv6_loopback_serves() {
+    let _g = serial();
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(u32::MAX);
+    let mut server = Server::start(&["--backlog", "65535"]);
+    assert_eq!(
+        server.log().contains("is cut to"),
+        somaxconn < 65535,
+        "somaxconn {somaxconn}: {}",
+        server.log()
+    );
+    assert_eq!(server.shutdown().0.code(), Some(0));
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped the IPv6 part: this machine has no ::1");
+        return;
+    }
+    let mut v6 = Server::start_at("[::1]:0", &[]);
+    assert!(v6.addr.is_ipv6());
+    let r = v6.request(b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nv6");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"v6"[..]));
+    assert!(v6.shutdown().0.success());
+}
+
 #[test]
 fn sigterm_and_sigint_exit_zero() {
     let _g = serial();

@@ -126,14 +126,38 @@ impl Rings {
     }
 }
 
+/// The listening socket: non-blocking, `SO_REUSEADDR` (and `SO_REUSEPORT` when asked), with
+/// the asked listen queue (the kernel cuts it to `somaxconn`).
+fn bind(cfg: &Config) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = cfg.listen_addr();
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if cfg.reuses_port() {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(cfg.backlog_len()).unwrap_or(i32::MAX))?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// The kernel's cap on listen queues, if it can be read.
+pub(super) fn somaxconn() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Starts a server: the body of [`crate::Builder::start`].
 pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     cfg.check()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let sizes = Sizes::of(&cfg);
-    // mio's bind: non-blocking, SO_REUSEADDR.
     let addr = cfg.listen_addr();
-    let listener = TcpListener::bind(addr)
+    let listener = bind(&cfg)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let local_addr = listener.local_addr()?;
     let signals = signal_pipe()?;
