@@ -129,9 +129,7 @@ impl Desk {
         let (done, woke) = (&mut self.done, &mut self.woke);
         self.kept.expire(now_us, |slot| {
             slot.ticket.expired = Expiry::Kept;
-            let h = usize::from(slot.ticket.handler);
-            woke[h] = true;
-            push(&mut done[h], slot);
+            send(done, woke, slot);
         });
         self.metrics.kept.set(self.kept.held() as u64);
     }
@@ -143,19 +141,27 @@ impl Desk {
         self.kept.drain(|slot| {
             slot.answer_plain(status, text);
             slot.ticket.answered_us = Ticket::UNSTAMPED;
-            let h = usize::from(slot.ticket.handler);
-            woke[h] = true;
-            push(&mut done[h], slot);
+            send(done, woke, slot);
         });
         self.metrics.kept.set(0);
     }
 
     /// Sends a finished slot back to its handler.
     pub(super) fn hand_back(&mut self, slot: SlotRef) {
-        let h = usize::from(slot.ticket.handler);
-        self.woke[h] = true;
-        push(&mut self.done[h], slot);
+        send(&mut self.done, &mut self.woke, slot);
     }
+}
+
+/// Sends a finished slot back to the handler its ticket names, and notes that handler for a
+/// wake-up.
+fn send(
+    done: &mut [Producer<'static, Done<'static>, RING_SLOTS>],
+    woke: &mut [bool],
+    slot: SlotRef,
+) {
+    let h = usize::from(slot.ticket.handler);
+    woke[h] = true;
+    push(&mut done[h], slot);
 }
 
 /// Runs `f` on `slot` as a runner call: an error becomes its status, a panic a 500, an
@@ -186,7 +192,7 @@ pub(super) fn call(
 }
 
 /// Replaces the slot's response with error `e`.
-pub(super) fn fail(slot: &mut Slot<'_>, e: Error) {
+fn fail(slot: &mut Slot<'_>, e: Error) {
     let mut text = [0u8; 256];
     let msg = e.message().as_bytes();
     let n = msg.len().min(text.len() - 1);
@@ -197,7 +203,7 @@ pub(super) fn fail(slot: &mut Slot<'_>, e: Error) {
 
 /// Pushes a finished slot to its handler. The ring cannot be full: a handler has at most
 /// `--ring-capacity` (at most the ring's size) jobs out at this runner; the loop is a guard.
-pub(super) fn push(ring: &mut Producer<'static, Done<'static>, RING_SLOTS>, slot: Done<'static>) {
+fn push(ring: &mut Producer<'static, Done<'static>, RING_SLOTS>, slot: Done<'static>) {
     let mut slot = slot;
     while let Err(back) = ring.push(slot) {
         slot = back;
