@@ -248,3 +248,36 @@ pub fn effective_backlog(asked: u32, somaxconn: Option<u32>) -> (u32, bool) {
         _ => (asked, false),
     }
 }
+
+/// Longest `--drain-delay`.
+pub const MAX_DRAIN_DELAY_MS: u64 = 600_000;
+
+/// Accept errors (out of descriptors, buffers or memory) are reported at most once per this
+/// many milliseconds; the ones in between are counted in the next report.
+pub const ACCEPT_ERROR_REPORT_MS: u64 = 1000;
+
+/// Descriptors the process needs beyond its connections and its threads' polls: standard
+/// streams, the listeners, the signal pipes, and room for what runner code opens.
+pub const SPARE_OPEN_FILES: u64 = 64;
+
+/// Open files a server needs: one per connection, a poll and its waker per thread that
+/// polls (the listener and each handler), and [`SPARE_OPEN_FILES`].
+#[must_use]
+pub const fn open_files_needed(max_connections: u32, handlers: usize) -> u64 {
+    max_connections as u64 + 2 * (1 + handlers as u64) + SPARE_OPEN_FILES
+}
+
+/// The soft open-file limit to run with, given the current `soft` and `hard` limits and what
+/// the server `needs`: unchanged when it is enough, else raised to `needs` when the hard
+/// limit allows; `None` when even the hard limit is too low.
+#[must_use]
+pub const fn open_file_limit(soft: u64, hard: u64, needs: u64) -> Option<u64> {
+    if soft >= needs {
+        Some(soft)
+    } else if hard >= needs {
+        Some(needs)
+    } else {
+        None
+    }
+}
+

@@ -132,6 +132,43 @@ impl Route<'_> {
     }
 }
 
+/// Which listener a connection came through, and so which resources it reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Plane {
+    /// The only listener: `/run` and the admin resources (`/metrics`, `/shutdown`).
+    #[default]
+    All,
+    /// The data listener beside an admin listener: `/run` and `/health`, not the admin
+    /// resources (404), so nothing that reaches the data port can read metrics or stop it.
+    Data,
+    /// The admin listener: `/metrics`, `/health` and `/shutdown`, not `/run` (404).
+    Admin,
+}
+
+impl Plane {
+    /// Whether this plane serves the resource labelled `label`.
+    #[must_use]
+    pub const fn serves(self, label: RouteLabel) -> bool {
+        match self {
+            Self::All => true,
+            Self::Data => !matches!(label, RouteLabel::Metrics | RouteLabel::Shutdown),
+            Self::Admin => !matches!(label, RouteLabel::Run),
+        }
+    }
+}
+
+/// Routes a request that came through `plane`: as [`route`], except that a resource the
+/// plane does not serve is not found (404), whatever the method.
+#[must_use]
+pub fn route_on(plane: Plane, method: Method, path: &str) -> Route<'_> {
+    if plane == Plane::All || plane.serves(RouteLabel::of_path(path)) {
+        route(method, path)
+    } else {
+        Route::NotFound
+    }
+}
+
 /// Methods `/run` accepts.
 pub const RUN_ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
 const SHUTDOWN_ALLOW: &str = "POST, OPTIONS";

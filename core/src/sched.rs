@@ -344,3 +344,40 @@ pub fn pick_handler(
         .min_by_key(|&(_, &n)| n)
         .map(|(h, _)| h)
 }
+
+/// Reports a recurring event (an accept error, say) at most once per period: the first at
+/// once, the next not before a period has passed since the last report, each with the count
+/// of events held back since the one before.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    period_ms: u64,
+    last_ms: Option<u64>,
+    held: u64,
+}
+
+impl RateLimit {
+    /// Nothing reported yet.
+    #[must_use]
+    pub const fn new(period_ms: u64) -> Self {
+        Self {
+            period_ms,
+            last_ms: None,
+            held: 0,
+        }
+    }
+
+    /// An event at `now_ms`: `Some(held back before it)` when it is to be reported, else
+    /// `None` (it is counted for the next report).
+    pub fn event(&mut self, now_ms: u64) -> Option<u64> {
+        match self.last_ms {
+            Some(last) if now_ms.saturating_sub(last) < self.period_ms => {
+                self.held += 1;
+                None
+            }
+            _ => {
+                self.last_ms = Some(now_ms);
+                Some(core::mem::take(&mut self.held))
+            }
+        }
+    }
+}

@@ -98,3 +98,32 @@ fn the_kernel_cuts_a_backlog_to_somaxconn_only_when_it_is_lower() {
     assert_eq!(effective_backlog(4096, Some(4096)), (4096, false));
     assert_eq!(effective_backlog(1024, None), (1024, false));
 }
+
+#[test]
+fn the_open_file_limit_is_raised_only_as_far_as_needed() {
+    use httpd_runner_core::limits::{open_file_limit, open_files_needed, SPARE_OPEN_FILES};
+    let needs = open_files_needed(1024, 1);
+    assert_eq!(needs, 1024 + 4 + SPARE_OPEN_FILES);
+    // (soft, hard, needs) -> the soft limit to run with
+    assert_eq!(open_file_limit(1024, 4096, needs), Some(needs));
+    assert_eq!(open_file_limit(65_536, 65_536, needs), Some(65_536));
+    assert_eq!(open_file_limit(needs, needs, needs), Some(needs));
+    assert_eq!(open_file_limit(256, 256, needs), None);
+    assert_eq!(open_file_limit(1024, needs - 1, needs), None);
+    assert_eq!(open_file_limit(1024, u64::MAX, needs), Some(needs));
+}
+
+#[test]
+fn accept_errors_are_reported_at_most_once_per_period() {
+    use httpd_runner_core::sched::RateLimit;
+    let mut r = RateLimit::new(1000);
+    // The first event is reported at once, with nothing suppressed before it.
+    assert_eq!(r.event(5), Some(0));
+    assert_eq!(r.event(6), None);
+    assert_eq!(r.event(900), None);
+    assert_eq!(r.event(1004), None, "one period after the report, not after the event");
+    // The next report counts the events held back since the last one.
+    assert_eq!(r.event(1005), Some(3));
+    assert_eq!(r.event(1006), None);
+    assert_eq!(r.event(5000), Some(1));
+}

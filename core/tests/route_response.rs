@@ -402,3 +402,30 @@ fn no_content_and_not_modified_carry_no_length_and_no_body() {
         assert_eq!(slot.wire_body(), wire, "{status}, head only: {head_only}");
     }
 }
+
+#[test]
+fn each_plane_reaches_only_its_resources() {
+    use httpd_runner_core::route::{route_on, Plane};
+    // (plane, method, path, expected route)
+    let cases: &[(Plane, Method, &str, Route<'_>)] = &[
+        (Plane::All, Method::Get, "/metrics", Route::Metrics),
+        (Plane::All, Method::Post, "/shutdown", Route::Shutdown),
+        (Plane::All, Method::Post, "/run/k", Route::Run { key: Some("k") }),
+        (Plane::Data, Method::Post, "/run/k", Route::Run { key: Some("k") }),
+        (Plane::Data, Method::Get, "/health", Route::Health),
+        (Plane::Data, Method::Get, "/metrics", Route::NotFound),
+        (Plane::Data, Method::Post, "/shutdown", Route::NotFound),
+        // Not a 405 or an Allow list: the resource does not exist on this plane.
+        (Plane::Data, Method::Get, "/shutdown", Route::NotFound),
+        (Plane::Data, Method::Options, "/metrics", Route::NotFound),
+        (Plane::Admin, Method::Get, "/metrics", Route::Metrics),
+        (Plane::Admin, Method::Post, "/shutdown", Route::Shutdown),
+        (Plane::Admin, Method::Get, "/health", Route::Health),
+        (Plane::Admin, Method::Post, "/run", Route::NotFound),
+        (Plane::Admin, Method::Get, "/run/k", Route::NotFound),
+        (Plane::Admin, Method::Get, "/nothing", Route::NotFound),
+    ];
+    for &(plane, method, path, expected) in cases {
+        assert_eq!(route_on(plane, method, path), expected, "{plane:?} {method:?} {path}");
+    }
+}

@@ -26,6 +26,7 @@ use httpd_runner_core::limits::{
 
 use crate::alloc;
 use crate::config::RunnerKind;
+use crate::net::Endpoint;
 use crate::{Builder, Config};
 
 /// A duration option: `250ms`, `10s`, `2m`, or a bare number of seconds; shown the same way.
@@ -109,9 +110,18 @@ fn parse_runner(s: &str) -> Result<RunnerKind, String> {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "httpd-runner", version, about, long_about = None, allow_negative_numbers = true)]
 pub struct Args {
-    /// Address to listen on; port 0 picks a free port (the banner shows the real one).
-    #[arg(long, env = "HTTPD_RUNNER_LISTEN", default_value_t = Config::DEFAULT.listen_addr())]
-    listen: SocketAddr,
+    /// Where to listen: ADDR:PORT (port 0 picks a free one, the banner shows it; `[::]:PORT`
+    /// takes IPv4 clients too), or unix:PATH for a Unix socket, which a proxy on the same host
+    /// reaches more cheaply than loopback TCP (a stale socket file is replaced; the file is
+    /// removed at exit).
+    #[arg(long, env = "HTTPD_RUNNER_LISTEN", default_value_t = Config::DEFAULT.endpoint().clone())]
+    listen: Endpoint,
+
+    /// A second listener, ADDR:PORT, for /metrics, /health and /shutdown only. With it, the
+    /// --listen port answers 404 for /metrics and /shutdown, so nothing a proxy forwards
+    /// there can read metrics or stop the server. Bind it where only operators reach.
+    #[arg(long, env = "HTTPD_RUNNER_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
 
     /// Handler threads (HTTP parsing and socket I/O). They are not pinned, but while a
     /// handler serves one connection at a time (a long streak of loop turns) it keeps off
@@ -220,6 +230,14 @@ pub struct Args {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BACKLOG)))]
     backlog: u32,
 
+    /// On SIGTERM, SIGINT or POST /shutdown, first drain for this long: /health answers 503
+    /// (so load balancers take the instance out) while every request is still served; then
+    /// the graceful shutdown (--shutdown-timeout) runs. A second SIGTERM or SIGINT ends the
+    /// drain at once. SIGHUP is ignored (noted on stderr); SIGQUIT exits at once (status
+    /// 131). `off`: no drain.
+    #[arg(long, env = "HTTPD_RUNNER_DRAIN_DELAY", default_value_t = Dur(Duration::ZERO), value_parser = parse_shed_after, allow_hyphen_values = true)]
+    drain_delay: Dur,
+
     /// Bind with SO_REUSEPORT: several processes may listen on the same port (the kernel
     /// spreads new connections over them), so an instance can be replaced without refusing a
     /// connection. Every process on the port must set it.
@@ -249,7 +267,9 @@ const _: () = assert!(LIGHT_STREAK_TURNS > 0 && NARROW_AFTER_TURNS > LIGHT_STREA
 impl From<Args> for Config {
     fn from(a: Args) -> Self {
         Self::DEFAULT
-            .listen(a.listen)
+            .listen_on(a.listen)
+            .admin_listen(a.admin_listen)
+            .drain_delay(a.drain_delay.0)
             .handlers(a.handlers)
             .runners(a.runners)
             .pin(a.pin && !a.no_pin)

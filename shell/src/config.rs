@@ -3,6 +3,8 @@
 //! [`Config::check`] (called by `Builder::start`) refuses values out of range.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use crate::net::Endpoint;
 use std::time::Duration;
 
 use httpd_runner_core::conn::ConnConfig;
@@ -29,7 +31,8 @@ pub enum RunnerKind {
 /// need with the setters; each getter's unit is in its name or its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    listen: SocketAddr,
+    listen: Endpoint,
+    admin_listen: Option<SocketAddr>,
     handlers: u16,
     runners: Option<u16>,
     pin: bool,
@@ -49,6 +52,7 @@ pub struct Config {
     request_timeout: Duration,
     backlog: u32,
     reuse_port: bool,
+    drain_delay: Duration,
     scratch: usize,
     frame_scratch: usize,
     runner: RunnerKind,
@@ -64,7 +68,8 @@ impl Config {
     /// The defaults: 127.0.0.1:8080, one handler, a runner per remaining core (pinned),
     /// and every limit at its `core::limits::DEFAULT_*` value.
     pub const DEFAULT: Self = Self {
-        listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)),
+        listen: Endpoint::Tcp(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080))),
+        admin_listen: None,
         handlers: DEFAULT_HANDLERS,
         runners: None,
         pin: true,
@@ -84,6 +89,7 @@ impl Config {
         request_timeout: Duration::ZERO,
         backlog: DEFAULT_BACKLOG,
         reuse_port: false,
+        drain_delay: Duration::ZERO,
         scratch: DEFAULT_SCRATCH_BYTES,
         frame_scratch: DEFAULT_FRAME_SCRATCH_BYTES,
         runner: RunnerKind::Echo,
@@ -95,10 +101,30 @@ impl Config {
         Self::DEFAULT.listen(listen)
     }
 
-    /// Address to listen on; port 0 picks a free port.
+    /// TCP address to listen on; port 0 picks a free port.
     #[must_use]
-    pub const fn listen(mut self, addr: SocketAddr) -> Self {
-        self.listen = addr;
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Endpoint::Tcp(addr);
+        self
+    }
+    /// Where to listen: a TCP address or a Unix socket's path.
+    #[must_use]
+    pub fn listen_on(mut self, at: Endpoint) -> Self {
+        self.listen = at;
+        self
+    }
+    /// A second listener for `/metrics`, `/health` and `/shutdown` only; with one, the data
+    /// listener answers 404 for `/metrics` and `/shutdown`.
+    #[must_use]
+    pub const fn admin_listen(mut self, addr: Option<SocketAddr>) -> Self {
+        self.admin_listen = addr;
+        self
+    }
+    /// After SIGTERM or `POST /shutdown`, how long `/health` answers 503 while everything
+    /// else is still served, before the graceful shutdown starts (zero: at once).
+    #[must_use]
+    pub const fn drain_delay(mut self, d: Duration) -> Self {
+        self.drain_delay = d;
         self
     }
     /// Handler threads (HTTP parsing and socket I/O), `1..=MAX_HANDLERS`.
@@ -282,6 +308,12 @@ impl Config {
         within("max_pipeline", self.max_pipeline, 1, MAX_PIPELINE - 1)?;
         within("scratch", self.scratch, 0, MAX_SCRATCH_BYTES)?;
         within("backlog", self.backlog, 1, MAX_BACKLOG)?;
+        within(
+            "drain_delay",
+            self.drain_delay.as_millis() as u64,
+            0,
+            limits::MAX_DRAIN_DELAY_MS,
+        )?;
         within("frame_scratch", self.frame_scratch, 0, MAX_SCRATCH_BYTES)?;
         within(
             "request_timeout",
@@ -301,10 +333,22 @@ impl Config {
         Ok(())
     }
 
-    /// The listening address.
+    /// Where the data listener binds.
     #[must_use]
-    pub const fn listen_addr(&self) -> SocketAddr {
-        self.listen
+    pub const fn endpoint(&self) -> &Endpoint {
+        &self.listen
+    }
+
+    /// Where the admin listener binds, if there is one.
+    #[must_use]
+    pub const fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listen
+    }
+
+    /// How long `/health` answers 503 before a graceful shutdown starts.
+    #[must_use]
+    pub const fn drain_duration(&self) -> Duration {
+        self.drain_delay
     }
 
     /// The built-in runner.

@@ -16,7 +16,6 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::net::Shutdown as SockShutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::admit::{self, Shed};
@@ -35,14 +34,14 @@ use httpd_runner_core::response::{
     self, imf_fixdate, write_head, write_simple, ResponseHead, Simple, DATE_LEN,
 };
 use httpd_runner_core::ring::{Consumer, Producer};
-use httpd_runner_core::route::{self, pick_runner, route, Action, Route, RouteLabel};
+use httpd_runner_core::route::{self, pick_runner, route_on, Action, Plane, Route, RouteLabel};
 use httpd_runner_core::sched::{Awaiting, Streak};
 use httpd_runner_core::sync::Ordering;
 use httpd_runner_core::text::FixedBuf;
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::metrics::HandlerMetrics;
+use crate::net::{Accepted, Stream};
 use crate::pin::Placement;
 use crate::shared::{micros_since, Shared};
 use crate::shutdown::Reason;
@@ -111,12 +110,14 @@ struct BodyRead {
 /// a cache miss per line; Rust's own order spread these fields over eight lines.
 #[repr(C)]
 pub(crate) struct Connection {
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     generation: u32,
     /// In the handler's `retry` list.
     queued: bool,
     /// In the handler's `dirty` list.
     dirty: bool,
+    /// The listener it came through, and so the resources it reaches.
+    plane: Plane,
     rbuf: &'static mut [u8],
     /// A read made on `guess`, until the parser settles it (within the same turn).
     placed: Option<Placed>,
@@ -162,6 +163,7 @@ pub(crate) fn connection_table(
             inline_len: 0,
             queued: false,
             dirty: false,
+            plane: Plane::All,
             placed: None,
             spill: None,
         });
@@ -173,7 +175,7 @@ pub(crate) fn connection_table(
 pub(crate) struct HandlerThread {
     pub(crate) index: usize,
     pub(crate) poll: Poll,
-    pub(crate) accepts: Consumer<'static, TcpStream, ACCEPT_RING_SLOTS>,
+    pub(crate) accepts: Consumer<'static, Accepted, ACCEPT_RING_SLOTS>,
     pub(crate) jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
     pub(crate) done: Vec<Consumer<'static, Done<'static>, RING_SLOTS>>,
     pub(crate) slots: Vec<&'static mut Slot<'static>>,
@@ -251,7 +253,8 @@ impl State {
     }
 
     /// Takes a new connection from the listener.
-    fn adopt(&mut self, mut stream: TcpStream, registry: &mio::Registry) {
+    fn adopt(&mut self, accepted: Accepted, registry: &mio::Registry) {
+        let Accepted { mut stream, plane } = accepted;
         let Some(idx) = self
             .free_conns
             .pop()
@@ -277,6 +280,7 @@ impl State {
         }
         let c = &mut self.conns[idx as usize];
         c.stream = Some(stream);
+        c.plane = plane;
         c.generation = c.generation.wrapping_add(1);
         c.core = Conn::new(self.conn_cfg, self.now_ms);
         c.body = None;

@@ -55,6 +55,7 @@ mod handler;
 mod hints;
 mod listener;
 mod memory;
+mod net;
 mod metrics;
 mod pin;
 mod runner;
@@ -66,6 +67,7 @@ mod shutdown;
 /// collections (`bumpalo::collections::{String, Vec}`).
 pub use bumpalo;
 pub use config::{Config, RunnerKind};
+pub use net::Endpoint;
 pub use httpd_runner_core as core;
 pub use httpd_runner_core::keep::Kept;
 pub use httpd_runner_core::{Request, Response};

@@ -1,50 +1,157 @@
-//! The listener thread: accepts connections and hands each to the least-loaded handler
-//! through that handler's SPSC ring, waking the handler only if it sleeps. It also receives
-//! SIGINT/SIGTERM (through a self-pipe in its poll set) and turns them into a clean shutdown.
+//! The listener thread: accepts connections (data, and admin when it has its own listener)
+//! and hands each to the least-loaded handler through that handler's SPSC ring, waking the
+//! handler only if it sleeps. It also receives the signals (through self-pipes in its poll
+//! set): SIGINT/SIGTERM start a drain then a clean shutdown, SIGHUP is noted and ignored.
 
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use httpd_runner_core::limits::{
+    ACCEPT_BACKOFF_MS, ACCEPT_ERROR_REPORT_MS, ACCEPT_RING_SLOTS, MAX_HANDLERS,
+};
 use httpd_runner_core::response::{imf_fixdate, write_simple, Simple};
 use httpd_runner_core::ring::Producer;
+use httpd_runner_core::route::Plane;
+use httpd_runner_core::sched::{pick_handler, RateLimit};
 use httpd_runner_core::sync::Ordering;
 use httpd_runner_core::text::FixedBuf;
-use mio::net::{TcpListener, TcpStream, UnixStream};
+use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::net::{Accepted, Listening, Stream};
 use crate::shared::Shared;
 use crate::shutdown::Reason;
-use httpd_runner_core::limits::{ACCEPT_BACKOFF_MS, ACCEPT_RING_SLOTS, MAX_HANDLERS};
-use httpd_runner_core::sched::pick_handler;
 
 pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const SIGNALS: Token = Token(1);
 pub(crate) const WAKE: Token = Token(2);
+pub(crate) const ADMIN: Token = Token(3);
+pub(crate) const HANGUP: Token = Token(4);
 
 /// How long to wait before retrying `accept` after the process ran out of descriptors or
 /// memory: the pending connection stays in the backlog meanwhile, and nothing spins.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(ACCEPT_BACKOFF_MS);
 
+/// Why an `accept` failed, as counted in `accept_errors_total{kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AcceptError {
+    /// The process is out of descriptors.
+    Emfile,
+    /// The system is out of descriptors.
+    Enfile,
+    /// Out of socket buffers.
+    Enobufs,
+    /// Out of memory.
+    Enomem,
+    /// The client left before it was accepted (harmless).
+    Econnaborted,
+    /// Anything else.
+    Other,
+}
+
+impl AcceptError {
+    /// Every kind, in index order.
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Emfile,
+        Self::Enfile,
+        Self::Enobufs,
+        Self::Enomem,
+        Self::Econnaborted,
+        Self::Other,
+    ];
+
+    /// The kind of a failed accept, `None` for "nothing to accept" and interruptions.
+    pub(crate) fn of(e: &io::Error) -> Option<Self> {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ) {
+            return None;
+        }
+        Some(match e.raw_os_error() {
+            Some(libc::EMFILE) => Self::Emfile,
+            Some(libc::ENFILE) => Self::Enfile,
+            Some(libc::ENOBUFS) => Self::Enobufs,
+            Some(libc::ENOMEM) => Self::Enomem,
+            Some(libc::ECONNABORTED) => Self::Econnaborted,
+            _ => Self::Other,
+        })
+    }
+
+    /// Whether accepting pauses (a retry now would fail the same way, and spin).
+    pub(crate) const fn pauses(self) -> bool {
+        matches!(
+            self,
+            Self::Emfile | Self::Enfile | Self::Enobufs | Self::Enomem
+        )
+    }
+
+    /// Its `kind` label.
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            Self::Emfile => "emfile",
+            Self::Enfile => "enfile",
+            Self::Enobufs => "enobufs",
+            Self::Enomem => "enomem",
+            Self::Econnaborted => "econnaborted",
+            Self::Other => "other",
+        }
+    }
+
+    /// Its place in [`Self::ALL`].
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Everything the listener thread owns.
 pub(crate) struct ListenerThread {
     pub(crate) poll: Poll,
-    pub(crate) listener: TcpListener,
+    pub(crate) listener: Listening,
+    /// The admin listener, when `--admin-listen` is set.
+    pub(crate) admin: Option<Listening>,
+    /// SIGINT and SIGTERM.
     pub(crate) signals: UnixStream,
-    pub(crate) handlers: Vec<Producer<'static, TcpStream, ACCEPT_RING_SLOTS>>,
+    /// SIGHUP.
+    pub(crate) hangups: UnixStream,
+    pub(crate) handlers: Vec<Producer<'static, Accepted, ACCEPT_RING_SLOTS>>,
     pub(crate) shared: &'static Shared,
 }
 
 impl ListenerThread {
-    /// The thread body: accept until shutdown, then close the listening socket.
+    /// The thread body: accept until shutdown, then close the listening sockets.
     pub(crate) fn run(mut self, ready: impl FnOnce()) -> io::Result<()> {
         let registry = self.poll.registry();
         registry.register(&mut self.listener, LISTENER, Interest::READABLE)?;
+        if let Some(admin) = self.admin.as_mut() {
+            registry.register(admin, ADMIN, Interest::READABLE)?;
+        }
         registry.register(&mut self.signals, SIGNALS, Interest::READABLE)?;
+        registry.register(&mut self.hangups, HANGUP, Interest::READABLE)?;
         let mut events = Events::with_capacity(16);
-        let mut backoff = false;
+        let mut paused = false;
+        let mut drain_until: Option<Instant> = None;
+        let mut reports = RateLimit::new(ACCEPT_ERROR_REPORT_MS);
+        let shutdown = &self.shared.shutdown;
         ready();
         loop {
-            let timeout = backoff.then_some(ACCEPT_BACKOFF);
+            if drain_until.is_none() && shutdown.is_draining() {
+                drain_until = Some(Instant::now() + self.shared.cfg.drain_duration());
+                self.shared.metrics.draining.set(1);
+            }
+            if drain_until.is_some_and(|until| Instant::now() >= until) {
+                self.shared.metrics.draining.set(0);
+                shutdown.trigger(shutdown.reason());
+            }
+            if shutdown.is_requested() {
+                // Dropping the listeners closes the ports: new connections are refused.
+                return Ok(());
+            }
+            let drain_left = drain_until.map(|u| u.saturating_duration_since(Instant::now()));
+            let timeout = match (paused.then_some(ACCEPT_BACKOFF), drain_left) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -52,49 +159,91 @@ impl ListenerThread {
                 return Err(e);
             }
             for ev in &events {
-                if ev.token() == SIGNALS {
-                    let mut sink = [0u8; 64];
-                    while matches!(self.signals.read(&mut sink), Ok(n) if n > 0) {}
-                    self.shared.shutdown.trigger(Reason::Signal);
+                match ev.token() {
+                    SIGNALS => {
+                        drain(&mut self.signals);
+                        // A second signal while draining stops waiting.
+                        if shutdown.is_draining() {
+                            drain_until = Some(Instant::now());
+                        }
+                        shutdown.request(Reason::Signal);
+                    }
+                    HANGUP => {
+                        drain(&mut self.hangups);
+                        eprintln!(
+                            "httpd-runner: SIGHUP ignored: options are read once, at startup \
+                             (restart to change them; --reuse-port lets a new process take over)"
+                        );
+                    }
+                    _ => {}
                 }
             }
-            if self.shared.shutdown.is_requested() {
-                // Dropping the listener closes the port: new connections are refused.
-                return Ok(());
+            if shutdown.is_requested() {
+                continue;
             }
-            backoff = self.accept_all();
+            let now_ms = self.shared.started.elapsed().as_millis() as u64;
+            let mut failed = None;
+            paused = false;
+            for plane in [self.data_plane(), Plane::Admin] {
+                if let Some(e) = self.accept_all(plane) {
+                    paused |= e.pauses();
+                    failed = Some(e);
+                }
+            }
+            if let Some(e) = failed {
+                if let Some(held) = reports.event(now_ms) {
+                    report(e, held, self.shared.cfg.max_connections_open());
+                }
+            }
         }
     }
 
-    /// Accepts until the backlog is empty. Returns `true` if accepting must be retried later
-    /// (out of descriptors or memory).
-    fn accept_all(&mut self) -> bool {
+    /// The plane of the data listener's connections.
+    fn data_plane(&self) -> Plane {
+        if self.admin.is_some() {
+            Plane::Data
+        } else {
+            Plane::All
+        }
+    }
+
+    /// Accepts from one listener until its backlog is empty. Returns the last error when one
+    /// stopped it early (accepting pauses after one that would repeat at once).
+    fn accept_all(&mut self, plane: Plane) -> Option<AcceptError> {
         let mut woke = [false; 64];
-        let result = loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => self.hand_off(stream, &mut woke),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Out of descriptors or memory: retry after a pause. Anything else means the
-                    // peer gave up before we accepted (ECONNABORTED and the like): go on.
-                    if let Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) =
-                        e.raw_os_error()
-                    {
-                        break true;
+        let mut failed = None;
+        loop {
+            let listener = match plane {
+                Plane::Admin => match self.admin.as_ref() {
+                    Some(l) => l,
+                    None => break,
+                },
+                _ => &self.listener,
+            };
+            match listener.accept() {
+                Ok(stream) => self.hand_off(Accepted { stream, plane }, &mut woke),
+                Err(e) => match AcceptError::of(&e) {
+                    None if e.kind() == io::ErrorKind::Interrupted => {}
+                    None => break,
+                    Some(kind) => {
+                        self.shared.metrics.listener.accept_errors[kind.index()].inc();
+                        failed = Some(kind);
+                        if kind.pauses() {
+                            break;
+                        }
                     }
-                }
+                },
             }
-        };
+        }
         for (h, w) in woke.iter().enumerate().take(self.handlers.len()) {
             if *w && self.shared.handler_bells[h].should_wake() {
                 self.shared.shutdown.wake_handler(h);
             }
         }
-        result
+        failed
     }
 
-    fn hand_off(&mut self, stream: TcpStream, woke: &mut [bool; 64]) {
+    fn hand_off(&mut self, accepted: Accepted, woke: &mut [bool; 64]) {
         let shared = self.shared;
         let mut open = [0usize; MAX_HANDLERS as usize];
         let open = &mut open[..self.handlers.len()];
@@ -104,26 +253,49 @@ impl ListenerThread {
         let cap = shared.cfg.connections_per_handler();
         let max = shared.cfg.max_connections_open() as usize;
         let Some(h) = pick_handler(open, cap, max) else {
-            return refuse(stream, shared);
+            return refuse(accepted.stream, shared);
         };
-        let _ = stream.set_nodelay(true);
         // Counted before the push so the handler's decrement can never come first.
         shared.handler_open[h].fetch_add(1, Ordering::Relaxed);
-        match self.handlers[h].push(stream) {
+        match self.handlers[h].push(accepted) {
             Ok(()) => {
                 shared.metrics.listener.accepted.inc();
                 woke[h % 64] = true;
             }
-            Err(stream) => {
+            Err(accepted) => {
                 shared.handler_open[h].fetch_sub(1, Ordering::Relaxed);
-                refuse(stream, shared);
+                refuse(accepted.stream, shared);
             }
         }
     }
 }
 
+/// Empties a signal pipe.
+fn drain(pipe: &mut UnixStream) {
+    let mut sink = [0u8; 64];
+    while matches!(pipe.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// One line on stderr for an accept error (at most one a second; `held` more since the last).
+fn report(e: AcceptError, held: u64, max_connections: u32) {
+    let hint = match e {
+        AcceptError::Emfile => {
+            " (out of descriptors: the open-file limit is below what --max-connections and \
+             the runners use; accepting pauses and resumes when one is free)"
+        }
+        AcceptError::Enfile => " (the system is out of descriptors; accepting pauses)",
+        AcceptError::Enobufs | AcceptError::Enomem => " (out of memory; accepting pauses)",
+        AcceptError::Econnaborted | AcceptError::Other => "",
+    };
+    eprintln!(
+        "httpd-runner: accept failed: {}{hint}; {held} more since the last report; \
+         max connections {max_connections}",
+        e.label()
+    );
+}
+
 /// Answers 503 and closes (best effort: the socket is new, its send buffer empty).
-fn refuse(mut stream: TcpStream, shared: &Shared) {
+fn refuse(mut stream: Stream, shared: &Shared) {
     shared.metrics.listener.refused.inc();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -17,6 +17,7 @@ use httpd_runner_core::sync::{AtomicU64, Ordering};
 use httpd_runner_core::text::FixedBuf;
 
 use crate::alloc;
+use crate::listener::AcceptError;
 
 mod ticks;
 pub(crate) use ticks::{Histogram, LATENESS_BUCKETS_US};
@@ -185,6 +186,8 @@ pub(crate) struct ListenerMetrics {
     pub accepted: Counter,
     /// Connections refused (503 and close) at the connection limit or a full hand-off ring.
     pub refused: Counter,
+    /// Failed `accept` calls, by [`AcceptError`] kind.
+    pub accept_errors: [Counter; AcceptError::ALL.len()],
 }
 
 /// All metrics, made at startup.
@@ -200,6 +203,8 @@ pub(crate) struct Metrics {
     pub depth: Vec<Counter>,
     /// Bytes reserved at startup.
     pub reserved_bytes: AtomicU64,
+    /// 1 while draining (written by whoever starts the drain, once).
+    pub draining: Counter,
 }
 
 impl Metrics {
@@ -214,6 +219,7 @@ impl Metrics {
                 .map(|_| Counter::default())
                 .collect(),
             reserved_bytes: AtomicU64::new(reserved_bytes),
+            draining: Counter::default(),
         }
     }
 
@@ -297,6 +303,16 @@ impl Metrics {
             let i = e.index().unwrap_or(0);
             let v = self.sum(|h| h.expired[i].get());
             writeln!(out, "{P}_expired_total{{where=\"{}\"}} {v}", e.label())?;
+        }
+        family(
+            out,
+            "accept_errors_total",
+            "counter",
+            "Failed accepts, by errno: out of descriptors (emfile, enfile), buffers (enobufs) or memory (enomem) pause accepting briefly; econnaborted is a client that left first.",
+        )?;
+        for e in AcceptError::ALL {
+            let v = self.listener.accept_errors[e.index()].get();
+            writeln!(out, "{P}_accept_errors_total{{kind=\"{}\"}} {v}", e.label())?;
         }
         self.render_runners(out)?;
         self.render_histogram(out)?;
@@ -459,6 +475,7 @@ const SCALARS: &[Scalar] = &[
     whole("allocations_after_startup_total", "counter", "Heap allocations since startup completed.", |_| alloc::after_startup().allocations),
     whole("reallocations_after_startup_total", "counter", "Heap reallocations since startup completed.", |_| alloc::after_startup().reallocations),
     whole("allocated_bytes_after_startup_total", "counter", "Bytes allocated since startup completed.", |_| alloc::after_startup().bytes),
+    whole("draining", "gauge", "1 from a shutdown request until the graceful shutdown starts (--drain-delay): /health answers 503 meanwhile.", |m| m.draining.get()),
     whole("memory_reserved_bytes", "gauge", "Memory reserved at startup for buffers, slots, rings and tables.", |m| m.reserved_bytes.load(Ordering::Relaxed)),
 ];
 

@@ -74,8 +74,13 @@ impl Builder {
 
 /// A running server.
 pub struct Server {
-    /// The bound address (with the real port when 0 was asked for).
+    /// The data listener's TCP address, with the real port when 0 was asked for
+    /// (`0.0.0.0:0` when it listens on a Unix socket: see `endpoint`).
     pub local_addr: SocketAddr,
+    /// Where the data listener listens (the real port when 0 was asked for).
+    pub endpoint: crate::net::Endpoint,
+    /// The admin listener's address, if there is one (the real port when 0 was asked for).
+    pub admin_addr: Option<SocketAddr>,
     /// Where each runner is pinned.
     pub pinning: Vec<Pinning>,
     /// Bytes reserved at startup.
@@ -116,10 +121,16 @@ impl Server {
     pub fn banner(&self) -> String {
         let cfg = &self.shared.cfg;
         let mut s = format!(
-            "httpd-runner {}\nlistening on http://{}\n",
+            "httpd-runner {}\nlistening on {}\n",
             env!("CARGO_PKG_VERSION"),
-            self.local_addr
+            match &self.endpoint {
+                crate::net::Endpoint::Tcp(a) => format!("http://{a}"),
+                unix @ crate::net::Endpoint::Unix(_) => unix.to_string(),
+            }
         );
+        if let Some(admin) = self.admin_addr {
+            s += &format!("admin (/metrics, /health, /shutdown) on http://{admin}\n");
+        }
         s += &format!(
             "handlers: {}, runners: {}\n",
             cfg.handler_count(),
@@ -166,9 +177,9 @@ impl Server {
             .store(bytes, httpd_runner_core::sync::Ordering::Relaxed);
     }
 
-    /// Starts a clean shutdown, as `POST /shutdown` does.
+    /// Starts a clean shutdown, as `POST /shutdown` does (after the drain delay, if any).
     pub fn shutdown(&self) {
-        self.shared.shutdown.trigger(Reason::Request);
+        self.shared.shutdown.request(Reason::Request);
     }
 
     /// Waits for every thread to finish (after a shutdown).
@@ -176,6 +187,10 @@ impl Server {
     /// # Errors
     /// The first error a thread returned.
     pub fn wait(self) -> io::Result<Summary> {
+        let unix_socket = match self.endpoint {
+            crate::net::Endpoint::Unix(path) => Some(path),
+            crate::net::Endpoint::Tcp(_) => None,
+        };
         let mut first_err = None;
         let mut record = |result: std::thread::Result<io::Result<()>>| {
             if let Err(e) =
@@ -206,6 +221,10 @@ impl Server {
                      timeout; exiting without it"
                 );
             }
+        }
+        if let Some(path) = unix_socket {
+            // The listener is closed: the socket file would only mislead.
+            let _ = std::fs::remove_file(path);
         }
         if let Some(e) = first_err {
             return Err(e);

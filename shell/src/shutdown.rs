@@ -21,6 +21,10 @@ pub enum Reason {
 #[derive(Debug)]
 pub(crate) struct Shutdown {
     requested: AtomicBool,
+    /// A drain (`--drain-delay`) has started: the listener starts the shutdown when it ends.
+    draining: AtomicBool,
+    /// Whether there is a drain before the shutdown.
+    drains: bool,
     by_signal: AtomicBool,
     handlers_left: AtomicUsize,
     listener_waker: OnceLock<mio::Waker>,
@@ -31,11 +35,14 @@ pub(crate) struct Shutdown {
 }
 
 impl Shutdown {
-    /// Not stopping; `handlers` handler threads will report when they are done.
+    /// Not stopping; `handlers` handler threads will report when they are done; `drains`:
+    /// whether a [`Self::request`] drains first.
     #[must_use]
-    pub(crate) fn new(handlers: usize) -> Self {
+    pub(crate) fn new(handlers: usize, drains: bool) -> Self {
         Self {
             requested: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            drains,
             by_signal: AtomicBool::new(false),
             handlers_left: AtomicUsize::new(handlers),
             listener_waker: OnceLock::new(),
@@ -54,6 +61,29 @@ impl Shutdown {
     /// Registers the runner threads (once, at startup).
     pub(crate) fn set_runner_threads(&self, threads: Vec<Thread>) {
         let _ = self.runner_threads.set(threads);
+    }
+
+    /// Asks for a shutdown (SIGTERM, `POST /shutdown`): with a drain delay the drain starts
+    /// (`/health` answers 503, everything else is served) and the listener starts the
+    /// shutdown when it ends; without one, the shutdown starts now.
+    pub(crate) fn request(&self, reason: Reason) {
+        if !self.drains {
+            return self.trigger(reason);
+        }
+        if reason == Reason::Signal {
+            self.by_signal.store(true, Ordering::Relaxed);
+        }
+        if !self.draining.swap(true, Ordering::AcqRel) {
+            if let Some(w) = self.listener_waker.get() {
+                let _ = w.wake();
+            }
+        }
+    }
+
+    /// Whether the server is draining: asked to stop, with its shutdown still to come.
+    #[must_use]
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire) && !self.is_requested()
     }
 
     /// Starts a shutdown (idempotent) and wakes every thread so it notices.

@@ -77,5 +77,9 @@ fn a_busy_port_is_a_clear_startup_error() {
     let addr = taken.local_addr().unwrap().to_string();
     let out = bin().args(["--listen", &addr]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("--listen {addr}: cannot listen")),
+        "{err}"
+    );
 }

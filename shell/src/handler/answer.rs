@@ -10,6 +10,12 @@ impl State {
         slot.ticket.answered_us = Ticket::UNSTAMPED;
         match action {
             Action::Run => self.dispatch(slot),
+            Action::Health if self.shared.shutdown.is_draining() => {
+                // Load balancers take the instance out while it still serves.
+                self.local(slot, 503, None, |body| {
+                    body.extend_from_slice(b"draining\n").is_ok()
+                });
+            }
             Action::Health => self.local(slot, 200, None, |body| {
                 body.extend_from_slice(b"ok\n").is_ok()
             }),
@@ -31,7 +37,7 @@ impl State {
                     self.local(slot, 200, None, |b| {
                         b.extend_from_slice(b"shutting down\n").is_ok()
                     });
-                    self.shared.shutdown.trigger(Reason::Request);
+                    self.shared.shutdown.request(Reason::Request);
                 } else {
                     self.local(slot, 403, None, |b| {
                         b.extend_from_slice(b"Forbidden\n").is_ok()
@@ -49,15 +55,15 @@ impl State {
     }
 
     /// `/shutdown` is allowed with the configured bearer token, or without one from a local
-    /// peer: loopback (an IPv4-mapped loopback address included) and not through a proxy.
+    /// peer: loopback (an IPv4-mapped loopback address included) or a Unix socket, and not
+    /// through a proxy.
     pub(super) fn shutdown_allowed(&self, idx: u32, slot: &Slot<'_>) -> bool {
         let req = slot.request.view();
-        let loopback = self.conns[idx as usize]
+        let on_host = self.conns[idx as usize]
             .stream
             .as_ref()
-            .and_then(|s| s.peer_addr().ok())
-            .is_some_and(|a| a.ip().to_canonical().is_loopback());
-        let local = loopback && !route::proxied(req.headers().map(|(name, _)| name));
+            .is_some_and(Stream::peer_is_local);
+        let local = on_host && !route::proxied(req.headers().map(|(name, _)| name));
         let token = self.shared.cfg.shutdown_token_bytes();
         route::shutdown_permitted(local, token, req.header("authorization"))
     }

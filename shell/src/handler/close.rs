@@ -31,7 +31,7 @@ impl State {
         match c.core.end(self.now_ms, self.shutdown_deadline_ms) {
             Ending::Now => self.close_now(idx, registry),
             Ending::Linger { .. } => {
-                let _ = stream.shutdown(SockShutdown::Write);
+                let _ = stream.shutdown_write();
                 if self.discard_input(idx) {
                     self.close_now(idx, registry);
                 }
@@ -112,7 +112,7 @@ impl State {
     pub(super) fn drain_for_shutdown(
         &mut self,
         registry: &mio::Registry,
-        accepts: &mut Consumer<'static, TcpStream, ACCEPT_RING_SLOTS>,
+        accepts: &mut Consumer<'static, Accepted, ACCEPT_RING_SLOTS>,
     ) -> bool {
         let now = self.now_ms;
         let deadline = *self

@@ -275,7 +275,7 @@ impl State {
             .wait_since_us
             .take()
             .map_or(0, |since| self.now_us.saturating_sub(since));
-        let routed = route(head.method, head.path);
+        let routed = route_on(c.plane, head.method, head.path);
         let (action, label) = routed.action(head.path);
         let key = runner_key(routed, &head);
         slot.reset();

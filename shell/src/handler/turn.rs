@@ -9,7 +9,7 @@ use super::*;
 struct Io {
     poll: Poll,
     events: Events,
-    accepts: Consumer<'static, TcpStream, ACCEPT_RING_SLOTS>,
+    accepts: Consumer<'static, Accepted, ACCEPT_RING_SLOTS>,
     done: Vec<Consumer<'static, Done<'static>, RING_SLOTS>>,
     /// When deadlines are checked next (ms).
     next_tick: u64,

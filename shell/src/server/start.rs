@@ -16,7 +16,6 @@ use httpd_runner_core::msg::{Done, Job, Slot};
 use httpd_runner_core::ring::{Consumer, Producer, Ring};
 use httpd_runner_core::sync::AtomicUsize;
 use httpd_runner_core::wake::Doorbell;
-use mio::net::{TcpListener, TcpStream};
 use mio::{Poll, Waker};
 
 use super::Server;
@@ -26,6 +25,7 @@ use crate::hints::{LoadHint, ServiceHint};
 use crate::listener::{self, ListenerThread};
 use crate::memory::{carve, memory_available, out_of_memory, prefaulted, MemoryPlan};
 use crate::metrics::Metrics;
+use crate::net::{self, Accepted, Endpoint};
 use crate::pin::{self, Pinning};
 use crate::runner::{Factory, RunnerThread};
 use crate::shared::Shared;
@@ -74,7 +74,7 @@ impl Sizes {
     fn plan(&self) -> MemoryPlan {
         let (h, r) = (self.handlers, self.runners);
         let ring_bytes = std::mem::size_of::<Ring<Job<'static>, RUNNER_RING_SLOTS>>() * 2 * h * r
-            + std::mem::size_of::<Ring<TcpStream, ACCEPT_RING_SLOTS>>() * h;
+            + std::mem::size_of::<Ring<Accepted, ACCEPT_RING_SLOTS>>() * h;
         MemoryPlan {
             connections: (self.conns_per_handler * h) as u64,
             per_connection: (self.read_buf_bytes + handler::CONNECTION_BYTES) as u64,
@@ -126,20 +126,40 @@ impl Rings {
     }
 }
 
-/// The listening socket: non-blocking, `SO_REUSEADDR` (and `SO_REUSEPORT` when asked), with
-/// the asked listen queue (the kernel cuts it to `somaxconn`).
-fn bind(cfg: &Config) -> io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let addr = cfg.listen_addr();
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if cfg.reuses_port() {
-        socket.set_reuse_port(true)?;
+/// Raises the soft open-file limit to what the connections and threads need (up to the hard
+/// limit), or refuses to start naming both numbers.
+fn raise_open_file_limit(cfg: &Config) -> io::Result<()> {
+    let needs = httpd_runner_core::limits::open_files_needed(
+        cfg.max_connections_open(),
+        cfg.handler_count(),
+    );
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    // `None` is "unlimited".
+    let (soft, hard) = (
+        lim.current.unwrap_or(u64::MAX),
+        lim.maximum.unwrap_or(u64::MAX),
+    );
+    match httpd_runner_core::limits::open_file_limit(soft, hard, needs) {
+        Some(raised) if raised == soft => Ok(()),
+        Some(raised) => setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(raised),
+                maximum: lim.maximum,
+            },
+        )
+        .map_err(io::Error::from),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--max-connections {} needs {needs} open files, but the hard open-file limit \
+                 (ulimit -Hn) is {hard}: raise it (LimitNOFILE= in a systemd unit) or lower \
+                 --max-connections",
+                cfg.max_connections_open()
+            ),
+        )),
     }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(i32::try_from(cfg.backlog_len()).unwrap_or(i32::MAX))?;
-    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// The kernel's cap on listen queues, if it can be read.
@@ -156,11 +176,21 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     cfg.check()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let sizes = Sizes::of(&cfg);
-    let addr = cfg.listen_addr();
-    let listener = bind(&cfg)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let local_addr = listener.local_addr()?;
-    let signals = signal_pipe()?;
+    raise_open_file_limit(&cfg)?;
+    let listener = bind(cfg.endpoint(), &cfg, "--listen")?;
+    let endpoint = listener.endpoint(cfg.endpoint())?;
+    let admin = cfg
+        .admin_addr()
+        .map(|a| bind(&Endpoint::Tcp(a), &cfg, "--admin-listen"))
+        .transpose()?;
+    let admin_addr = match &admin {
+        Some(l) => match l.endpoint(cfg.endpoint())? {
+            Endpoint::Tcp(a) => Some(a),
+            Endpoint::Unix(_) => None,
+        },
+        None => None,
+    };
+    let (signals, hangups) = signal_pipes()?;
     let plan = sizes.plan();
     plan.check(memory_available(1 + sizes.handlers + sizes.runners))?;
     let reserved_bytes = plan.total();
@@ -172,7 +202,7 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     shared.shutdown.set_wakers(listener_waker, handler_wakers);
 
     let (accept_tx, accept_rx): (Vec<_>, Vec<_>) = (0..sizes.handlers)
-        .map(|_| leak(Ring::<TcpStream, ACCEPT_RING_SLOTS>::new()).split())
+        .map(|_| leak(Ring::<Accepted, ACCEPT_RING_SLOTS>::new()).split())
         .unzip();
     let rings = Rings::new(sizes.handlers, sizes.runners);
     let barrier = Arc::new(Barrier::new(1 + sizes.handlers + sizes.runners + 1));
@@ -190,7 +220,9 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     let listener = ListenerThread {
         poll: listener_poll,
         listener,
+        admin,
         signals,
+        hangups,
         handlers: accept_tx,
         shared,
     };
@@ -224,8 +256,14 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         threads.push(spawn_handler(ctx, barrier.clone())?);
     }
     barrier.wait();
+    let local_addr = match &endpoint {
+        Endpoint::Tcp(a) => *a,
+        Endpoint::Unix(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
     Ok(Server {
         local_addr,
+        endpoint,
+        admin_addr,
         pinning,
         reserved_bytes,
         shared,
@@ -256,21 +294,35 @@ fn handler_polls(handlers: usize) -> io::Result<(Vec<Poll>, Vec<Waker>)> {
     Ok((polls, wakers))
 }
 
-/// SIGINT and SIGTERM arrive on a self-pipe the listener polls.
-fn signal_pipe() -> io::Result<mio::net::UnixStream> {
-    let (sig_read, sig_write) = std::os::unix::net::UnixStream::pair()?;
-    sig_read.set_nonblocking(true)?;
-    sig_write.set_nonblocking(true)?;
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::low_level::pipe::register(signal, sig_write.try_clone()?)?;
-    }
-    Ok(mio::net::UnixStream::from_std(sig_read))
+/// Binds one listener; an error names the option and the address.
+fn bind(at: &Endpoint, cfg: &Config, option: &str) -> io::Result<net::Listening> {
+    net::bind(at, cfg.backlog_len(), cfg.reuses_port())
+        .map_err(|e| io::Error::new(e.kind(), format!("{option} {at}: cannot listen: {e}")))
+}
+
+/// The signals: SIGINT and SIGTERM arrive on one self-pipe and SIGHUP on another, both
+/// polled by the listener; SIGQUIT ends the process at once (exit status 131, as a shell
+/// reports a process SIGQUIT killed), with no drain and no shutdown.
+fn signal_pipes() -> io::Result<(mio::net::UnixStream, mio::net::UnixStream)> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let pipe = |signals: &[i32]| -> io::Result<mio::net::UnixStream> {
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        for &signal in signals {
+            signal_hook::low_level::pipe::register(signal, write.try_clone()?)?;
+        }
+        Ok(mio::net::UnixStream::from_std(read))
+    };
+    let always = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    signal_hook::flag::register_conditional_shutdown(SIGQUIT, 128 + SIGQUIT, always)?;
+    Ok((pipe(&[SIGINT, SIGTERM])?, pipe(&[SIGHUP])?))
 }
 
 fn shared(cfg: Config, sizes: &Sizes, reserved_bytes: u64) -> &'static Shared {
     let (handlers, runners) = (sizes.handlers, sizes.runners);
     leak(Shared {
-        shutdown: Shutdown::new(handlers),
+        shutdown: Shutdown::new(handlers, !cfg.drain_duration().is_zero()),
         metrics: Metrics::new(handlers, runners, reserved_bytes),
         handler_bells: (0..handlers).map(|_| Doorbell::new()).collect(),
         runner_bells: (0..runners).map(|_| Doorbell::new()).collect(),
