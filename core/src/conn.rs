@@ -9,7 +9,7 @@
 
 use crate::limits::{
     DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS,
-    DEFAULT_MAX_PIPELINE, GATHER_BYTES, LINGER_MS, MAX_PIPELINE,
+    DEFAULT_MAX_PIPELINE, FIRST_REQUEST_GRACE_MS, GATHER_BYTES, LINGER_MS, MAX_PIPELINE,
 };
 
 /// Timeouts and pipelining depth for a connection.
@@ -204,6 +204,21 @@ impl<P> Conn<P> {
     #[must_use]
     pub const fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// Whether no request has begun on the connection yet.
+    #[must_use]
+    pub const fn is_fresh(&self) -> bool {
+        self.next_seq == 0
+    }
+
+    /// Whether a quiet connection closes now at a shutdown that started at `started_ms`: at
+    /// once, unless no request has begun on it yet and [`FIRST_REQUEST_GRACE_MS`] has not
+    /// passed (its first request may be on its way; a client does not retry a fresh
+    /// connection closed unanswered the way it retries an idle keep-alive one).
+    #[must_use]
+    pub const fn closes_at_shutdown(&self, started_ms: u64, now_ms: u64) -> bool {
+        !self.is_fresh() || now_ms >= started_ms.saturating_add(FIRST_REQUEST_GRACE_MS)
     }
 
     /// Requests in flight (read, response not yet fully written).

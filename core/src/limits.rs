@@ -249,6 +249,11 @@ pub fn effective_backlog(asked: u32, somaxconn: Option<u32>) -> (u32, bool) {
     }
 }
 
+/// At shutdown, a connection that has not begun its first request is kept this long (within
+/// the shutdown timeout) for it: it was accepted to be served, and its request may be on its
+/// way. Idle keep-alive connections close at once.
+pub const FIRST_REQUEST_GRACE_MS: u64 = 250;
+
 /// Longest `--drain-delay`.
 pub const MAX_DRAIN_DELAY_MS: u64 = 600_000;
 

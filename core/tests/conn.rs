@@ -165,6 +165,24 @@ fn shutdown_closes_idle_at_once_and_busy_after_in_flight() {
 }
 
 #[test]
+fn at_shutdown_a_fresh_connection_waits_a_grace_for_its_first_request() {
+    use httpd_runner_core::limits::FIRST_REQUEST_GRACE_MS as GRACE;
+    let fresh = Conn::<u8>::new(CFG, 0);
+    assert!(fresh.is_fresh());
+    // Shutdown started at 1000: kept until the grace has passed.
+    assert!(!fresh.closes_at_shutdown(1000, 1000));
+    assert!(!fresh.closes_at_shutdown(1000, 1000 + GRACE - 1));
+    assert!(fresh.closes_at_shutdown(1000, 1000 + GRACE));
+    // A connection that has had a request is idle keep-alive: it closes at once.
+    let mut used = Conn::<u8>::new(CFG, 0);
+    let s = used.begin_request(0, true, false).unwrap();
+    used.complete(1, s, 1, false).unwrap();
+    used.pop_written(2);
+    assert!(!used.is_fresh());
+    assert!(used.closes_at_shutdown(1000, 1000));
+}
+
+#[test]
 fn peer_close_answers_what_is_in_flight() {
     let mut c = Conn::<u8>::new(CFG, 0);
     let s = c.begin_request(0, true, false).unwrap();

@@ -255,12 +255,8 @@ impl State {
     /// Takes a new connection from the listener.
     fn adopt(&mut self, accepted: Accepted, registry: &mio::Registry) {
         let Accepted { mut stream, plane } = accepted;
-        let Some(idx) = self
-            .free_conns
-            .pop()
-            .filter(|_| self.shutdown_deadline_ms.is_none())
-        else {
-            // At capacity (the listener checks first, so only during shutdown): close it.
+        let Some(idx) = self.free_conns.pop() else {
+            // At capacity (the listener checks first, so this does not happen): close it.
             self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
             self.metrics.closed.inc();
             return;

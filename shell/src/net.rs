@@ -107,9 +107,12 @@ pub(crate) fn bind(at: &Endpoint, backlog: u32, reuse_port: bool) -> io::Result<
             if reuse_port {
                 socket.set_reuse_port(true)?;
             }
-            if addr.is_ipv6() && addr.ip().is_unspecified() {
-                // `[::]` takes IPv4 clients too (as `::ffff:a.b.c.d`), whatever the system default.
-                socket.set_only_v6(false)?;
+            if let SocketAddr::V6(v6) = addr {
+                if v6.ip().is_unspecified() || v6.ip().to_ipv4_mapped().is_some() {
+                    // `[::]` (and `[::ffff:a.b.c.d]`) take IPv4 clients too, as
+                    // `::ffff:a.b.c.d`, whatever the system default.
+                    socket.set_only_v6(false)?;
+                }
             }
             socket.set_nonblocking(true)?;
             socket.bind(&(*addr).into())?;

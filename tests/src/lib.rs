@@ -142,8 +142,10 @@ pub fn server_binary() -> PathBuf {
 /// A running server process.
 pub struct Server {
     child: Child,
-    /// Its address.
+    /// Its address (`0.0.0.0:0` when it listens on a Unix socket).
     pub addr: SocketAddr,
+    /// Its admin listener's address (`--admin-listen`), if it has one.
+    pub admin: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
 }
 
@@ -206,6 +208,8 @@ impl Server {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix("listening on http://") {
                     let _ = tx.send(addr.parse::<SocketAddr>().expect("banner address"));
+                } else if line.starts_with("listening on unix:") {
+                    let _ = tx.send(SocketAddr::from(([0, 0, 0, 0], 0)));
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -219,12 +223,21 @@ impl Server {
                 log.lock().unwrap()
             )
         });
-        let server = Self { child, addr, log };
+        let mut server = Self {
+            child,
+            addr,
+            admin: None,
+            log,
+        };
         // Wait until startup completed (the banner is printed before the mark).
         let deadline = Instant::now() + TIMEOUT;
         while !server.log().contains("startup complete") && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
+        server.admin = server.log().lines().find_map(|l| {
+            l.strip_prefix("admin (/metrics, /health, /shutdown) on http://")
+                .and_then(|a| a.parse().ok())
+        });
         server
     }
 
@@ -254,10 +267,12 @@ impl Server {
         c.read_response()
     }
 
-    /// `GET /metrics` as text.
+    /// `GET /metrics` as text (from the admin listener when there is one).
     #[must_use]
     pub fn metrics(&self) -> String {
-        let r = self.request(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let mut c = Client::connect(self.admin.unwrap_or(self.addr));
+        c.send(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let r = c.read_response();
         assert_eq!(r.status, 200);
         String::from_utf8(r.body).expect("metrics are text")
     }
@@ -282,10 +297,13 @@ impl Server {
         }
     }
 
-    /// `POST /shutdown`, then waits for exit; returns the status and how long it took.
+    /// `POST /shutdown` (to the admin listener when there is one), then waits for exit;
+    /// returns the status and how long it took.
     pub fn shutdown(&mut self) -> (ExitStatus, Duration) {
         let started = Instant::now();
-        let r = self.request(b"POST /shutdown HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+        let mut c = Client::connect(self.admin.unwrap_or(self.addr));
+        c.send(b"POST /shutdown HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+        let r = c.read_response();
         assert_eq!(r.status, 200, "shutdown answered {}", r.status);
         let status = self
             .wait_exit(TIMEOUT)

@@ -115,13 +115,12 @@ impl State {
         accepts: &mut Consumer<'static, Accepted, ACCEPT_RING_SLOTS>,
     ) -> bool {
         let now = self.now_ms;
-        let deadline = *self
-            .shutdown_deadline_ms
-            .get_or_insert(now + self.shared.cfg.shutdown_timeout_duration().as_millis() as u64);
-        while let Some(stream) = accepts.pop() {
-            drop(stream);
-            self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
-            self.metrics.closed.inc();
+        let timeout_ms = self.shared.cfg.shutdown_timeout_duration().as_millis() as u64;
+        let deadline = *self.shutdown_deadline_ms.get_or_insert(now + timeout_ms);
+        let started = deadline.saturating_sub(timeout_ms);
+        // Accepted before the listener closed: served like the others.
+        while let Some(accepted) = accepts.pop() {
+            self.adopt(accepted, registry);
         }
         let force = now >= deadline;
         let mut open = 0;
@@ -138,10 +137,16 @@ impl State {
                 }
                 continue;
             }
+            let quiet = c.core.is_quiet(c.body.is_some());
+            if quiet && !force && !c.core.closes_at_shutdown(started, now) {
+                // Its first request may be on its way: read it, answer it, then close.
+                open += 1;
+                continue;
+            }
             if !c.core.is_closing() {
                 c.core.shutdown();
             }
-            if c.core.is_quiet(c.body.is_some()) {
+            if quiet {
                 // Idle: nothing was asked, so nothing is owed; no lingering close either.
                 self.close_now(idx, registry);
                 continue;
