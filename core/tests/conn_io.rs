@@ -9,19 +9,19 @@ use httpd_runner_core::conn::{ending, should_gather, Conn, ConnConfig, Ending};
 use httpd_runner_core::limits::{GATHER_BYTES, HEAD_READ_AFTER_LARGE_BODY_BYTES, LINGER_MS};
 use httpd_runner_core::parse::{Error, Framing};
 
-fn start(framing: Framing, expect: bool, in_place: usize) -> BodyStart {
-    body_start(framing, expect, in_place, 1000)
+fn start(framing: Framing, in_place: usize) -> BodyStart {
+    body_start(framing, in_place, 1000)
 }
 
 #[test]
 fn no_framing_is_no_body() {
-    assert!(matches!(start(Framing::None, false, 0), BodyStart::None));
+    assert!(matches!(start(Framing::None, 0), BodyStart::None));
 }
 
 #[test]
 fn a_length_counts_what_was_read_in_place() {
     assert!(matches!(
-        start(Framing::Length(10), false, 4),
+        start(Framing::Length(10), 4),
         BodyStart::Read(BodyFraming::Length(6))
     ));
 }
@@ -29,28 +29,21 @@ fn a_length_counts_what_was_read_in_place() {
 #[test]
 fn chunked_gets_a_decoder() {
     assert!(matches!(
-        start(Framing::Chunked, false, 0),
+        start(Framing::Chunked, 0),
         BodyStart::Read(BodyFraming::Chunked(_))
     ));
 }
 
 #[test]
-fn too_large_with_expect_is_refused_now() {
+fn too_large_is_refused_as_soon_as_the_head_is_parsed() {
     assert!(matches!(
-        start(Framing::TooLarge(5000), true, 0),
+        start(Framing::TooLarge(5000), 0),
         BodyStart::RefuseNow
     ));
-}
-
-#[test]
-fn too_large_without_expect_is_refused_when_bytes_come() {
-    let BodyStart::Read(mut f) = start(Framing::TooLarge(5000), false, 0) else {
-        panic!("not read");
-    };
-    let mut spare = [0u8; 8];
-    let waiting = f.advance(b"", &mut spare).unwrap();
-    assert_eq!((waiting.consumed, waiting.done), (0, false));
-    assert_eq!(f.advance(b"x", &mut spare), Err(BodyError::TooLarge));
+    assert!(matches!(
+        start(Framing::TooLarge(5000), 10),
+        BodyStart::RefuseNow
+    ));
 }
 
 #[test]
@@ -74,14 +67,14 @@ fn a_length_body_larger_than_its_room_is_refused() {
 
 #[test]
 fn a_chunked_body_decodes_and_reports_malformed_sizes() {
-    let BodyStart::Read(mut f) = start(Framing::Chunked, false, 0) else {
+    let BodyStart::Read(mut f) = start(Framing::Chunked, 0) else {
         panic!("not read");
     };
     let mut spare = [0u8; 16];
     let p = f.advance(b"3\r\nabc\r\n0\r\n\r\n", &mut spare).unwrap();
     assert!(p.done);
     assert_eq!(&spare[..p.produced], b"abc");
-    let BodyStart::Read(mut bad) = start(Framing::Chunked, false, 0) else {
+    let BodyStart::Read(mut bad) = start(Framing::Chunked, 0) else {
         panic!("not read");
     };
     assert!(matches!(
@@ -96,29 +89,27 @@ fn only_a_length_body_is_read_straight_into_the_slot() {
     assert_eq!(f.direct_read(40), Some(40));
     f.took_direct(40);
     assert_eq!(f.direct_read(1000), Some(60));
-    assert_eq!(BodyFraming::Refuse.direct_read(10), None);
-    let BodyStart::Read(chunked) = start(Framing::Chunked, false, 0) else {
+    let BodyStart::Read(chunked) = start(Framing::Chunked, 0) else {
         panic!("not read");
     };
     assert_eq!(chunked.direct_read(10), None);
 }
 
 macro_rules! continues {
-    ($($name:ident: ($expect:expr, $refusing:expr, $arrived:expr, $in_flight:expr, $written:expr) => $due:expr;)*) => {$(
+    ($($name:ident: ($expect:expr, $arrived:expr, $in_flight:expr, $written:expr) => $due:expr;)*) => {$(
         #[test]
         fn $name() {
-            assert_eq!(continue_due($expect, $refusing, $arrived, $in_flight, $written), $due);
+            assert_eq!(continue_due($expect, $arrived, $in_flight, $written), $due);
         }
     )*};
 }
 
 continues! {
-    continue_when_the_client_waits_alone: (true, false, false, 1, 0) => true;
-    continue_not_without_expect: (false, false, false, 1, 0) => false;
-    continue_not_for_a_refused_body: (true, true, false, 1, 0) => false;
-    continue_not_once_body_bytes_arrived: (true, false, true, 1, 0) => false;
-    continue_not_behind_another_request: (true, false, false, 2, 0) => false;
-    continue_not_inside_a_partly_written_response: (true, false, false, 1, 7) => false;
+    continue_when_the_client_waits_alone: (true, false, 1, 0) => true;
+    continue_not_without_expect: (false, false, 1, 0) => false;
+    continue_not_once_body_bytes_arrived: (true, true, 1, 0) => false;
+    continue_not_behind_another_request: (true, false, 2, 0) => false;
+    continue_not_inside_a_partly_written_response: (true, false, 1, 7) => false;
 }
 
 #[test]

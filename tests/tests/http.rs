@@ -186,6 +186,40 @@ fn chunked_bodies_are_decoded_and_bad_chunks_refused() {
     assert!(c.is_closed_by_server());
 }
 
+/// A declared length over the limit gets its 413 as soon as the head is read, without
+/// `Expect` too: a client that sends nothing more does not wait for the body timeout (60 s
+/// here, longer than the client's 20 s read timeout), and one still sending its body reads
+/// the 413 before the connection closes.
+#[test]
+fn a_declared_length_over_the_limit_is_refused_at_once() {
+    let _g = serial();
+    let server = Server::start(&["--body-timeout", "60s"]);
+    let mut waiting = server.connect();
+    waiting.send(b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 999999\r\n\r\n");
+    let r = waiting.read_response();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(waiting.is_closed_by_server());
+    let mut sending = server.connect();
+    sending.send(b"POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n");
+    let body = vec![b'x'; 64 * 1024];
+    for _ in 0..3 {
+        // The server discards what follows (lingering close); writes may fail once it is
+        // done, which is fine.
+        if !sending.try_send(&body) {
+            break;
+        }
+    }
+    assert_eq!(sending.read_response().status, 413);
+    assert_eq!(
+        server.metric(
+            "httpd_runner_parse_errors_total",
+            "kind=\"payload_too_large\""
+        ),
+        2
+    );
+}
+
 #[test]
 fn expect_100_continue() {
     let _g = serial();

@@ -12,8 +12,6 @@ pub enum BodyFraming {
     Length(usize),
     /// Chunked, decoded as it arrives.
     Chunked(ChunkedDecoder),
-    /// Declared larger than the limit: refused with 413 once its first bytes arrive.
-    Refuse,
 }
 
 /// What a parsed head means for its body.
@@ -23,30 +21,24 @@ pub enum BodyStart {
     None,
     /// Read a body framed so.
     Read(BodyFraming),
-    /// Declared too large by a client that waits for our word (`Expect: 100-continue`):
-    /// answer 413 now, without reading the body.
+    /// Declared larger than the limit: answer 413 now, without reading the body (a client
+    /// still sending it reads the 413 through the lingering close that follows).
     RefuseNow,
 }
 
 /// The body a head declares (`framing`), of which `in_place` bytes already sit in the slot
-/// (read together with the head), with a body limit of `max_body_bytes`. A huge declared
-/// length without `Expect` is refused once its first bytes arrive, not at once: a client that
-/// sends nothing more gets its answer at the body timeout (or when it closes).
+/// (read together with the head), with a body limit of `max_body_bytes`. A declared length
+/// over the limit is refused as soon as the head is parsed, `Expect` or not (as nginx does):
+/// a client that sends nothing more does not wait for the body timeout.
 #[must_use]
-pub fn body_start(
-    framing: Framing,
-    expect_continue: bool,
-    in_place: usize,
-    max_body_bytes: usize,
-) -> BodyStart {
+pub fn body_start(framing: Framing, in_place: usize, max_body_bytes: usize) -> BodyStart {
     match framing {
         Framing::None => BodyStart::None,
         Framing::Length(n) => BodyStart::Read(BodyFraming::Length(n.saturating_sub(in_place))),
         Framing::Chunked => {
             BodyStart::Read(BodyFraming::Chunked(ChunkedDecoder::new(max_body_bytes)))
         }
-        Framing::TooLarge(_) if expect_continue => BodyStart::RefuseNow,
-        Framing::TooLarge(_) => BodyStart::Read(BodyFraming::Refuse),
+        Framing::TooLarge(_) => BodyStart::RefuseNow,
     }
 }
 
@@ -82,12 +74,6 @@ impl BodyFraming {
                 })
             }
             Self::Chunked(decoder) => decoder.decode(input, spare).map_err(BodyError::Malformed),
-            Self::Refuse if input.is_empty() => Ok(Progress {
-                consumed: 0,
-                produced: 0,
-                done: false,
-            }),
-            Self::Refuse => Err(BodyError::TooLarge),
         }
     }
 
@@ -98,7 +84,7 @@ impl BodyFraming {
     pub fn direct_read(&self, spare: usize) -> Option<usize> {
         match *self {
             Self::Length(left) => Some(left.min(spare)),
-            Self::Chunked(_) | Self::Refuse => None,
+            Self::Chunked(_) => None,
         }
     }
 
@@ -112,18 +98,16 @@ impl BodyFraming {
 }
 
 /// Whether `100 Continue` is sent now for a request that asked for it: only while the client
-/// waits (no body bytes arrived, none buffered), its body is not refused, and nothing else is
-/// queued ahead on the connection (no earlier response unwritten, none partly written), so
+/// waits (no body bytes arrived, none buffered) and nothing else is queued ahead on the connection (no earlier response unwritten, none partly written), so
 /// the interim response cannot land inside another response.
 #[must_use]
 pub const fn continue_due(
     expect_continue: bool,
-    refusing: bool,
     body_bytes_arrived: bool,
     in_flight: usize,
     written: usize,
 ) -> bool {
-    expect_continue && !refusing && !body_bytes_arrived && in_flight == 1 && written == 0
+    expect_continue && !body_bytes_arrived && in_flight == 1 && written == 0
 }
 
 /// How much the next read of a head asks for after a request framed by `framing`, with a

@@ -360,18 +360,13 @@ impl State {
                 end: tail.end,
             });
         }
-        match body_start(
-            head.framing,
-            head.expect_continue,
-            body_in_place,
-            self.limits.max_body_bytes,
-        ) {
+        match body_start(head.framing, body_in_place, self.limits.max_body_bytes) {
             BodyStart::None => {
                 self.finish(idx, slot, head.action);
                 true
             }
             BodyStart::RefuseNow => {
-                // The client waits for our word: refuse now, without reading the body.
+                // Refused as soon as the head says so, without reading the body.
                 self.slots.put(slot);
                 self.refuse_too_large(idx, Some(head.head_request))
             }
@@ -394,10 +389,8 @@ impl State {
     ) {
         let c = &mut self.conns[idx as usize];
         let arrived = read_in_place || !c.core.input().is_empty();
-        let refusing = matches!(framing, BodyFraming::Refuse);
         if continue_due(
             head.expect_continue,
-            refusing,
             arrived,
             c.core.in_flight(),
             c.core.written(),
