@@ -285,4 +285,3 @@ pub const fn open_file_limit(soft: u64, hard: u64, needs: u64) -> Option<u64> {
         None
     }
 }
-

@@ -121,7 +121,11 @@ fn accept_errors_are_reported_at_most_once_per_period() {
     assert_eq!(r.event(5), Some(0));
     assert_eq!(r.event(6), None);
     assert_eq!(r.event(900), None);
-    assert_eq!(r.event(1004), None, "one period after the report, not after the event");
+    assert_eq!(
+        r.event(1004),
+        None,
+        "one period after the report, not after the event"
+    );
     // The next report counts the events held back since the last one.
     assert_eq!(r.event(1005), Some(3));
     assert_eq!(r.event(1006), None);

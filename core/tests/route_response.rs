@@ -410,8 +410,18 @@ fn each_plane_reaches_only_its_resources() {
     let cases: &[(Plane, Method, &str, Route<'_>)] = &[
         (Plane::All, Method::Get, "/metrics", Route::Metrics),
         (Plane::All, Method::Post, "/shutdown", Route::Shutdown),
-        (Plane::All, Method::Post, "/run/k", Route::Run { key: Some("k") }),
-        (Plane::Data, Method::Post, "/run/k", Route::Run { key: Some("k") }),
+        (
+            Plane::All,
+            Method::Post,
+            "/run/k",
+            Route::Run { key: Some("k") },
+        ),
+        (
+            Plane::Data,
+            Method::Post,
+            "/run/k",
+            Route::Run { key: Some("k") },
+        ),
         (Plane::Data, Method::Get, "/health", Route::Health),
         (Plane::Data, Method::Get, "/metrics", Route::NotFound),
         (Plane::Data, Method::Post, "/shutdown", Route::NotFound),
@@ -426,6 +436,10 @@ fn each_plane_reaches_only_its_resources() {
         (Plane::Admin, Method::Get, "/nothing", Route::NotFound),
     ];
     for &(plane, method, path, expected) in cases {
-        assert_eq!(route_on(plane, method, path), expected, "{plane:?} {method:?} {path}");
+        assert_eq!(
+            route_on(plane, method, path),
+            expected,
+            "{plane:?} {method:?} {path}"
+        );
     }
 }

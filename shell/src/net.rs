@@ -37,9 +37,10 @@ impl std::str::FromStr for Endpoint {
         match s.strip_prefix("unix:") {
             Some("") => Err("unix: needs a path, as in unix:/run/httpd-runner.sock".into()),
             Some(path) => Ok(Self::Unix(PathBuf::from(path))),
-            None => s.parse().map(Self::Tcp).map_err(|e| {
-                format!("{e}: expected ADDR:PORT (IPv6 as [ADDR]:PORT) or unix:PATH")
-            }),
+            None => s
+                .parse()
+                .map(Self::Tcp)
+                .map_err(|e| format!("{e}: expected ADDR:PORT (IPv6 as [ADDR]:PORT) or unix:PATH")),
         }
     }
 }
@@ -101,8 +102,11 @@ pub(crate) fn bind(at: &Endpoint, backlog: u32, reuse_port: bool) -> io::Result<
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     match at {
         Endpoint::Tcp(addr) => {
-            let socket =
-                Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
             socket.set_reuse_address(true)?;
             if reuse_port {
                 socket.set_reuse_port(true)?;

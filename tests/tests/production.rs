@@ -112,11 +112,21 @@ fn a_unix_socket_serves_and_its_file_goes_at_exit() {
     let listen = format!("unix:{}", path.display());
     let mut server = Server::start_at(&listen, &[]);
     assert!(server.log().contains(&format!("listening on {listen}")));
-    let raw = b"POST /run/k HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 4\r\n\r\nunix";
+    let raw =
+        b"POST /run/k HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 4\r\n\r\nunix";
     assert_eq!(over_unix(&path, raw), (200, b"unix".to_vec()));
-    let (status, body) = over_unix(&path, b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let (status, body) = over_unix(
+        &path,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(status, 200);
-    assert!(metric_in(&String::from_utf8_lossy(&body), "httpd_runner_requests_total", "route=\"run\"") >= 1);
+    assert!(
+        metric_in(
+            &String::from_utf8_lossy(&body),
+            "httpd_runner_requests_total",
+            "route=\"run\""
+        ) >= 1
+    );
     assert_eq!(over_unix(&path, SHUTDOWN).0, 200, "a Unix peer is local");
     assert!(server
         .wait_exit(Duration::from_secs(10))
@@ -294,7 +304,10 @@ fn a_reuse_port_instance_is_replaced_without_a_refused_connection() {
     assert_eq!(t.refused, 0, "no connection is refused: {t:?}");
     assert_eq!(t.other, 0, "{t:?}");
     if migrate {
-        assert_eq!(t.reset, 0, "queued connections move to the other process: {t:?}");
+        assert_eq!(
+            t.reset, 0,
+            "queued connections move to the other process: {t:?}"
+        );
     } else if t.reset > 0 {
         eprintln!(
             "{} connection(s) queued at the stopping process were reset: set \
@@ -377,7 +390,9 @@ fn accept_errors_pause_are_counted_and_reported_without_spinning() {
     let _g = serial();
     let server = Server::start(&["--max-connections", "64", "--no-pin", "--runners", "1"]);
     let pid = server.pid();
-    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
     set_open_file_limit(pid, open + 2);
     // The kernel completes these connections; the server can take two, then none.
     let clients: Vec<TcpStream> = (0..12)
@@ -390,11 +405,18 @@ fn accept_errors_pause_are_counted_and_reported_without_spinning() {
     let used = cpu_ticks(pid) - before;
     let window = started.elapsed();
     // A listener retrying at once would use about the whole window (150 ticks).
-    assert!(used < 40, "{used} ticks of CPU in {window:?} out of descriptors");
+    assert!(
+        used < 40,
+        "{used} ticks of CPU in {window:?} out of descriptors"
+    );
     drop(clients);
     set_open_file_limit(pid, 1024);
     let metrics = server.metrics();
-    let emfile = metric_in(&metrics, "httpd_runner_accept_errors_total", "kind=\"emfile\"");
+    let emfile = metric_in(
+        &metrics,
+        "httpd_runner_accept_errors_total",
+        "kind=\"emfile\"",
+    );
     assert!(emfile >= 2, "{emfile} failed accepts counted");
     let reports = server.log().matches("accept failed: emfile").count();
     let most = window.as_secs() as usize + 2;
@@ -428,7 +450,11 @@ fn a_drain_fails_health_while_serving_then_stops() {
     kept.send(&post("/run", b"during"));
     let r = kept.read_response();
     assert_eq!((r.status, r.body.as_slice()), (200, &b"during"[..]));
-    assert_eq!(ask(server.addr, &post("/run", b"new")), 200, "new connections too");
+    assert_eq!(
+        ask(server.addr, &post("/run", b"new")),
+        200,
+        "new connections too"
+    );
     let status = server.wait_exit(Duration::from_secs(10)).expect("exit");
     assert!(status.success());
     assert!(
