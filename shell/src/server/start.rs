@@ -176,6 +176,9 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     cfg.check()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let sizes = Sizes::of(&cfg);
+    let plan = sizes.plan();
+    plan.check(memory_available(1 + sizes.handlers + sizes.runners))?;
+    let reserved_bytes = plan.total();
     raise_open_file_limit(&cfg)?;
     let listener = bind(cfg.endpoint(), &cfg, "--listen")?;
     let endpoint = listener.endpoint(cfg.endpoint())?;
@@ -191,9 +194,6 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         None => None,
     };
     let (signals, hangups) = signal_pipes()?;
-    let plan = sizes.plan();
-    plan.check(memory_available(1 + sizes.handlers + sizes.runners))?;
-    let reserved_bytes = plan.total();
 
     let listener_poll = Poll::new()?;
     let listener_waker = Waker::new(listener_poll.registry(), listener::WAKE)?;
