@@ -254,6 +254,11 @@ pub fn effective_backlog(asked: u32, somaxconn: Option<u32>) -> (u32, bool) {
 /// way. Idle keep-alive connections close at once.
 pub const FIRST_REQUEST_GRACE_MS: u64 = 250;
 
+/// Connections each handler keeps for the admin listener (`--admin-listen`) beyond its share
+/// of `--max-connections`, so `/metrics`, `/health` and `/shutdown` stay reachable while the
+/// data port is full.
+pub const ADMIN_CONNECTIONS_PER_HANDLER: usize = 4;
+
 /// Longest `--drain-delay`.
 pub const MAX_DRAIN_DELAY_MS: u64 = 600_000;
 

@@ -486,6 +486,17 @@ impl Config {
     pub fn connections_per_handler(&self) -> usize {
         (self.max_connections as usize).div_ceil(self.handler_count())
     }
+
+    /// Connections each handler keeps for the admin listener beyond
+    /// [`Self::connections_per_handler`] (none without one).
+    #[must_use]
+    pub fn admin_connections_per_handler(&self) -> usize {
+        if self.admin_listen.is_some() {
+            limits::ADMIN_CONNECTIONS_PER_HANDLER
+        } else {
+            0
+        }
+    }
 }
 
 fn available_cores() -> usize {

@@ -250,8 +250,14 @@ impl ListenerThread {
         for (n, h) in open.iter_mut().zip(&shared.handler_open) {
             *n = h.load(Ordering::Relaxed);
         }
-        let cap = shared.cfg.connections_per_handler();
-        let max = shared.cfg.max_connections_open() as usize;
+        let mut cap = shared.cfg.connections_per_handler();
+        let mut max = shared.cfg.max_connections_open() as usize;
+        if accepted.plane == Plane::Admin {
+            // Past --max-connections: the admin port answers while the data port is full.
+            let reserve = shared.cfg.admin_connections_per_handler();
+            cap += reserve;
+            max += reserve * self.handlers.len();
+        }
         let Some(h) = pick_handler(open, cap, max) else {
             return refuse(accepted.stream, shared);
         };

@@ -51,6 +51,37 @@ fn an_admin_listener_takes_the_admin_resources() {
     assert!(server.shutdown().0.success(), "the admin port stops it");
 }
 
+/// The admin port answers while the data port is full: each handler keeps connections for
+/// it beyond `--max-connections`.
+#[test]
+fn the_admin_port_answers_while_the_data_port_is_full() {
+    let _g = serial();
+    let mut server = Server::start(&["--max-connections", "2", "--admin-listen", "127.0.0.1:0"]);
+    let mut held: Vec<Client> = (0..2)
+        .map(|i| {
+            let mut c = server.connect();
+            c.send(&post("/run", format!("held {i}").as_bytes()));
+            assert_eq!(c.read_response().status, 200);
+            c
+        })
+        .collect();
+    let refused = server.request(&post("/run", b"third"));
+    assert_eq!(refused.status, 503, "the data port is full");
+    let admin = server.admin.expect("admin");
+    let mut admins: Vec<Client> = (0..3).map(|_| Client::connect(admin)).collect();
+    for c in &mut admins {
+        c.send(METRICS);
+        assert_eq!(c.read_response().status, 200);
+    }
+    let metrics = server.metrics();
+    assert_eq!(
+        metric_in(&metrics, "httpd_runner_connections_refused_total", ""),
+        1
+    );
+    held.clear();
+    assert!(server.shutdown().0.success());
+}
+
 /// Behind a reverse proxy on the same host every client is loopback: a request carrying a
 /// proxy's fields is not trusted as local, so without a token `/shutdown` refuses it.
 #[test]

@@ -56,7 +56,7 @@ impl Sizes {
             handlers: cfg.handler_count(),
             runners: cfg.runner_count(),
             slots_per_handler: cfg.slots_per_handler() as usize,
-            conns_per_handler: cfg.connections_per_handler(),
+            conns_per_handler: cfg.connections_per_handler() + cfg.admin_connections_per_handler(),
             read_buf_bytes: limits.max_head_bytes + READ_SLACK_BYTES,
             head_bytes: limits.max_head_bytes,
             body_bytes: limits.max_body_bytes,
@@ -129,10 +129,11 @@ impl Rings {
 /// Raises the soft open-file limit to what the connections and threads need (up to the hard
 /// limit), or refuses to start naming both numbers.
 fn raise_open_file_limit(cfg: &Config) -> io::Result<()> {
+    let admin = cfg.admin_connections_per_handler() * cfg.handler_count();
     let needs = httpd_runner_core::limits::open_files_needed(
         cfg.max_connections_open(),
         cfg.handler_count(),
-    );
+    ) + admin as u64;
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let lim = getrlimit(Resource::Nofile);
     // `None` is "unlimited".
