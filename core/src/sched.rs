@@ -347,7 +347,7 @@ pub fn pick_handler(
 
 /// Reports a recurring event (an accept error, say) at most once per period: the first at
 /// once, the next not before a period has passed since the last report, each with the count
-/// of events held back since the one before.
+/// of events it covers.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
     period_ms: u64,
@@ -366,17 +366,18 @@ impl RateLimit {
         }
     }
 
-    /// An event at `now_ms`: `Some(held back before it)` when it is to be reported, else
-    /// `None` (it is counted for the next report).
-    pub fn event(&mut self, now_ms: u64) -> Option<u64> {
+    /// `n` events at `now_ms`: when they are to be reported, `Some` of the events the report
+    /// covers (these and the ones held back since the last report); else `None`, and they
+    /// are counted for the next report.
+    pub fn event(&mut self, now_ms: u64, n: u64) -> Option<u64> {
         match self.last_ms {
             Some(last) if now_ms.saturating_sub(last) < self.period_ms => {
-                self.held += 1;
+                self.held = self.held.saturating_add(n);
                 None
             }
             _ => {
                 self.last_ms = Some(now_ms);
-                Some(core::mem::take(&mut self.held))
+                Some(core::mem::take(&mut self.held).saturating_add(n))
             }
         }
     }

@@ -117,17 +117,17 @@ fn the_open_file_limit_is_raised_only_as_far_as_needed() {
 fn accept_errors_are_reported_at_most_once_per_period() {
     use httpd_runner_core::sched::RateLimit;
     let mut r = RateLimit::new(1000);
-    // The first event is reported at once, with nothing suppressed before it.
-    assert_eq!(r.event(5), Some(0));
-    assert_eq!(r.event(6), None);
-    assert_eq!(r.event(900), None);
+    // The first events are reported at once.
+    assert_eq!(r.event(5, 2), Some(2));
+    assert_eq!(r.event(6, 1), None);
+    assert_eq!(r.event(900, 3), None);
     assert_eq!(
-        r.event(1004),
+        r.event(1004, 1),
         None,
-        "one period after the report, not after the event"
+        "a period after the report, not after the event"
     );
-    // The next report counts the events held back since the last one.
-    assert_eq!(r.event(1005), Some(3));
-    assert_eq!(r.event(1006), None);
-    assert_eq!(r.event(5000), Some(1));
+    // The next report covers the events held back and its own.
+    assert_eq!(r.event(1005, 1), Some(6));
+    assert_eq!(r.event(1006, 1), None);
+    assert_eq!(r.event(5000, 4), Some(5));
 }

@@ -161,7 +161,7 @@ impl ListenerThread {
             for ev in &events {
                 match ev.token() {
                     SIGNALS => {
-                        drain(&mut self.signals);
+                        empty(&mut self.signals);
                         // A second signal while draining stops waiting.
                         if shutdown.is_draining() {
                             drain_until = Some(Instant::now());
@@ -169,7 +169,7 @@ impl ListenerThread {
                         shutdown.request(Reason::Signal);
                     }
                     HANGUP => {
-                        drain(&mut self.hangups);
+                        empty(&mut self.hangups);
                         eprintln!(
                             "httpd-runner: SIGHUP ignored: options are read once, at startup \
                              (restart to change them; --reuse-port lets a new process take over)"
@@ -185,14 +185,14 @@ impl ListenerThread {
             let mut failed = None;
             paused = false;
             for plane in [self.data_plane(), Plane::Admin] {
-                if let Some(e) = self.accept_all(plane) {
+                if let Some((e, n)) = self.accept_all(plane) {
                     paused |= e.pauses();
-                    failed = Some(e);
+                    failed = Some((e, n + failed.map_or(0, |(_, m)| m)));
                 }
             }
-            if let Some(e) = failed {
-                if let Some(held) = reports.event(now_ms) {
-                    report(e, held, self.shared.cfg.max_connections_open());
+            if let Some((e, n)) = failed {
+                if let Some(covered) = reports.event(now_ms, n) {
+                    report(e, covered, self.shared.cfg.max_connections_open());
                 }
             }
         }
@@ -207,9 +207,9 @@ impl ListenerThread {
         }
     }
 
-    /// Accepts from one listener until its backlog is empty. Returns the last error when one
-    /// stopped it early (accepting pauses after one that would repeat at once).
-    fn accept_all(&mut self, plane: Plane) -> Option<AcceptError> {
+    /// Accepts from one listener until its backlog is empty. Returns the last error and how
+    /// many accepts failed, if any did (accepting stops at one that would repeat at once).
+    fn accept_all(&mut self, plane: Plane) -> Option<(AcceptError, u64)> {
         let mut woke = [false; 64];
         let mut failed = None;
         loop {
@@ -227,7 +227,7 @@ impl ListenerThread {
                     None => break,
                     Some(kind) => {
                         self.shared.metrics.listener.accept_errors[kind.index()].inc();
-                        failed = Some(kind);
+                        failed = Some((kind, 1 + failed.map_or(0, |(_, n)| n)));
                         if kind.pauses() {
                             break;
                         }
@@ -277,13 +277,14 @@ impl ListenerThread {
 }
 
 /// Empties a signal pipe.
-fn drain(pipe: &mut UnixStream) {
+fn empty(pipe: &mut UnixStream) {
     let mut sink = [0u8; 64];
     while matches!(pipe.read(&mut sink), Ok(n) if n > 0) {}
 }
 
-/// One line on stderr for an accept error (at most one a second; `held` more since the last).
-fn report(e: AcceptError, held: u64, max_connections: u32) {
+/// One line on stderr for `failed` accept errors, the last of kind `e` (at most one line a
+/// second).
+fn report(e: AcceptError, failed: u64, max_connections: u32) {
     let hint = match e {
         AcceptError::Emfile => {
             " (out of descriptors: the open-file limit is below what --max-connections and \
@@ -294,8 +295,8 @@ fn report(e: AcceptError, held: u64, max_connections: u32) {
         AcceptError::Econnaborted | AcceptError::Other => "",
     };
     eprintln!(
-        "httpd-runner: accept failed: {}{hint}; {held} more since the last report; \
-         max connections {max_connections}",
+        "httpd-runner: accept failed: {}{hint}; {failed} failed accepts since the last \
+         report; max connections {max_connections}",
         e.label()
     );
 }
