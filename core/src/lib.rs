@@ -29,6 +29,7 @@
 #![deny(unsafe_code)]
 
 pub mod admit;
+pub mod class;
 pub mod conn;
 pub mod deadline;
 pub mod keep;

@@ -123,9 +123,42 @@ pub const RUNNER_RING_SLOTS: usize = 1024;
 /// handler before the listener refuses more with 503.
 pub const ACCEPT_RING_SLOTS: usize = 4096;
 
-/// A connection's read buffer holds the head limit plus this much, so pipelined requests and
-/// the start of a body can arrive with a head in one read.
+/// A large head buffer holds the head limit plus this much, so pipelined requests and the
+/// start of a body can arrive with a large head in one read.
 pub const READ_SLACK_BYTES: usize = 8192;
+
+/// A connection's own read buffer: ordinary heads, pipelined requests and small bodies. A
+/// head that does not fit moves to one of its handler's large head buffers (see `class`).
+pub const READ_BUFFER_BYTES: usize = 4096;
+
+/// Request body a small request slot holds; a longer declared body takes a large slot, and
+/// a chunked body moves to one when it outgrows the small.
+pub const SMALL_BODY_BYTES: usize = 4096;
+
+/// Response body every request slot holds; a longer response grows into one of its
+/// runner's spare response buffers.
+pub const RESPONSE_BUFFER_BYTES: usize = 8192;
+
+/// Smallest buffer for a large response: a response may be this long whatever the request
+/// body limit.
+pub const MIN_LARGE_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// One large request slot per this many slots of a handler (at least one).
+pub const SLOTS_PER_LARGE_SLOT: usize = 8;
+
+/// One large head buffer per this many connections of a handler (at least
+/// [`MIN_LARGE_HEADS`]).
+pub const CONNECTIONS_PER_LARGE_HEAD: usize = 64;
+
+/// Fewest large head buffers a handler has (unless it has fewer connections).
+pub const MIN_LARGE_HEADS: usize = 4;
+
+/// Spare response buffers each runner holds for responses longer than a slot's own.
+pub const SPARE_RESPONSES_PER_RUNNER: usize = 4;
+
+/// Slots of each ring that carries spare response buffers back from a handler to the runner
+/// that lent them: the most spare buffers one runner may have.
+pub const SPARE_RING_SLOTS: usize = 64;
 
 /// Size of a connection's buffer for its final error response.
 pub const INLINE_RESPONSE_BYTES: usize = 512;

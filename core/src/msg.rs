@@ -314,7 +314,7 @@ impl ResponseData<'_> {
     }
 }
 
-impl Slot<'_> {
+impl<'a> Slot<'a> {
     /// Gives `f` the request and a writable response, as a runner sees them. The response is
     /// reset to `200`, no headers, empty body first.
     pub fn serve<R>(&mut self, f: impl FnOnce(&Request<'_>, &mut Response<'_, '_>) -> R) -> R {
@@ -327,19 +327,86 @@ impl Slot<'_> {
     }
 
     /// After a runner's `run`: a response body that outgrew its buffer (a write did not fit
-    /// and the runner went on) while the status still says success is never sent truncated;
-    /// it becomes a `500` with a short explanation. Returns whether it did. A runner that
-    /// meets the limit and answers another status (or resets the response) keeps its answer.
-    pub fn refuse_truncated(&mut self) -> bool {
+    /// and the runner went on) while the status still says success is never sent truncated.
+    /// It becomes a `500` with a short explanation when the body passed the limit, or a
+    /// `503` with `Retry-After` when `short`: no larger buffer was free to grow into (see
+    /// [`offer_response_reserve`](Self::offer_response_reserve)). Returns whether it did. A
+    /// runner that meets the limit and answers another status (or resets the response)
+    /// keeps its answer.
+    pub fn refuse_truncated(&mut self, short: bool) -> bool {
         let r = &mut self.response;
         if !r.body.overflowed() || !(200..300).contains(&r.status) || r.echo {
             return false;
         }
         r.clear();
-        r.status = 500;
         let _ = r.headers.push("Content-Type", b"text/plain; charset=utf-8");
-        let _ = r.body.extend_from_slice(b"response body over the limit\n");
+        if short {
+            r.status = 503;
+            let _ = r.headers.push("Retry-After", b"1");
+            let _ = r.body.extend_from_slice(b"no response buffer free\n");
+        } else {
+            r.status = 500;
+            let _ = r.body.extend_from_slice(b"response body over the limit\n");
+        }
         true
+    }
+
+    /// Offers the response body a larger buffer to grow into, for one call of a runner (see
+    /// [`FixedBuf::offer`]); a buffer that cannot be used comes back.
+    pub fn offer_response_reserve(&mut self, reserve: &'a mut [u8]) -> Option<&'a mut [u8]> {
+        self.response.body.offer(reserve)
+    }
+
+    /// The reserve offered to the response body, if it was not used.
+    pub fn take_response_offer(&mut self) -> Option<&'a mut [u8]> {
+        self.response.body.take_offer()
+    }
+
+    /// Whether a response body that outgrows its buffer has somewhere to go.
+    #[must_use]
+    pub const fn response_can_grow(&self) -> bool {
+        self.response.body.can_grow()
+    }
+
+    /// Once the response is written: the larger buffer the response body grew into, if it
+    /// did (the slot goes back to its own).
+    pub fn take_grown_response(&mut self) -> Option<&'a mut [u8]> {
+        self.response.body.take_grown()
+    }
+
+    /// Bytes of response body the slot holds now.
+    #[must_use]
+    pub fn response_capacity(&self) -> usize {
+        self.response.body.capacity()
+    }
+
+    /// Bytes of request head the slot can hold.
+    #[must_use]
+    pub fn head_capacity(&self) -> usize {
+        self.request.head.capacity()
+    }
+
+    /// Moves the request (head, fields, body so far) and the ticket into `to`, a slot with
+    /// room for them, when the request outgrows this one; this slot is left reset.
+    ///
+    /// # Errors
+    /// [`Full`] when `to` cannot hold them (nothing moved then).
+    pub fn move_request_into(&mut self, to: &mut Slot<'_>) -> Result<(), Full> {
+        let (from, into) = (&self.request, &mut to.request);
+        if into.head.capacity() < from.head.len() || into.body.capacity() < from.body.len() {
+            return Err(Full);
+        }
+        into.clear();
+        into.head.extend_from_slice(from.head.as_slice())?;
+        into.body.extend_from_slice(from.body.as_slice())?;
+        into.method = from.method;
+        into.path = from.path.clone();
+        into.query = from.query.clone();
+        into.key = from.key.clone();
+        into.headers.clone_from(&from.headers);
+        to.ticket = self.ticket;
+        self.reset();
+        Ok(())
     }
 
     /// Replaces the response with `status` and a short plain-text `text` body (an error the

@@ -23,11 +23,18 @@ impl core::fmt::Display for Full {
 ///
 /// Every write is all or nothing: bytes, a number or a whole `write!` either fit and are
 /// appended, or leave the buffer as it was and mark it [`overflowed`](Self::overflowed).
+///
+/// A buffer may be offered one larger buffer in reserve ([`offer`](Self::offer)): a write
+/// that does not fit then moves what was written into the reserve and goes on there, once.
+/// The owner of both takes the larger one back with [`take_grown`](Self::take_grown).
 #[derive(Debug)]
 pub struct FixedBuf<'a> {
     buf: &'a mut [u8],
     len: usize,
     overflowed: bool,
+    /// Before growing: the larger buffer on offer. After: the buffer it started with.
+    other: Option<&'a mut [u8]>,
+    grown: bool,
 }
 
 impl<'a> FixedBuf<'a> {
@@ -37,6 +44,86 @@ impl<'a> FixedBuf<'a> {
             buf,
             len: 0,
             overflowed: false,
+            other: None,
+            grown: false,
+        }
+    }
+
+    /// Offers `reserve` (a larger buffer) to grow into once; an earlier unused offer is
+    /// returned. Nothing is offered to a buffer that already grew: `reserve` comes back.
+    pub fn offer(&mut self, reserve: &'a mut [u8]) -> Option<&'a mut [u8]> {
+        if self.grown {
+            return Some(reserve);
+        }
+        self.other.replace(reserve)
+    }
+
+    /// The reserve on offer, if the buffer did not grow into it.
+    pub fn take_offer(&mut self) -> Option<&'a mut [u8]> {
+        if self.grown {
+            None
+        } else {
+            self.other.take()
+        }
+    }
+
+    /// Whether a reserve is on offer (a write past the capacity would grow into it).
+    #[must_use]
+    pub const fn can_grow(&self) -> bool {
+        !self.grown && self.other.is_some()
+    }
+
+    /// Whether the buffer grew into its reserve.
+    #[must_use]
+    pub const fn grown(&self) -> bool {
+        self.grown
+    }
+
+    /// After growing: goes back to the buffer it started with (emptied) and returns the
+    /// larger one. `None` when it did not grow.
+    pub fn take_grown(&mut self) -> Option<&'a mut [u8]> {
+        if !self.grown {
+            return None;
+        }
+        let first = self.other.take()?;
+        self.grown = false;
+        self.len = 0;
+        self.overflowed = false;
+        Some(core::mem::replace(&mut self.buf, first))
+    }
+
+    /// Makes room for `end` filled bytes in all: true when the capacity already allows it
+    /// or the buffer grew into its reserve (copying what was written).
+    fn room_for(&mut self, end: usize) -> bool {
+        if end <= self.buf.len() {
+            return true;
+        }
+        match self.other.take() {
+            Some(bigger) if !self.grown && end <= bigger.len() => {
+                bigger[..self.len].copy_from_slice(&self.buf[..self.len]);
+                self.other = Some(core::mem::replace(&mut self.buf, bigger));
+                self.grown = true;
+                true
+            }
+            other => {
+                self.other = other;
+                false
+            }
+        }
+    }
+
+    /// Makes the spare part at least `n` bytes, growing into the reserve if need be, for a
+    /// write through [`spare_mut`](Self::spare_mut) and [`advance`](Self::advance).
+    ///
+    /// # Errors
+    /// [`Full`] when even the reserve is too small (the buffer is then marked overflowed).
+    pub fn reserve(&mut self, n: usize) -> Result<(), Full> {
+        match self.len.checked_add(n) {
+            Some(end) if self.room_for(end) => Ok(()),
+            _ => {
+                self.overflowed = true;
+                Err(Full)
+            }
         }
     }
 
@@ -89,7 +176,7 @@ impl<'a> FixedBuf<'a> {
         let Some(end) = self
             .len
             .checked_add(bytes.len())
-            .filter(|&e| e <= self.buf.len())
+            .filter(|&e| e <= self.buf.len() || self.room_for(e))
         else {
             self.overflowed = true;
             return Err(Full);
@@ -116,7 +203,11 @@ impl<'a> FixedBuf<'a> {
             width += 1;
             rest /= 10;
         }
-        let Some(end) = self.len.checked_add(width).filter(|&e| e <= self.buf.len()) else {
+        let Some(end) = self
+            .len
+            .checked_add(width)
+            .filter(|&e| e <= self.buf.len() || self.room_for(e))
+        else {
             self.overflowed = true;
             return Err(Full);
         };

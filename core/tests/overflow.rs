@@ -96,3 +96,52 @@ fn an_overflow_under_an_error_status_is_left_alone() {
     assert!(!refused);
     assert_eq!(status, 503);
 }
+
+#[test]
+fn a_write_past_the_capacity_grows_into_the_reserve_once() {
+    let (mut small, mut large) = ([0u8; 4], [0u8; 16]);
+    let mut b = FixedBuf::new(&mut small);
+    assert!(!b.can_grow());
+    assert!(b.offer(&mut large).is_none());
+    assert!(b.can_grow());
+    b.extend_from_slice(b"abc").unwrap();
+    assert!(!b.grown(), "a write that fits does not grow");
+    write!(b, "{}", 12_345_678).unwrap();
+    assert!(b.grown());
+    assert_eq!(b.as_slice(), b"abc12345678");
+    assert_eq!(b.capacity(), 16);
+    assert!(b.take_offer().is_none(), "the reserve is in use");
+    assert!(
+        b.extend_from_slice(b"0123456789").is_err(),
+        "past the reserve"
+    );
+    assert_eq!(b.as_slice(), b"abc12345678");
+    let mut other = [0u8; 32];
+    assert!(
+        b.offer(&mut other).is_some(),
+        "a grown buffer takes no second offer"
+    );
+    let back = b.take_grown().expect("grown");
+    assert_eq!(back.len(), 16);
+    assert_eq!((b.capacity(), b.len(), b.grown()), (4, 0, false));
+    assert!(b.take_grown().is_none());
+}
+
+#[test]
+fn an_unused_reserve_comes_back_and_spare_room_can_be_asked_for() {
+    let (mut small, mut large) = ([0u8; 4], [0u8; 8]);
+    let mut b = FixedBuf::new(&mut small);
+    b.offer(&mut large);
+    b.extend_from_slice(b"ab").unwrap();
+    assert_eq!(b.take_offer().map(|r| r.len()), Some(8));
+    assert!(b.reserve(3).is_err(), "no reserve left");
+    let mut large = [0u8; 8];
+    b.offer(&mut large);
+    b.reserve(6).unwrap();
+    assert!(b.grown());
+    b.spare_mut()[..6].copy_from_slice(b"cdefgh");
+    b.advance(6);
+    assert_eq!(b.as_slice(), b"abcdefgh");
+    assert!(b.reserve(1).is_err());
+    assert!(b.overflowed());
+}

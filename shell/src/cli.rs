@@ -78,6 +78,27 @@ impl FromStr for Dur {
 }
 
 /// `--shed-after`, `--request-timeout`: a duration, or `off` (zero).
+/// A size in bytes: digits, then optionally K, M or G (powers of 1024, an optional `iB`
+/// or `B` after it).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (bytes, or with K, M or G)"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(format!("{s:?}: the unit must be K, M or G")),
+    };
+    n.checked_mul(1 << shift)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("{s:?} is not a size above 0 that fits in 64 bits"))
+}
+
 fn parse_shed_after(s: &str) -> Result<Dur, String> {
     if s == "off" {
         return Ok(Dur(Duration::ZERO));
@@ -256,6 +277,14 @@ pub struct Args {
         value_parser = clap::value_parser!(u64).range(0..=MAX_SCRATCH_BYTES as u64))]
     frame_scratch: u64,
 
+    /// Most memory to reserve at startup, in bytes or with a suffix K, M or G (powers of
+    /// 1024): for instance `16M`. When the options need more, --max-connections and --slots
+    /// are lowered in proportion until they fit (the banner says so); when even one
+    /// connection and one slot per handler do not fit, the server does not start and names
+    /// what takes the memory. [default: what the options need]
+    #[arg(long, env = "HTTPD_RUNNER_MEMORY", value_parser = parse_size)]
+    memory: Option<u64>,
+
     /// The runner behind /run: `echo`, or `delay=MS` (echo after MS ms of work).
     #[arg(long, env = "HTTPD_RUNNER_RUNNER", default_value = "echo", value_parser = parse_runner)]
     runner: RunnerKind,
@@ -292,6 +321,7 @@ impl From<Args> for Config {
             .scratch(a.scratch as usize)
             .frame_scratch(a.frame_scratch as usize)
             .runner(a.runner)
+            .memory(a.memory)
     }
 }
 

@@ -56,6 +56,9 @@ pub struct Config {
     scratch: usize,
     frame_scratch: usize,
     runner: RunnerKind,
+    memory: Option<u64>,
+    /// `--max-connections` and `--slots` as asked, when `--memory` lowered them.
+    asked: Option<(u32, u32)>,
 }
 
 impl Default for Config {
@@ -93,6 +96,8 @@ impl Config {
         scratch: DEFAULT_SCRATCH_BYTES,
         frame_scratch: DEFAULT_FRAME_SCRATCH_BYTES,
         runner: RunnerKind::Echo,
+        memory: None,
+        asked: None,
     };
 
     /// The defaults, listening on `listen`.
@@ -254,6 +259,34 @@ impl Config {
         self.frame_scratch = bytes;
         self
     }
+    /// Most bytes to reserve at startup (`--memory`): connections and slots are lowered in
+    /// proportion until the reservation fits, and the server refuses to start when even one
+    /// of each does not. `None`: reserve what the options ask.
+    #[must_use]
+    pub const fn memory(mut self, bytes: Option<u64>) -> Self {
+        self.memory = bytes;
+        self
+    }
+
+    /// The `--memory` budget, if any.
+    #[must_use]
+    pub const fn memory_budget(&self) -> Option<u64> {
+        self.memory
+    }
+
+    /// Notes that `--memory` lowered `--max-connections` and `--slots` from these.
+    #[must_use]
+    pub(crate) const fn fitted_to_memory(mut self, connections: u32, slots: u32) -> Self {
+        self.asked = Some((connections, slots));
+        self
+    }
+
+    /// `--max-connections` and `--slots` as asked, when `--memory` lowered them.
+    #[must_use]
+    pub const fn lowered_for_memory(&self) -> Option<(u32, u32)> {
+        self.asked
+    }
+
     /// The built-in runner behind `/run`.
     #[must_use]
     pub const fn runner(mut self, kind: RunnerKind) -> Self {

@@ -19,6 +19,7 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::admit::{self, Shed};
+use httpd_runner_core::class::{self, SlotClass};
 use httpd_runner_core::conn::body::{body_start, continue_due, BodyError, BodyFraming, BodyStart};
 use httpd_runner_core::conn::input::{joins_slot_queue, Input, ReadKind};
 use httpd_runner_core::conn::{should_gather, AfterRead, Conn, ConnConfig, Ending, ReadOutcome};
@@ -45,11 +46,14 @@ use crate::net::{Accepted, Stream};
 use crate::pin::Placement;
 use crate::shared::{micros_since, Shared};
 use crate::shutdown::Reason;
+use heads::HeadPool;
 use httpd_runner_core::limits::{ACCEPT_RING_SLOTS, RUNNER_RING_SLOTS as RING_SLOTS};
 use pool::SlotPool;
+pub(crate) use pool::SpareTx;
 
 mod answer;
 mod close;
+mod heads;
 mod pool;
 mod read;
 mod runners;
@@ -130,6 +134,10 @@ pub(crate) struct Connection {
     spill: Option<Spilled>,
     /// Since when (µs) the connection has waited for a slot, while it does.
     wait_since_us: Option<u64>,
+    /// The class of slot it waits for, while it does.
+    wants: SlotClass,
+    /// In the handler's queue for a large head buffer.
+    head_queued: bool,
     /// How long its current request waited for its slot (µs), counted against the shed bound.
     waited_us: u64,
 }
@@ -153,6 +161,8 @@ pub(crate) fn connection_table(
     for rbuf in read_bufs {
         conns.push(Connection {
             wait_since_us: None,
+            wants: SlotClass::Small,
+            head_queued: false,
             waited_us: 0,
             stream: None,
             generation: 0,
@@ -178,12 +188,24 @@ pub(crate) struct HandlerThread {
     pub(crate) accepts: Consumer<'static, Accepted, ACCEPT_RING_SLOTS>,
     pub(crate) jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
     pub(crate) done: Vec<Consumer<'static, Done<'static>, RING_SLOTS>>,
-    pub(crate) slots: Vec<&'static mut Slot<'static>>,
+    /// Request slots, large head buffers and the ways back to runners for their spares.
+    pub(crate) memory: HandlerMemory,
     /// The connection table, each entry with its read buffer ([`connection_table`]).
     pub(crate) conns: Vec<Connection>,
     /// The cores runners are pinned to (empty when none is).
     pub(crate) runner_cores: Vec<usize>,
     pub(crate) shared: &'static Shared,
+}
+
+/// What startup reserved for one handler besides its connection table.
+pub(crate) struct HandlerMemory {
+    /// Request slots, ids `0..small_slots` small, the rest large.
+    pub(crate) slots: Vec<&'static mut Slot<'static>>,
+    pub(crate) small_slots: usize,
+    /// Large head buffers.
+    pub(crate) large_heads: Vec<&'static mut [u8]>,
+    /// To each runner, the ring its spare response buffers come back on.
+    pub(crate) spares: Vec<SpareTx>,
 }
 
 /// The loop's state, separate from the rings so borrows stay simple.
@@ -195,6 +217,10 @@ struct State {
     free_conns: Vec<u32>,
     /// The request slots (`pool::SlotPool`).
     slots: SlotPool,
+    /// Large head buffers and the connections waiting for one (`heads::HeadPool`).
+    heads: HeadPool,
+    /// Buffer sizes of each class.
+    sizes: class::Sizes,
     /// Connections that stopped for want of a slot or of pipeline room, oldest first.
     retry: VecDeque<u32>,
     /// A connection from `retry` is being served (it may take a slot ahead of newer ones).
@@ -330,6 +356,9 @@ impl State {
             if !self.read_some(idx) {
                 break;
             }
+        }
+        if self.conns[idx as usize].rbuf.len() > self.heads.own_len() {
+            self.shrink_head_buffer(idx);
         }
         self.publish_jobs();
         self.flush(idx, registry);

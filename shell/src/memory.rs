@@ -31,56 +31,88 @@ pub(crate) fn out_of_memory(bytes: usize) -> io::Error {
     )
 }
 
+/// One term of the plan: `count` buffers (or tables) of `each` bytes, for `what`, sized by
+/// `options`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Term {
+    pub(crate) what: &'static str,
+    pub(crate) count: u64,
+    pub(crate) each: u64,
+    pub(crate) options: &'static str,
+}
+
+impl Term {
+    fn bytes(&self) -> u64 {
+        self.count.saturating_mul(self.each)
+    }
+}
+
 /// What the options need reserved, term by term, checked before anything is reserved.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MemoryPlan {
-    /// Connections in all (`--max-connections`, rounded up per handler).
-    pub(crate) connections: u64,
-    /// Bytes per connection (its read buffer and table entry).
-    pub(crate) per_connection: u64,
-    /// Request slots in all (`--slots` x `--handlers`).
-    pub(crate) slots: u64,
-    /// Bytes per slot (head copy, request body, response body).
-    pub(crate) per_slot: u64,
-    /// Bytes of rings.
-    pub(crate) rings: u64,
-    /// Bytes of runners' scratch memory and kept-request tables, all runners.
-    pub(crate) runner_scratch: u64,
+    /// Connections, large head buffers, small and large request slots, spare response
+    /// buffers, rings, runner scratch.
+    pub(crate) terms: [Term; 7],
 }
 
 impl MemoryPlan {
     /// Every byte the plan reserves.
     pub(crate) fn total(&self) -> u64 {
-        self.connections
-            .saturating_mul(self.per_connection)
-            .saturating_add(self.slots.saturating_mul(self.per_slot))
-            .saturating_add(self.rings)
-            .saturating_add(self.runner_scratch)
+        self.terms
+            .iter()
+            .fold(0u64, |sum, t| sum.saturating_add(t.bytes()))
+    }
+
+    /// The split, one term per line: `what: count x bytes = total`.
+    pub(crate) fn split(&self) -> String {
+        let mut out = String::new();
+        for t in self.terms.iter().filter(|t| t.count > 0) {
+            out.push_str(&format!(
+                "  {}: {} x {} = {}\n",
+                t.what,
+                t.count,
+                t.each,
+                mib(t.bytes())
+            ));
+        }
+        out
+    }
+
+    /// The error for a plan over `avail` bytes (`why` says what limits it): the total, then
+    /// every term with the options that size it, largest first.
+    pub(crate) fn refusal(&self, avail: u64, why: &str) -> io::Error {
+        let mut terms = self.terms;
+        terms.sort_by_key(|t| std::cmp::Reverse(t.bytes()));
+        let mut text = format!(
+            "the options need {} bytes reserved at startup but only {avail} are available \
+             ({why}); lower the options of the largest terms:",
+            self.total()
+        );
+        for t in terms.iter().filter(|t| t.count > 0) {
+            text.push_str(&format!(
+                "\n  {}: {} x {} bytes = {} ({})",
+                t.what,
+                t.count,
+                t.each,
+                mib(t.bytes()),
+                t.options
+            ));
+        }
+        io::Error::new(io::ErrorKind::OutOfMemory, text)
     }
 
     /// Refuses a plan that cannot fit in `available` bytes (`why` names the limit).
     pub(crate) fn check(&self, available: Option<(u64, &str)>) -> io::Result<()> {
-        let total = self.total();
         match available {
-            Some((avail, why)) if total > avail => Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!(
-                    "the options need {total} bytes reserved at startup but only {avail} are \
-                     available ({why}): {} connections (--max-connections) x {} bytes + {} \
-                     request slots (--slots x --handlers) x {} bytes (--max-body-bytes, \
-                     --max-head-bytes) + {} bytes of rings + {} bytes of runner scratch \
-                     (--scratch, --frame-scratch); lower those options",
-                    self.connections,
-                    self.per_connection,
-                    self.slots,
-                    self.per_slot,
-                    self.rings,
-                    self.runner_scratch
-                ),
-            )),
+            Some((avail, why)) if self.total() > avail => Err(self.refusal(avail, why)),
             _ => Ok(()),
         }
     }
+}
+
+/// Bytes in MiB with two decimals, for people.
+pub(crate) fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// How much memory this process can still reserve and touch: the smaller of the address-space
@@ -143,47 +175,84 @@ pub(crate) fn carve(
 
 #[cfg(test)]
 mod tests {
-    use super::MemoryPlan;
+    use super::{MemoryPlan, Term};
+
+    const fn term(what: &'static str, count: u64, each: u64, options: &'static str) -> Term {
+        Term {
+            what,
+            count,
+            each,
+            options,
+        }
+    }
 
     const PLAN: MemoryPlan = MemoryPlan {
-        connections: 1_000_000,
-        per_connection: 25_000,
-        slots: 128,
-        per_slot: 220_000,
-        rings: 1_000,
-        runner_scratch: 500,
+        terms: [
+            term("connections", 1_000_000, 25_000, "--max-connections"),
+            term("large head buffers", 0, 24_000, "--max-head-bytes"),
+            term("small request slots", 112, 20_000, "--slots"),
+            term(
+                "large request slots",
+                16,
+                220_000,
+                "--slots, --max-body-bytes",
+            ),
+            term("spare response buffers", 8, 100_000, "--runners"),
+            term("rings", 1, 1_000, "--handlers"),
+            term("runner scratch", 2, 250, "--scratch, --frame-scratch"),
+        ],
     };
 
     #[test]
     fn a_plan_over_what_is_available_names_the_options_and_the_bytes() {
-        assert_eq!(PLAN.total(), 25_000_000_000 + 28_160_000 + 1_000 + 500);
+        let total = 25_000_000_000 + 2_240_000 + 3_520_000 + 800_000 + 1_000 + 500;
+        assert_eq!(PLAN.total(), total);
         assert!(PLAN.check(None).is_ok(), "nothing known, nothing refused");
         assert!(PLAN.check(Some((u64::MAX, "plenty"))).is_ok());
+        assert!(PLAN.check(Some((total, "exactly"))).is_ok());
         let err = PLAN
             .check(Some((1 << 30, "the address-space limit")))
             .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
         let text = err.to_string();
         for part in [
-            "25028161500",
+            &total.to_string()[..],
             "--scratch",
             "1073741824",
             "the address-space limit",
             "--max-connections",
             "--slots",
             "--max-body-bytes",
+            "large request slots: 16 x 220000 bytes",
         ] {
             assert!(text.contains(part), "{part} missing from: {text}");
         }
+        assert!(
+            !text.contains("large head buffers"),
+            "empty terms are left out"
+        );
+        let first = text.find("connections:").unwrap();
+        assert!(
+            first < text.find("large request slots").unwrap(),
+            "largest first"
+        );
     }
 
     #[test]
     fn a_plan_that_overflows_is_refused_not_wrapped() {
-        let huge = MemoryPlan {
-            connections: u64::MAX,
-            ..PLAN
-        };
+        let mut huge = PLAN;
+        huge.terms[0].count = u64::MAX;
         assert_eq!(huge.total(), u64::MAX);
         assert!(huge.check(Some((u64::MAX - 1, "x"))).is_err());
+    }
+
+    #[test]
+    fn the_split_lists_each_term() {
+        let split = PLAN.split();
+        assert!(
+            split.contains("small request slots: 112 x 20000 = 2.14 MiB"),
+            "{split}"
+        );
+        assert_eq!(split.lines().count(), 6);
     }
 }

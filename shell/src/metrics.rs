@@ -99,6 +99,14 @@ pub(crate) struct HandlerMetrics {
     pub in_place_spills: Counter,
     /// Times a loop turn stopped reading to write the runners' answers (see `HARVEST_BYTES`).
     pub harvests: Counter,
+    /// Large head buffers lent out now (a gauge).
+    pub large_heads: Counter,
+    /// Times a head outgrew its connection's buffer while no large one was free.
+    pub large_head_waits: Counter,
+    /// Chunked bodies moved from a small request slot to a large one.
+    pub slot_moves: Counter,
+    /// Times a request waited for a slot of its class, by class.
+    pub slot_waits: [Counter; 2],
     /// Writes of several small responses copied into one buffer (see `GATHER_BYTES`).
     pub gathered_writes: Counter,
     /// Connections this handler closed.
@@ -463,6 +471,11 @@ const SCALARS: &[Scalar] = &[
     handlers("in_place_spills_total", "Wrong guesses whose input did not all fit back in the read buffer (the rest is handed out from the slot).", |h| &h.in_place_spills),
     handlers("harvests_total", "Times a handler stopped reading mid-turn to write the answers already back from runners.", |h| &h.harvests),
     handlers("gathered_writes_total", "Socket writes that sent several small responses copied into one buffer instead of a writev.", |h| &h.gathered_writes),
+    whole("large_head_buffers_in_use", "gauge", "Large head buffers lent to connections whose head outgrew their own read buffer.", |m| m.sum(|h| h.large_heads.get())),
+    handlers("large_head_waits_total", "Times a head outgrew its connection's read buffer while every large head buffer was lent (the connection waits).", |h| &h.large_head_waits),
+    handlers("slot_moves_total", "Chunked request bodies moved from a small request slot to a large one as they grew.", |h| &h.slot_moves),
+    whole("slot_waits_small_total", "counter", "Times a request waited for a request slot while none was free.", |m| m.sum(|h| h.slot_waits[0].get())),
+    whole("slot_waits_large_total", "counter", "Times a request needing a large request slot (long head or body) waited for one.", |m| m.sum(|h| h.slot_waits[1].get())),
     whole("connections_open", "gauge", "Client connections open now.", Metrics::open_connections),
     whole("connections_accepted_total", "counter", "Client connections accepted.", |m| m.listener.accepted.get()),
     whole("connections_refused_total", "counter", "Client connections refused with 503 (limit or full hand-off).", |m| m.listener.refused.get()),
@@ -492,7 +505,7 @@ const PER_RUNNER: [(&str, &str, RunnerField); 10] = [
     ),
     (
         "runner_overflows_total",
-        "Responses whose body outgrew its buffer while the runner answered success: sent as 500, never truncated.",
+        "Responses whose body outgrew its buffer while the runner answered success: sent as 500 (over the body limit) or 503 (no spare response buffer free), never truncated.",
         |r| &r.overflows,
     ),
     (

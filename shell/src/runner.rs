@@ -32,6 +32,7 @@ mod scratch;
 
 pub use api::{Context, Error, FrameRef, Runner};
 use desk::{call, Called, Desk};
+pub(crate) use desk::{SpareRx, Spares};
 use scratch::Arenas;
 
 /// Builds the runner for runner thread `index`; called once per runner thread, on that thread
@@ -109,6 +110,8 @@ pub(crate) struct RunnerThread {
     pub(crate) done: Vec<Producer<'static, Done<'static>, RING_SLOTS>>,
     pub(crate) shared: &'static Shared,
     pub(crate) factory: Factory,
+    /// Spare response buffers, and the rings they come back on.
+    pub(crate) spares: Option<Spares>,
 }
 
 /// What a runner keeps between its turns.
@@ -171,7 +174,14 @@ impl RunnerThread {
             ticker: ticker_for(&*runner, micros_since(self.shared.started)),
             runner,
             arenas: Arenas::new(cfg.scratch_bytes(), cfg.frame_scratch_bytes()),
-            desk: Desk::new(std::mem::take(&mut self.done), capacity, metrics),
+            desk: Desk::new(
+                std::mem::take(&mut self.done),
+                capacity,
+                metrics,
+                self.spares
+                    .take()
+                    .unwrap_or_else(|| Spares::new(Vec::new(), Vec::new())),
+            ),
             idle: Idle::default(),
             clock: JobClock::default(),
             service: ServiceTime::default(),
@@ -375,10 +385,15 @@ impl RunnerThread {
         }
         let metrics = &self.shared.metrics.runners[self.index];
         let frame = t.frame();
+        t.desk.spares.offer(slot);
+        let short = t.desk.spares.short(slot);
         let (runner, mut cx) = t.call(self.index, self.shared.started, now, frame, deadline);
         cx.in_run = true;
-        let called = call(slot, metrics, |req, resp| runner.run(&mut cx, req, resp));
+        let called = call(slot, metrics, short, |req, resp| {
+            runner.run(&mut cx, req, resp)
+        });
         let keeping = cx.keeping;
+        t.desk.spares.reclaim(slot);
         t.arenas.after_call();
         if let Some(k) = keeping {
             if called == Called::Answered {

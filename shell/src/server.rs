@@ -85,6 +85,8 @@ pub struct Server {
     pub pinning: Vec<Pinning>,
     /// Bytes reserved at startup.
     pub reserved_bytes: u64,
+    /// What startup planned to reserve, term by term.
+    plan: crate::memory::MemoryPlan,
     shared: &'static Shared,
     /// The listener and the handlers.
     threads: Vec<JoinHandle<io::Result<()>>>,
@@ -147,6 +149,23 @@ impl Server {
             cfg.slots_per_handler(),
             cfg.ring_capacity_jobs()
         );
+        s += &format!(
+            "\nmemory plan: {} in all{}\n{}",
+            crate::memory::mib(self.plan.total()),
+            cfg.memory_budget().map_or(String::new(), |m| format!(
+                ", --memory {}",
+                crate::memory::mib(m)
+            )),
+            self.plan.split().trim_end()
+        );
+        if let Some((conns, slots)) = cfg.lowered_for_memory() {
+            s += &format!(
+                "\nnote: to fit --memory, --max-connections {conns} became {} and --slots \
+                 {slots} became {}",
+                cfg.max_connections_open(),
+                cfg.slots_per_handler()
+            );
+        }
         if cfg.slots_per_handler() > cfg.ring_capacity_jobs() {
             s += &format!(
                 "\nnote: --slots {0} is above --ring-capacity {1}: when more than {1} of a handler's \

@@ -62,6 +62,7 @@ impl State {
             }
         }
         c.generation = c.generation.wrapping_add(1);
+        self.release_head_buffer(idx);
         self.free_conns.push(idx);
         self.shared.handler_open[self.index].fetch_sub(1, Ordering::Relaxed);
         self.metrics.closed.inc();

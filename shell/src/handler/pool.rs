@@ -1,49 +1,121 @@
-//! The handler's request slots: owned here while free, lent out one per request, and given
-//! back once its response is written or its connection is gone.
+//! The handler's request slots, in two size classes (`class::SlotClass`): owned here while
+//! free, lent out one per request, and given back once its response is written or its
+//! connection is gone. A response that grew into a runner's spare buffer sends that buffer
+//! back to the runner when its slot comes home.
 
+use httpd_runner_core::class::SlotClass;
+use httpd_runner_core::limits::SPARE_RING_SLOTS;
 use httpd_runner_core::msg::Slot;
+use httpd_runner_core::ring::Producer;
+
+/// The way a spare response buffer goes back to the runner that lent it.
+pub(crate) type SpareTx = Producer<'static, &'static mut [u8], SPARE_RING_SLOTS>;
 
 /// A handler's request slots (made at startup; never more, never fewer).
 pub(crate) struct SlotPool {
-    free: Vec<&'static mut Slot<'static>>,
-    total: usize,
+    /// Free slots per class.
+    free: [Vec<&'static mut Slot<'static>>; 2],
+    /// Slots per class.
+    total: [usize; 2],
+    /// Slot ids below this are small.
+    small: u32,
+    /// To each runner, its spare response buffers.
+    spares: Vec<SpareTx>,
 }
 
 impl SlotPool {
-    /// All of `slots`, free.
-    pub(super) fn new(slots: Vec<&'static mut Slot<'static>>) -> Self {
+    /// All of `slots`, free: the first `small` are small, the rest large.
+    pub(super) fn new(
+        slots: Vec<&'static mut Slot<'static>>,
+        small: usize,
+        spares: Vec<SpareTx>,
+    ) -> Self {
+        let mut free = [
+            Vec::with_capacity(small),
+            Vec::with_capacity(slots.len() - small),
+        ];
+        for slot in slots {
+            let class = usize::from(slot.id as usize >= small);
+            free[class].push(slot);
+        }
         Self {
-            total: slots.len(),
-            free: slots,
+            total: [free[0].len(), free[1].len()],
+            free,
+            small: small as u32,
+            spares,
         }
     }
 
-    /// A free slot for a request, if any.
+    fn class_of(&self, slot: &Slot<'_>) -> SlotClass {
+        if slot.id < self.small {
+            SlotClass::Small
+        } else {
+            SlotClass::Large
+        }
+    }
+
+    /// The class of slot a request of `class` gets: its own, or a large one when no small
+    /// one is free (a large slot holds any request).
+    fn pick(&self, class: SlotClass) -> SlotClass {
+        match class {
+            SlotClass::Small if self.free[0].is_empty() => SlotClass::Large,
+            c => c,
+        }
+    }
+
+    /// A free slot for a request of `class`, if any.
     #[inline]
-    pub(super) fn take(&mut self) -> Option<&'static mut Slot<'static>> {
-        self.free.pop()
+    pub(super) fn take(&mut self, class: SlotClass) -> Option<&'static mut Slot<'static>> {
+        self.free[self.pick(class).index()].pop()
     }
 
-    /// The slot [`take`](Self::take) would lend next, to plan a read into it.
-    pub(super) fn next_mut(&mut self) -> Option<&mut Slot<'static>> {
-        self.free.last_mut().map(|s| &mut **s)
+    /// The slot [`take`](Self::take) would lend next for `class`, to plan a read into it.
+    pub(super) fn next_mut(&mut self, class: SlotClass) -> Option<&mut Slot<'static>> {
+        let c = self.pick(class).index();
+        self.free[c].last_mut().map(|s| &mut **s)
     }
 
-    /// A slot back. The free list was reserved for every slot, so this never allocates.
+    /// A slot back. The free lists were reserved for every slot, so this never allocates.
     #[inline]
     pub(super) fn put(&mut self, slot: &'static mut Slot<'static>) {
-        debug_assert!(self.free.len() < self.total, "a slot given back twice");
-        self.free.push(slot);
+        if let Some(spare) = slot.take_grown_response() {
+            self.send_back(usize::from(slot.ticket.runner), spare);
+        }
+        let c = self.class_of(slot).index();
+        debug_assert!(
+            self.free[c].len() < self.total[c],
+            "a slot given back twice"
+        );
+        self.free[c].push(slot);
     }
 
-    /// Slots free now.
+    /// Returns a spare response buffer to runner `r`. Its ring holds every buffer the runner
+    /// has, so it is never full.
+    #[cold]
+    fn send_back(&mut self, r: usize, spare: &'static mut [u8]) {
+        if let Some(ring) = self.spares.get_mut(r) {
+            let pushed = ring.push(spare).is_ok();
+            debug_assert!(pushed, "a spare ring holds every spare of its runner");
+        }
+    }
+
+    /// Slots free now for a request of `class`.
+    #[inline]
+    pub(super) fn free_for(&self, class: SlotClass) -> usize {
+        match class {
+            SlotClass::Small => self.free[0].len() + self.free[1].len(),
+            SlotClass::Large => self.free[1].len(),
+        }
+    }
+
+    /// Slots free now, of any class.
     #[inline]
     pub(super) fn free(&self) -> usize {
-        self.free.len()
+        self.free[0].len() + self.free[1].len()
     }
 
     /// Slots in all.
     pub(super) fn total(&self) -> usize {
-        self.total
+        self.total[0] + self.total[1]
     }
 }

@@ -31,21 +31,24 @@ impl State {
         if c.spill.is_some() {
             return self.hand_out_spill(idx);
         }
-        // The plan is made for the slot a guessed read would take (the last free one).
+        // The plan is made for the slot a guessed read would take (the last free one of the
+        // class the guessed request needs).
+        let sizes = self.sizes;
         let plan = c
             .core
             .guess(c.body.is_some(), !self.retry.is_empty())
             .and_then(|g| {
-                let slot = self.slots.next_mut()?;
+                let class = sizes.for_request(g.head, Framing::Length(g.body));
+                let slot = self.slots.next_mut(class)?;
                 slot.request.body.clear();
-                Plan::new(g, c.rbuf.len(), slot.request.body.spare_mut().len())
+                Plan::new(g, c.rbuf.len(), slot.request.body.spare_mut().len()).map(|p| (p, class))
             });
         let direct = c.body.as_ref().and_then(|b| {
             let body = &b.slot.request.body;
             b.framing.direct_read(body.capacity() - body.len())
         });
         match (c.core.next_read(c.rbuf.len(), plan.is_some(), direct), plan) {
-            (ReadKind::Guess, Some(plan)) => self.read_guessed(idx, plan),
+            (ReadKind::Guess, Some((plan, class))) => self.read_guessed(idx, plan, class),
             (ReadKind::Direct { body }, _) => self.read_direct(idx, body),
             (ReadKind::Buffer { to }, _) => self.read_buffer(idx, to),
             (ReadKind::Guess | ReadKind::Full, _) => false,
@@ -74,8 +77,8 @@ impl State {
 
     /// Head, body and what follows in one call, on a guess (see `place::Plan`); the parser
     /// settles it ([`parse_one`](Self::parse_one)).
-    fn read_guessed(&mut self, idx: u32, plan: Plan) -> bool {
-        let Some(slot) = self.slots.take() else {
+    fn read_guessed(&mut self, idx: u32, plan: Plan, class: SlotClass) -> bool {
+        let Some(slot) = self.slots.take(class) else {
             return false;
         };
         let c = &mut self.conns[idx as usize];
@@ -228,7 +231,9 @@ impl State {
         let placed = match c.placed.take() {
             Some(p)
                 if matches!(&parsed, Ok(Status::Complete(h))
-                    if p.spot.confirmed_by(h.head_len, h.framing)) =>
+                    if p.spot.confirmed_by(h.head_len, h.framing)
+                        && matches!(h.framing, Framing::Length(n)
+                            if n <= p.slot.request.body.capacity())) =>
             {
                 Some(p)
             }
@@ -244,7 +249,8 @@ impl State {
             Ok(Status::Complete(head)) => head,
             Ok(Status::Partial) => {
                 c.core.head_partial(now);
-                return false;
+                // A head longer than the connection's own buffer moves to a large one.
+                return self.grow_head_buffer(idx);
             }
             Err(e) => {
                 self.metrics.parse_errors[e.index()].inc();
@@ -256,14 +262,16 @@ impl State {
             Some(Placed { slot, spot }) => (slot, Some(spot)),
             None => {
                 let held = c.core.in_flight();
-                let free = self.slots.free();
+                let class = self.sizes.for_request(head.head_len, head.framing);
+                let free = self.slots.free_for(class);
                 match admit::may_take_slot(held, free, self.slots.total(), self.newcomer_waiting)
-                    .then(|| self.slots.take())
+                    .then(|| self.slots.take(class))
                     .flatten()
                 {
                     Some(slot) => (slot, None),
                     None => {
                         c.core.on_data(now);
+                        c.wants = class;
                         self.no_slot(idx);
                         return false;
                     }
@@ -302,6 +310,10 @@ impl State {
     /// bound for one while holding none, else back-pressure (its bytes stay where they are
     /// until a slot frees up).
     fn no_slot(&mut self, idx: u32) {
+        let c = &self.conns[idx as usize];
+        if c.wait_since_us.is_none() {
+            self.metrics.slot_waits[c.wants.index()].inc();
+        }
         if self.wait_expired(idx) {
             self.metrics.shed[Shed::SlotWait.index()].inc();
             self.fail(idx, 503, None);
@@ -428,6 +440,17 @@ impl State {
                     c.core.on_data(now);
                 }
                 if !p.done {
+                    let spare = body.slot.request.body.spare_mut().len();
+                    let more = p.consumed < end - start;
+                    let small = body.slot.request.body.capacity() < self.sizes.large_body;
+                    let class = if small {
+                        SlotClass::Small
+                    } else {
+                        SlotClass::Large
+                    };
+                    if self.sizes.outgrows_small(class, spare, more) {
+                        return self.move_to_large_slot(idx);
+                    }
                     return false;
                 }
             }
@@ -443,6 +466,37 @@ impl State {
         };
         c.core.body_complete(now);
         self.finish(idx, slot, action);
+        true
+    }
+
+    /// A chunked body filled its small slot: it moves, with its head, to a large one and goes
+    /// on (returns whether it moved). With no large slot free, the connection waits for one
+    /// in arrival order (reading nothing meanwhile; its body timeout still runs).
+    fn move_to_large_slot(&mut self, idx: u32) -> bool {
+        let Some(large) = self.slots.take(SlotClass::Large) else {
+            let c = &mut self.conns[idx as usize];
+            if c.wait_since_us.is_none() {
+                self.metrics.slot_waits[SlotClass::Large.index()].inc();
+            }
+            c.wants = SlotClass::Large;
+            c.wait_since_us.get_or_insert(self.now_us);
+            self.enqueue_retry(idx);
+            return false;
+        };
+        let c = &mut self.conns[idx as usize];
+        let Some(body) = c.body.as_mut() else {
+            self.slots.put(large);
+            return false;
+        };
+        if body.slot.move_request_into(large).is_err() {
+            // Cannot happen: a large slot holds any head and body a small one does.
+            self.slots.put(large);
+            return false;
+        }
+        let small = std::mem::replace(&mut body.slot, large);
+        c.wait_since_us = None;
+        self.slots.put(small);
+        self.metrics.slot_moves.inc();
         true
     }
 

@@ -93,7 +93,7 @@ impl State {
         c.wait_since_us.is_none()
             || admit::may_take_slot(
                 c.core.in_flight(),
-                self.slots.free(),
+                self.slots.free_for(c.wants),
                 self.slots.total(),
                 self.newcomer_waiting,
             )

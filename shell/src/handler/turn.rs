@@ -28,7 +28,7 @@ impl HandlerThread {
             accepts,
             jobs,
             done,
-            slots,
+            memory,
             conns,
             runner_cores,
             shared,
@@ -42,7 +42,7 @@ impl HandlerThread {
             light_turns: Streak::default(),
             placement: Placement::for_current_thread(&runner_cores),
         };
-        let mut st = State::new(index, shared, conns, slots, jobs);
+        let mut st = State::new(index, shared, conns, memory, jobs);
         st.clock();
         ready();
         loop {
@@ -73,20 +73,24 @@ impl State {
         index: usize,
         shared: &'static Shared,
         conns: Vec<Connection>,
-        slots: Vec<&'static mut Slot<'static>>,
+        memory: HandlerMemory,
         jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
     ) -> Self {
         let cfg = &shared.cfg;
         let per_handler = conns.len();
         let runners = jobs.len();
-        let slots_total = slots.len();
+        let slots_total = memory.slots.len();
+        let sizes = class::Sizes::new(&cfg.limits());
+        let own_len = conns.first().map_or(sizes.read, |c| c.rbuf.len());
         Self {
             index,
             shared,
             metrics: &shared.metrics.handlers[index],
             conns,
             free_conns: (0..per_handler as u32).rev().collect(),
-            slots: SlotPool::new(slots),
+            slots: SlotPool::new(memory.slots, memory.small_slots, memory.spares),
+            heads: HeadPool::new(memory.large_heads, own_len, per_handler),
+            sizes,
             retry: VecDeque::with_capacity(per_handler),
             retrying: false,
             dirty: Vec::with_capacity(per_handler),

@@ -5,9 +5,9 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use httpd_runner_core::deadline::{passed, Expiry, NONE};
 use httpd_runner_core::keep::{Entry, Kept, KeptTable};
-use httpd_runner_core::limits::RUNNER_RING_SLOTS as RING_SLOTS;
+use httpd_runner_core::limits::{RUNNER_RING_SLOTS as RING_SLOTS, SPARE_RING_SLOTS};
 use httpd_runner_core::msg::{Done, Request, Response, Slot, Ticket};
-use httpd_runner_core::ring::Producer;
+use httpd_runner_core::ring::{Consumer, Producer};
 
 use super::api::Error;
 use crate::metrics::RunnerMetrics;
@@ -28,7 +28,70 @@ pub(super) enum Called {
     Panicked,
 }
 
+/// The way a runner's spare response buffers come back from a handler.
+pub(crate) type SpareRx = Consumer<'static, &'static mut [u8], SPARE_RING_SLOTS>;
+
+/// A runner's spare response buffers: one is offered to each call's response, to grow into
+/// when it outgrows its slot's own buffer; a used one comes back from the handler once the
+/// response is written.
+pub(crate) struct Spares {
+    free: Vec<&'static mut [u8]>,
+    back: Vec<SpareRx>,
+    /// Bytes of each.
+    len: usize,
+}
+
+impl Spares {
+    /// `free` buffers of equal length, coming back on `back` (one ring per handler).
+    pub(crate) fn new(free: Vec<&'static mut [u8]>, back: Vec<SpareRx>) -> Self {
+        let len = free.first().map_or(0, |b| b.len());
+        Self { free, back, len }
+    }
+
+    /// Offers a spare to `slot`'s response, if one is free and larger than its own.
+    #[inline]
+    pub(super) fn offer(&mut self, slot: &mut Slot<'static>) {
+        if slot.response_capacity() >= self.len {
+            return;
+        }
+        if self.free.is_empty() {
+            self.collect();
+        }
+        if let Some(spare) = self.free.pop() {
+            if let Some(unused) = slot.offer_response_reserve(spare) {
+                self.free.push(unused);
+            }
+        }
+    }
+
+    /// Takes back the spare offered to `slot` if its response did not use it.
+    #[inline]
+    pub(super) fn reclaim(&mut self, slot: &mut Slot<'static>) {
+        if let Some(spare) = slot.take_response_offer() {
+            self.free.push(spare);
+        }
+    }
+
+    /// Whether a response in `slot` that overflows was short of a spare (answered 503)
+    /// rather than over the limit (500).
+    pub(super) fn short(&self, slot: &Slot<'_>) -> bool {
+        slot.response_capacity() < self.len && !slot.response_can_grow()
+    }
+
+    /// Takes the spares handlers sent back.
+    #[cold]
+    fn collect(&mut self) {
+        for ring in &mut self.back {
+            while let Some(spare) = ring.pop() {
+                self.free.push(spare);
+            }
+        }
+    }
+}
+
 pub(crate) struct Desk {
+    /// Spare response buffers.
+    pub(super) spares: Spares,
     kept: KeptTable<SlotRef, Vec<Entry<SlotRef>>>,
     /// The way back to each handler.
     pub(super) done: Vec<Producer<'static, Done<'static>, RING_SLOTS>>,
@@ -46,9 +109,11 @@ impl Desk {
         done: Vec<Producer<'static, Done<'static>, RING_SLOTS>>,
         capacity: usize,
         metrics: &'static RunnerMetrics,
+        spares: Spares,
     ) -> Self {
         let woke = vec![false; done.len()];
         Self {
+            spares,
             kept: KeptTable::new((0..capacity).map(|_| Entry::free()).collect()),
             done,
             woke,
@@ -110,7 +175,10 @@ impl Desk {
             self.hand_back(slot);
             return false;
         }
-        let called = call(slot, self.metrics, f);
+        self.spares.offer(slot);
+        let short = self.spares.short(slot);
+        let called = call(slot, self.metrics, short, f);
+        self.spares.reclaim(slot);
         slot.ticket.answered_us = Ticket::UNSTAMPED;
         self.hand_back(slot);
         if let Called::Panicked = called {
@@ -165,15 +233,17 @@ fn send(
 }
 
 /// Runs `f` on `slot` as a runner call: an error becomes its status, a panic a 500, an
-/// overflowed success a 500 (never a truncated body); each is counted.
+/// overflowed success a 500, or a 503 when `short` of a spare response buffer (never a
+/// truncated body); each is counted.
 pub(super) fn call(
     slot: &mut Slot<'_>,
     metrics: &RunnerMetrics,
+    short: bool,
     f: impl FnOnce(&Request<'_>, &mut Response<'_, '_>) -> Result<(), Error>,
 ) -> Called {
     match catch_unwind(AssertUnwindSafe(|| slot.serve(f))) {
         Ok(Ok(())) => {
-            if slot.refuse_truncated() {
+            if slot.refuse_truncated(short) {
                 metrics.overflows.inc();
             }
             Called::Answered

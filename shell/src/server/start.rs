@@ -11,7 +11,8 @@ use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use httpd_runner_core::limits::{ACCEPT_RING_SLOTS, READ_SLACK_BYTES, RUNNER_RING_SLOTS};
+use httpd_runner_core::class;
+use httpd_runner_core::limits::{ACCEPT_RING_SLOTS, RUNNER_RING_SLOTS, SPARE_RING_SLOTS};
 use httpd_runner_core::msg::{Done, Job, Slot};
 use httpd_runner_core::ring::{Consumer, Producer, Ring};
 use httpd_runner_core::sync::AtomicUsize;
@@ -20,14 +21,14 @@ use mio::{Poll, Waker};
 
 use super::Server;
 use crate::config::Config;
-use crate::handler::{self, HandlerThread};
+use crate::handler::{self, HandlerMemory, HandlerThread, SpareTx};
 use crate::hints::{LoadHint, ServiceHint};
 use crate::listener::{self, ListenerThread};
-use crate::memory::{carve, memory_available, out_of_memory, prefaulted, MemoryPlan};
+use crate::memory::{carve, memory_available, out_of_memory, prefaulted, MemoryPlan, Term};
 use crate::metrics::Metrics;
 use crate::net::{self, Accepted, Endpoint};
 use crate::pin::{self, Pinning};
-use crate::runner::{Factory, RunnerThread};
+use crate::runner::{Factory, RunnerThread, SpareRx, Spares};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 
@@ -36,54 +37,142 @@ fn leak<T>(value: T) -> &'static mut T {
 }
 
 /// Sizes of what startup reserves.
-struct Sizes {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
     handlers: usize,
     runners: usize,
     slots_per_handler: usize,
     conns_per_handler: usize,
-    read_buf_bytes: usize,
-    head_bytes: usize,
-    body_bytes: usize,
-    response_body_bytes: usize,
+    /// Bytes of each buffer class.
+    bytes: class::Sizes,
+    /// Buffers of each class per handler (slots, large heads) and per runner (spares).
+    counts: class::Counts,
     /// Per runner: run arena, two frame halves, kept-request table.
     runner_scratch_bytes: usize,
 }
 
 impl Sizes {
-    fn of(cfg: &Config) -> Self {
-        let limits = cfg.limits();
+    pub(crate) fn of(cfg: &Config) -> Self {
+        let bytes = class::Sizes::new(&cfg.limits());
+        let conns_per_handler = cfg.connections_per_handler() + cfg.admin_connections_per_handler();
+        let slots_per_handler = cfg.slots_per_handler() as usize;
         Self {
             handlers: cfg.handler_count(),
             runners: cfg.runner_count(),
-            slots_per_handler: cfg.slots_per_handler() as usize,
-            conns_per_handler: cfg.connections_per_handler() + cfg.admin_connections_per_handler(),
-            read_buf_bytes: limits.max_head_bytes + READ_SLACK_BYTES,
-            head_bytes: limits.max_head_bytes,
-            body_bytes: limits.max_body_bytes,
-            response_body_bytes: limits.max_body_bytes.max(64 * 1024),
+            slots_per_handler,
+            conns_per_handler,
+            bytes,
+            counts: class::Counts::new(&bytes, conns_per_handler, slots_per_handler),
             runner_scratch_bytes: cfg.scratch_bytes()
                 + 2 * cfg.frame_scratch_bytes()
                 + crate::runner::kept_table_bytes(cfg),
         }
     }
 
-    fn slot_buf_bytes(&self) -> usize {
-        self.head_bytes + self.body_bytes + self.response_body_bytes
+    fn small_slot_bytes(&self) -> usize {
+        let b = &self.bytes;
+        b.small_head + b.small_body + b.response
     }
 
-    fn plan(&self) -> MemoryPlan {
+    fn large_slot_bytes(&self) -> usize {
+        let b = &self.bytes;
+        b.large_head + b.large_body + b.large_response
+    }
+
+    pub(crate) fn plan(&self) -> MemoryPlan {
         let (h, r) = (self.handlers, self.runners);
+        let c = &self.counts;
+        let slot = std::mem::size_of::<Slot<'static>>();
+        let spare_rings = if c.spare_responses > 0 { h * r } else { 0 };
         let ring_bytes = std::mem::size_of::<Ring<Job<'static>, RUNNER_RING_SLOTS>>() * 2 * h * r
-            + std::mem::size_of::<Ring<Accepted, ACCEPT_RING_SLOTS>>() * h;
+            + std::mem::size_of::<Ring<Accepted, ACCEPT_RING_SLOTS>>() * h
+            + std::mem::size_of::<Ring<&'static mut [u8], SPARE_RING_SLOTS>>() * spare_rings;
+        let term = |what, count: usize, each: usize, options| Term {
+            what,
+            count: count as u64,
+            each: each as u64,
+            options,
+        };
         MemoryPlan {
-            connections: (self.conns_per_handler * h) as u64,
-            per_connection: (self.read_buf_bytes + handler::CONNECTION_BYTES) as u64,
-            slots: (self.slots_per_handler * h) as u64,
-            per_slot: (self.slot_buf_bytes() + std::mem::size_of::<Slot<'static>>()) as u64,
-            rings: ring_bytes as u64,
-            runner_scratch: (self.runner_scratch_bytes * r) as u64,
+            terms: [
+                term(
+                    "connections",
+                    self.conns_per_handler * h,
+                    self.bytes.read + handler::CONNECTION_BYTES,
+                    "--max-connections",
+                ),
+                term(
+                    "large head buffers",
+                    c.large_heads * h,
+                    self.bytes.large_read,
+                    "--max-head-bytes, --max-connections",
+                ),
+                term(
+                    "small request slots",
+                    c.small_slots * h,
+                    self.small_slot_bytes() + slot,
+                    "--slots",
+                ),
+                term(
+                    "large request slots",
+                    c.large_slots * h,
+                    self.large_slot_bytes() + slot,
+                    "--slots, --max-body-bytes, --max-head-bytes",
+                ),
+                term(
+                    "spare response buffers",
+                    c.spare_responses * r,
+                    self.bytes.large_response,
+                    "--runners, --max-body-bytes",
+                ),
+                term("rings", 1, ring_bytes, "--handlers, --runners"),
+                term(
+                    "runner scratch",
+                    r,
+                    self.runner_scratch_bytes,
+                    "--scratch, --frame-scratch, --runners",
+                ),
+            ],
         }
     }
+}
+
+/// The options with `--max-connections` and `--slots` lowered, in proportion, as little as
+/// needed for the plan to fit in `--memory` (unchanged without it or when it fits).
+///
+/// # Errors
+/// The plan does not fit even with one connection and one slot per handler: the error names
+/// the terms.
+fn fit_memory(cfg: Config) -> io::Result<Config> {
+    let Some(budget) = cfg.memory_budget() else {
+        return Ok(cfg);
+    };
+    let scaled = |k: u64| {
+        let scale = |n: u64| (n * k / 1024).max(1);
+        let conns = scale(u64::from(cfg.max_connections_open())) as u32;
+        let slots = scale(u64::from(cfg.slots_per_handler())) as u32;
+        cfg.clone().max_connections(conns).slots(slots)
+    };
+    let fits = |c: &Config| Sizes::of(c).plan().total() <= budget;
+    if fits(&cfg) {
+        return Ok(cfg);
+    }
+    let smallest = cfg.clone().max_connections(1).slots(1);
+    if !fits(&smallest) {
+        return Err(Sizes::of(&smallest).plan().refusal(budget, "--memory"));
+    }
+    // The largest scale (in 1024ths) that fits.
+    let (mut lo, mut hi) = (0u64, 1024u64);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if fits(&scaled(mid)) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let fitted = if lo == 0 { smallest } else { scaled(lo) };
+    Ok(fitted.fitted_to_memory(cfg.max_connections_open(), cfg.slots_per_handler()))
 }
 
 /// A server thread, joined at the end.
@@ -176,6 +265,7 @@ pub(super) fn somaxconn() -> Option<u32> {
 pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     cfg.check()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let cfg = fit_memory(cfg)?;
     let sizes = Sizes::of(&cfg);
     let plan = sizes.plan();
     plan.check(memory_available(1 + sizes.handlers + sizes.runners))?;
@@ -206,9 +296,16 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         .map(|_| leak(Ring::<Accepted, ACCEPT_RING_SLOTS>::new()).split())
         .unzip();
     let rings = Rings::new(sizes.handlers, sizes.runners);
+    let (spare_tx, spares) = spares(&sizes)?;
     let barrier = Arc::new(Barrier::new(1 + sizes.handlers + sizes.runners + 1));
-    let (pinning, runners) =
-        spawn_runners(shared, rings.job_rx, rings.done_tx, &factory, &barrier)?;
+    let (pinning, runners) = spawn_runners(
+        shared,
+        rings.job_rx,
+        rings.done_tx,
+        spares,
+        &factory,
+        &barrier,
+    )?;
     // Where runners really are: handlers keep off these cores while their load is light.
     let runner_cores: Vec<usize> = pinning
         .iter()
@@ -241,15 +338,15 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         .into_iter()
         .zip(accept_rx)
         .zip(rings.job_tx.into_iter().zip(rings.done_rx));
-    for (h, ((poll, accepts), (jobs, done))) in ends.enumerate() {
-        let (slots, conns) = handler_memory(&sizes, shared)?;
+    for (h, (((poll, accepts), (jobs, done)), spares)) in ends.zip(spare_tx).enumerate() {
+        let (memory, conns) = handler_memory(&sizes, shared, spares)?;
         let ctx = HandlerThread {
             index: h,
             poll,
             accepts,
             jobs,
             done,
-            slots,
+            memory,
             conns,
             runner_cores: runner_cores.clone(),
             shared,
@@ -267,6 +364,7 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         admin_addr,
         pinning,
         reserved_bytes,
+        plan,
         shared,
         threads,
         runners,
@@ -340,6 +438,7 @@ fn spawn_runners(
     shared: &'static Shared,
     job_rx: Vec<Vec<JobRx>>,
     done_tx: Vec<Vec<DoneTx>>,
+    spares: Vec<Spares>,
     factory: &Factory,
     barrier: &Arc<Barrier>,
 ) -> io::Result<(Vec<Pinning>, Vec<ThreadHandle>)> {
@@ -348,13 +447,14 @@ fn spawn_runners(
     let (pin_tx, pin_rx) = std::sync::mpsc::channel();
     let mut threads = Vec::with_capacity(runners);
     let mut handles = Vec::with_capacity(runners);
-    for (r, (jobs, done)) in job_rx.into_iter().zip(done_tx).enumerate() {
+    for (r, ((jobs, done), spares)) in job_rx.into_iter().zip(done_tx).zip(spares).enumerate() {
         let ctx = RunnerThread {
             index: r,
             jobs,
             done,
             shared,
             factory: factory.clone(),
+            spares: Some(spares),
         };
         let barrier = barrier.clone();
         let core = shared
@@ -391,35 +491,67 @@ fn spawn_runners(
     Ok((pinning, handles))
 }
 
-/// One handler's request slots and connection table, each from one prefaulted allocation
-/// carved into pieces.
+/// Each runner's spare response buffers (one prefaulted allocation per runner) and the
+/// rings that bring them back from each handler: `(to runner r, per handler)`,
+/// `(per runner)`.
+fn spares(sizes: &Sizes) -> io::Result<(Vec<Vec<SpareTx>>, Vec<Spares>)> {
+    let (h, r) = (sizes.handlers, sizes.runners);
+    let per_runner = sizes.counts.spare_responses;
+    let mut tx: Vec<Vec<SpareTx>> = (0..h).map(|_| Vec::with_capacity(r)).collect();
+    let mut out = Vec::with_capacity(r);
+    for _ in 0..r {
+        let mut back: Vec<SpareRx> = Vec::with_capacity(h);
+        if per_runner > 0 {
+            for to in &mut tx {
+                let (t, rx) = leak(Ring::new()).split();
+                to.push(t);
+                back.push(rx);
+            }
+        }
+        let len = sizes.bytes.large_response;
+        let mut pool: &'static mut [u8] = Box::leak(prefaulted(len * per_runner)?);
+        out.push(Spares::new(carve(&mut pool, per_runner, len), back));
+    }
+    Ok((tx, out))
+}
+
+/// One handler's request slots (small ones first), large head buffers and connection table,
+/// each from one prefaulted allocation carved into pieces.
 fn handler_memory(
     sizes: &Sizes,
     shared: &'static Shared,
-) -> io::Result<(Vec<&'static mut Slot<'static>>, Vec<handler::Connection>)> {
-    let slot_buf_bytes = sizes.slot_buf_bytes();
-    let mut pool: &'static mut [u8] =
-        Box::leak(prefaulted(slot_buf_bytes * sizes.slots_per_handler)?);
+    spares: Vec<SpareTx>,
+) -> io::Result<(HandlerMemory, Vec<handler::Connection>)> {
+    let (b, c) = (&sizes.bytes, &sizes.counts);
+    let mut pool: &'static mut [u8] = Box::leak(prefaulted(
+        sizes.small_slot_bytes() * c.small_slots + sizes.large_slot_bytes() * c.large_slots,
+    )?);
     let mut slots = Vec::with_capacity(sizes.slots_per_handler);
-    for id in 0..sizes.slots_per_handler {
-        let mut bufs = carve(&mut pool, 1, slot_buf_bytes)
-            .pop()
-            .unwrap_or_default();
-        let head = carve(&mut bufs, 1, sizes.head_bytes)
-            .pop()
-            .unwrap_or_default();
-        let body = carve(&mut bufs, 1, sizes.body_bytes)
-            .pop()
-            .unwrap_or_default();
-        let slot = leak(Slot::new(head, body, bufs));
-        slot.id = id as u32;
-        slots.push(slot);
+    let classes = [
+        (c.small_slots, b.small_head, b.small_body, b.response),
+        (c.large_slots, b.large_head, b.large_body, b.large_response),
+    ];
+    for (count, head, body, response) in classes {
+        for _ in 0..count {
+            let mut take = |len| carve(&mut pool, 1, len).pop().unwrap_or_default();
+            let (head, body, response) = (take(head), take(body), take(response));
+            let slot = leak(Slot::new(head, body, response));
+            slot.id = slots.len() as u32;
+            slots.push(slot);
+        }
     }
+    let mut heads: &'static mut [u8] = Box::leak(prefaulted(b.large_read * c.large_heads)?);
+    let large_heads = carve(&mut heads, c.large_heads, b.large_read);
     let per_handler = sizes.conns_per_handler;
-    let mut read_pool: &'static mut [u8] =
-        Box::leak(prefaulted(sizes.read_buf_bytes * per_handler)?);
-    let read_bufs = carve(&mut read_pool, per_handler, sizes.read_buf_bytes);
+    let mut read_pool: &'static mut [u8] = Box::leak(prefaulted(b.read * per_handler)?);
+    let read_bufs = carve(&mut read_pool, per_handler, b.read);
     let conns = handler::connection_table(read_bufs, &shared.cfg)
         .map_err(|_| out_of_memory(per_handler * handler::CONNECTION_BYTES))?;
-    Ok((slots, conns))
+    let memory = HandlerMemory {
+        slots,
+        small_slots: c.small_slots,
+        large_heads,
+        spares,
+    };
+    Ok((memory, conns))
 }
