@@ -94,7 +94,8 @@ impl Sizes {
         self.large_read > self.read
     }
 
-    /// Whether some requests need a large slot.
+    /// Whether some requests need a large slot (large slots exist anyway, for long
+    /// responses the handler writes).
     #[must_use]
     pub const fn has_large_slots(&self) -> bool {
         self.large_head > self.small_head || self.large_body > self.small_body
@@ -155,11 +156,9 @@ impl Counts {
         } else {
             0
         };
-        let large_slots = if sizes.has_large_slots() {
-            min(max(slots / SLOTS_PER_LARGE_SLOT, 1), slots)
-        } else {
-            0
-        };
+        // Even when every request fits a small slot, large ones hold the long responses the
+        // handler writes itself (`/metrics`).
+        let large_slots = min(max(slots / SLOTS_PER_LARGE_SLOT, 1), slots);
         let spare_responses = if sizes.has_spare_responses() {
             min(SPARE_RESPONSES_PER_RUNNER, SPARE_RING_SLOTS)
         } else {
@@ -264,7 +263,7 @@ mod tests {
         assert!(!s.has_large_slots());
         assert_eq!(s.for_request(1024, Framing::Length(2048)), SlotClass::Small);
         let c = Counts::new(&s, 10, 3);
-        assert_eq!((c.small_slots, c.large_slots), (3, 0));
+        assert_eq!((c.small_slots, c.large_slots), (2, 1));
         assert!(!s.outgrows_small(SlotClass::Small, 0, true));
     }
 

@@ -59,7 +59,7 @@ fn slot_run(status: u16, body: &[u8], reset_after: bool) -> (u16, Vec<u8>, bool)
             resp.set_status(507);
         }
     });
-    let refused = slot.refuse_truncated();
+    let refused = slot.refuse_truncated(false);
     (
         slot.response.status(),
         slot.response_body().to_vec(),
@@ -144,4 +144,67 @@ fn an_unused_reserve_comes_back_and_spare_room_can_be_asked_for() {
     assert_eq!(b.as_slice(), b"abcdefgh");
     assert!(b.reserve(1).is_err());
     assert!(b.overflowed());
+}
+
+#[test]
+fn a_response_short_of_a_spare_is_a_503_to_retry_and_a_grown_one_is_whole() {
+    let (mut head, mut req_body, mut resp_body) = ([0u8; 64], [0u8; 64], [0u8; 8]);
+    let mut slot = Slot::new(&mut head, &mut req_body, &mut resp_body);
+    slot.serve(|_, resp| {
+        let _ = resp.write(&[b'x'; 20]);
+    });
+    assert!(slot.refuse_truncated(true));
+    assert_eq!(slot.response.status(), 503);
+    assert!(slot
+        .response
+        .header_lines()
+        .as_bytes()
+        .windows(14)
+        .any(|w| w == b"Retry-After: 1"));
+
+    let mut spare = [0u8; 32];
+    assert!(slot.offer_response_reserve(&mut spare).is_none());
+    slot.serve(|_, resp| {
+        let _ = resp.write(&[b'y'; 20]);
+    });
+    assert!(!slot.refuse_truncated(false));
+    assert!(slot.take_response_offer().is_none(), "in use");
+    assert_eq!(slot.response_body(), &[b'y'; 20][..]);
+    assert_eq!(slot.take_grown_response().map(|b| b.len()), Some(32));
+    assert_eq!(slot.response_capacity(), 8);
+}
+
+#[test]
+fn a_request_moves_whole_into_a_larger_slot() {
+    use httpd_runner_core::parse::{header_slots, parse_head, Status};
+    let raw = b"POST /run/k?q=1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut fields = header_slots();
+    let limits = httpd_runner_core::limits::Limits::DEFAULT;
+    let Ok(Status::Complete(h)) = parse_head(raw, &mut fields, &limits) else {
+        panic!("head parses");
+    };
+    let (mut head, mut body, mut resp) = ([0u8; 128], [0u8; 4], [0u8; 8]);
+    let mut small = Slot::new(&mut head, &mut body, &mut resp);
+    small.request.load(&h, raw, Some(&raw[10..11])).unwrap();
+    small.request.body.extend_from_slice(b"abcd").unwrap();
+    small.ticket.seq = 7;
+    let (mut head2, mut body2, mut resp2) = ([0u8; 128], [0u8; 64], [0u8; 8]);
+    let mut large = Slot::new(&mut head2, &mut body2, &mut resp2);
+    let (mut head3, mut body3, mut resp3) = ([0u8; 16], [0u8; 64], [0u8; 8]);
+    let mut tiny_head = Slot::new(&mut head3, &mut body3, &mut resp3);
+    assert!(
+        small.move_request_into(&mut tiny_head).is_err(),
+        "head does not fit"
+    );
+    small.move_request_into(&mut large).unwrap();
+    assert_eq!(small.request.body.len(), 0, "the small slot is left reset");
+    large.request.body.extend_from_slice(b"efgh").unwrap();
+    let r = large.request.view();
+    assert_eq!(
+        (r.path(), r.query(), r.key()),
+        ("/run/k", Some("q=1"), Some(&b"k"[..]))
+    );
+    assert_eq!(r.header("host"), Some(&b"a"[..]));
+    assert_eq!(r.body(), b"abcdefgh");
+    assert_eq!(large.ticket.seq, 7);
 }

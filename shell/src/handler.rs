@@ -206,6 +206,8 @@ pub(crate) struct HandlerMemory {
     pub(crate) large_heads: Vec<&'static mut [u8]>,
     /// To each runner, the ring its spare response buffers come back on.
     pub(crate) spares: Vec<SpareTx>,
+    /// The handler's own spare response buffer (`/metrics`).
+    pub(crate) own_spare: &'static mut [u8],
 }
 
 /// The loop's state, separate from the rings so borrows stay simple.

@@ -125,7 +125,9 @@ fn peers_that_close_mid_request_free_their_slots_at_once() {
 #[test]
 fn peers_that_reset_while_waiting_or_unread_free_their_connection_at_once() {
     let _serial = serial();
-    let server = Server::start(&["--runner", "delay=0"]);
+    // 512 slots: 64 large ones, one for each 64 KiB request the unread connections send
+    // (with fewer, some wait for a large slot and are shed instead of being written to).
+    let server = Server::start(&["--runner", "delay=0", "--slots", "512"]);
     let baseline = open_connections(&server);
     // Waiting for a runner (2 s of work).
     let mut waiting = Vec::new();

@@ -21,14 +21,22 @@ impl State {
             }),
             Action::Metrics => {
                 let metrics = &self.shared.metrics;
+                // The text is longer than a slot's own response: it goes into the handler's
+                // spare buffer (in use by another scrape: 503, try again).
+                self.slots.lend_own(slot);
+                let room = slot.response_can_grow();
                 slot.serve(|_, resp| {
                     let _ =
                         resp.header("Content-Type", b"text/plain; version=0.0.4; charset=utf-8");
                     if metrics.render(resp.body_mut()).is_err() {
                         resp.reset();
-                        resp.set_status(500);
+                        resp.set_status(if room { 500 } else { 503 });
+                        if !room {
+                            let _ = resp.header("Retry-After", b"1");
+                        }
                     }
                 });
+                self.slots.reclaim_own(slot);
                 self.complete(slot);
             }
             Action::Shutdown => {

@@ -21,6 +21,9 @@ pub(crate) struct SlotPool {
     small: u32,
     /// To each runner, its spare response buffers.
     spares: Vec<SpareTx>,
+    /// The handler's own spare response buffer, for the long answers it writes itself
+    /// (`/metrics`).
+    own: Vec<&'static mut [u8]>,
 }
 
 impl SlotPool {
@@ -29,6 +32,7 @@ impl SlotPool {
         slots: Vec<&'static mut Slot<'static>>,
         small: usize,
         spares: Vec<SpareTx>,
+        own: Vec<&'static mut [u8]>,
     ) -> Self {
         let mut free = [
             Vec::with_capacity(small),
@@ -43,6 +47,7 @@ impl SlotPool {
             free,
             small: small as u32,
             spares,
+            own,
         }
     }
 
@@ -79,7 +84,10 @@ impl SlotPool {
     #[inline]
     pub(super) fn put(&mut self, slot: &'static mut Slot<'static>) {
         if let Some(spare) = slot.take_grown_response() {
-            self.send_back(usize::from(slot.ticket.runner), spare);
+            match slot.ticket.runner {
+                super::NO_RUNNER => self.own.push(spare),
+                r => self.send_back(usize::from(r), spare),
+            }
         }
         let c = self.class_of(slot).index();
         debug_assert!(
@@ -87,6 +95,23 @@ impl SlotPool {
             "a slot given back twice"
         );
         self.free[c].push(slot);
+    }
+
+    /// Offers the handler's own spare buffer to `slot`'s response, for an answer written
+    /// here; [`reclaim_own`](Self::reclaim_own) takes it back if unused.
+    pub(super) fn lend_own(&mut self, slot: &mut Slot<'static>) {
+        if let Some(spare) = self.own.pop() {
+            if let Some(unused) = slot.offer_response_reserve(spare) {
+                self.own.push(unused);
+            }
+        }
+    }
+
+    /// Takes back the buffer [`lend_own`](Self::lend_own) offered if the answer fit without it.
+    pub(super) fn reclaim_own(&mut self, slot: &mut Slot<'static>) {
+        if let Some(spare) = slot.take_response_offer() {
+            self.own.push(spare);
+        }
     }
 
     /// Returns a spare response buffer to runner `r`. Its ring holds every buffer the runner

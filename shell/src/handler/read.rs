@@ -258,6 +258,8 @@ impl State {
                 return false;
             }
         };
+        let routed = route_on(c.plane, head.method, head.path);
+        let (action, label) = routed.action(head.path);
         let (slot, in_place) = match placed {
             Some(Placed { slot, spot }) => (slot, Some(spot)),
             None => {
@@ -283,8 +285,6 @@ impl State {
             .wait_since_us
             .take()
             .map_or(0, |since| self.now_us.saturating_sub(since));
-        let routed = route_on(c.plane, head.method, head.path);
-        let (action, label) = routed.action(head.path);
         let key = runner_key(routed, &head);
         slot.reset();
         let loaded = slot.request.load(&head, raw, key).is_ok();

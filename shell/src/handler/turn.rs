@@ -88,7 +88,12 @@ impl State {
             metrics: &shared.metrics.handlers[index],
             conns,
             free_conns: (0..per_handler as u32).rev().collect(),
-            slots: SlotPool::new(memory.slots, memory.small_slots, memory.spares),
+            slots: SlotPool::new(
+                memory.slots,
+                memory.small_slots,
+                memory.spares,
+                vec![memory.own_spare],
+            ),
             heads: HeadPool::new(memory.large_heads, own_len, per_handler),
             sizes,
             retry: VecDeque::with_capacity(per_handler),

@@ -119,9 +119,10 @@ impl Sizes {
                     self.large_slot_bytes() + slot,
                     "--slots, --max-body-bytes, --max-head-bytes",
                 ),
+                // Each runner's, and one per handler for `/metrics`.
                 term(
                     "spare response buffers",
-                    c.spare_responses * r,
+                    c.spare_responses * r + h,
                     self.bytes.large_response,
                     "--runners, --max-body-bytes",
                 ),
@@ -540,6 +541,7 @@ fn handler_memory(
             slots.push(slot);
         }
     }
+    let own_spare: &'static mut [u8] = Box::leak(prefaulted(b.large_response)?);
     let mut heads: &'static mut [u8] = Box::leak(prefaulted(b.large_read * c.large_heads)?);
     let large_heads = carve(&mut heads, c.large_heads, b.large_read);
     let per_handler = sizes.conns_per_handler;
@@ -552,6 +554,7 @@ fn handler_memory(
         small_slots: c.small_slots,
         large_heads,
         spares,
+        own_spare,
     };
     Ok((memory, conns))
 }
