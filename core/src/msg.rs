@@ -318,10 +318,24 @@ impl<'a> Slot<'a> {
     /// Gives `f` the request and a writable response, as a runner sees them. The response is
     /// reset to `200`, no headers, empty body first.
     pub fn serve<R>(&mut self, f: impl FnOnce(&Request<'_>, &mut Response<'_, '_>) -> R) -> R {
+        self.serve_lending(&mut None, f)
+    }
+
+    /// [`serve`](Self::serve), lending `spare` (a larger buffer) to the response body: it is
+    /// offered to the body the first time the runner writes to it ([`FixedBuf::offer`]), so
+    /// a response longer than the slot's own buffer grows into it. `spare` is left `None`
+    /// when it was offered: [`take_response_offer`](Self::take_response_offer) then gives it
+    /// back unless the body grew into it.
+    pub fn serve_lending<R>(
+        &mut self,
+        spare: &mut Option<&'a mut [u8]>,
+        f: impl FnOnce(&Request<'_>, &mut Response<'_, 'a>) -> R,
+    ) -> R {
         self.response.clear();
         let req = self.request.view();
         let mut resp = Response {
             data: &mut self.response,
+            spare,
         };
         f(&req, &mut resp)
     }
@@ -334,10 +348,18 @@ impl<'a> Slot<'a> {
     /// runner that meets the limit and answers another status (or resets the response)
     /// keeps its answer.
     pub fn refuse_truncated(&mut self, short: bool) -> bool {
-        let r = &mut self.response;
+        self.refuse_truncated_with(|_| short)
+    }
+
+    /// [`refuse_truncated`](Self::refuse_truncated), asking `short` only when it refuses.
+    #[inline]
+    pub fn refuse_truncated_with(&mut self, short: impl FnOnce(&Self) -> bool) -> bool {
+        let r = &self.response;
         if !r.body.overflowed() || !(200..300).contains(&r.status) || r.echo {
             return false;
         }
+        let short = short(self);
+        let r = &mut self.response;
         r.clear();
         let _ = r.headers.push("Content-Type", b"text/plain; charset=utf-8");
         if short {
@@ -452,6 +474,8 @@ impl<'a> Slot<'a> {
 #[derive(Debug)]
 pub struct Response<'s, 'a> {
     data: &'s mut ResponseData<'a>,
+    /// A larger buffer the body may grow into, offered at the first write.
+    spare: &'s mut Option<&'a mut [u8]>,
 }
 
 impl<'a> Response<'_, 'a> {
@@ -473,9 +497,15 @@ impl<'a> Response<'_, 'a> {
         self.data.headers.push(name, value)
     }
 
-    /// The body buffer, to write into (its capacity is the response body limit).
+    /// The body buffer, to write into. Its capacity is the slot's own response buffer;
+    /// a write past it grows into a larger spare buffer when one is free, up to the
+    /// response body limit ([`FixedBuf::reserve`] makes room for a write through
+    /// [`FixedBuf::spare_mut`]).
     pub fn body_mut(&mut self) -> &mut FixedBuf<'a> {
         self.data.echo = false;
+        if let Some(spare) = self.spare.take() {
+            *self.spare = self.data.body.offer(spare);
+        }
         &mut self.data.body
     }
 

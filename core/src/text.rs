@@ -51,6 +51,7 @@ impl<'a> FixedBuf<'a> {
 
     /// Offers `reserve` (a larger buffer) to grow into once; an earlier unused offer is
     /// returned. Nothing is offered to a buffer that already grew: `reserve` comes back.
+    #[inline]
     pub fn offer(&mut self, reserve: &'a mut [u8]) -> Option<&'a mut [u8]> {
         if self.grown {
             return Some(reserve);
@@ -59,6 +60,7 @@ impl<'a> FixedBuf<'a> {
     }
 
     /// The reserve on offer, if the buffer did not grow into it.
+    #[inline]
     pub fn take_offer(&mut self) -> Option<&'a mut [u8]> {
         if self.grown {
             None
@@ -81,6 +83,7 @@ impl<'a> FixedBuf<'a> {
 
     /// After growing: goes back to the buffer it started with (emptied) and returns the
     /// larger one. `None` when it did not grow.
+    #[inline]
     pub fn take_grown(&mut self) -> Option<&'a mut [u8]> {
         if !self.grown {
             return None;
@@ -92,8 +95,11 @@ impl<'a> FixedBuf<'a> {
         Some(core::mem::replace(&mut self.buf, first))
     }
 
-    /// Makes room for `end` filled bytes in all: true when the capacity already allows it
-    /// or the buffer grew into its reserve (copying what was written).
+    /// Makes room for `end` filled bytes in all, past the capacity: true when the buffer
+    /// grew into its reserve (copying what was written). Out of line: the writes that fit
+    /// stay small enough to inline.
+    #[cold]
+    #[inline(never)]
     fn room_for(&mut self, end: usize) -> bool {
         if end <= self.buf.len() {
             return true;
@@ -172,24 +178,41 @@ impl<'a> FixedBuf<'a> {
     ///
     /// # Errors
     /// [`Full`] when they do not fit; the buffer is unchanged.
+    #[inline(always)]
     pub fn extend_from_slice(&mut self, bytes: &[u8]) -> Result<(), Full> {
-        let Some(end) = self
-            .len
-            .checked_add(bytes.len())
-            .filter(|&e| e <= self.buf.len() || self.room_for(e))
-        else {
-            self.overflowed = true;
-            return Err(Full);
-        };
-        self.buf[self.len..end].copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
+        match self.len.checked_add(bytes.len()) {
+            Some(end) if end <= self.buf.len() => {
+                self.buf[self.len..end].copy_from_slice(bytes);
+                self.len = end;
+                Ok(())
+            }
+            _ => self.extend_past_capacity(bytes),
+        }
+    }
+
+    /// [`extend_from_slice`](Self::extend_from_slice) past the capacity: into the reserve,
+    /// or nothing.
+    #[cold]
+    #[inline(never)]
+    fn extend_past_capacity(&mut self, bytes: &[u8]) -> Result<(), Full> {
+        match self.len.checked_add(bytes.len()) {
+            Some(end) if self.room_for(end) => {
+                self.buf[self.len..end].copy_from_slice(bytes);
+                self.len = end;
+                Ok(())
+            }
+            _ => {
+                self.overflowed = true;
+                Err(Full)
+            }
+        }
     }
 
     /// Appends `n` in decimal.
     ///
     /// # Errors
     /// [`Full`] when it does not fit.
+    #[inline]
     pub fn push_decimal(&mut self, n: u64) -> Result<(), Full> {
         // Digits go straight into place, last first (no scratch array and no copy call: this
         // runs twice per response head). One digit (a runner's index, an empty body's

@@ -385,15 +385,15 @@ impl RunnerThread {
         }
         let metrics = &self.shared.metrics.runners[self.index];
         let frame = t.frame();
-        t.desk.spares.offer(slot);
-        let short = t.desk.spares.short(slot);
+        let mut lent = t.desk.spares.lend();
+        let spare_len = t.desk.spares.len();
         let (runner, mut cx) = t.call(self.index, self.shared.started, now, frame, deadline);
         cx.in_run = true;
-        let called = call(slot, metrics, short, |req, resp| {
+        let called = call(slot, metrics, spare_len, &mut lent, |req, resp| {
             runner.run(&mut cx, req, resp)
         });
         let keeping = cx.keeping;
-        t.desk.spares.reclaim(slot);
+        t.desk.spares.settle(slot, lent);
         t.arenas.after_call();
         if let Some(k) = keeping {
             if called == Called::Answered {

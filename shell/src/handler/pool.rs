@@ -59,8 +59,7 @@ impl SlotPool {
         }
     }
 
-    /// The class of slot a request of `class` gets: its own, or a large one when no small
-    /// one is free (a large slot holds any request).
+    /// The class of slot [`take`](Self::take) lends a request of `class`.
     fn pick(&self, class: SlotClass) -> SlotClass {
         match class {
             SlotClass::Small if self.free[0].is_empty() => SlotClass::Large,
@@ -68,10 +67,17 @@ impl SlotPool {
         }
     }
 
-    /// A free slot for a request of `class`, if any.
+    /// A free slot for a request of `class`, if any: its own class, or a large one when no
+    /// small one is free (a large slot holds any request).
     #[inline]
     pub(super) fn take(&mut self, class: SlotClass) -> Option<&'static mut Slot<'static>> {
-        self.free[self.pick(class).index()].pop()
+        match class {
+            SlotClass::Small => match self.free[0].pop() {
+                Some(slot) => Some(slot),
+                None => self.free[1].pop(),
+            },
+            SlotClass::Large => self.free[1].pop(),
+        }
     }
 
     /// The slot [`take`](Self::take) would lend next for `class`, to plan a read into it.

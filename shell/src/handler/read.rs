@@ -286,7 +286,9 @@ impl State {
             .take()
             .map_or(0, |since| self.now_us.saturating_sub(since));
         let key = runner_key(routed, &head);
-        slot.reset();
+        // `load` clears the request, `begin` and `finish` write every field of the ticket
+        // (`dispatch` the handler's), and every answer starts from a cleared response
+        // (`Slot::serve`, `Slot::answer_plain`): nothing to reset first.
         let loaded = slot.request.load(&head, raw, key).is_ok();
         let info = HeadInfo {
             len: head.head_len,

@@ -35,6 +35,9 @@ pub(crate) type SpareRx = Consumer<'static, &'static mut [u8], SPARE_RING_SLOTS>
 /// when it outgrows its slot's own buffer; a used one comes back from the handler once the
 /// response is written.
 pub(crate) struct Spares {
+    /// The spare lent next (to each call's response, which takes it at its first write).
+    ready: Option<&'static mut [u8]>,
+    /// The others.
     free: Vec<&'static mut [u8]>,
     back: Vec<SpareRx>,
     /// Bytes of each.
@@ -43,49 +46,51 @@ pub(crate) struct Spares {
 
 impl Spares {
     /// `free` buffers of equal length, coming back on `back` (one ring per handler).
-    pub(crate) fn new(free: Vec<&'static mut [u8]>, back: Vec<SpareRx>) -> Self {
+    pub(crate) fn new(mut free: Vec<&'static mut [u8]>, back: Vec<SpareRx>) -> Self {
         let len = free.first().map_or(0, |b| b.len());
-        Self { free, back, len }
+        Self {
+            ready: free.pop(),
+            free,
+            back,
+            len,
+        }
     }
 
-    /// Offers a spare to `slot`'s response, if one is free and larger than its own.
+    /// The spare to lend to the next call (`Slot::serve_lending`).
     #[inline]
-    pub(super) fn offer(&mut self, slot: &mut Slot<'static>) {
-        if slot.response_capacity() >= self.len {
-            return;
-        }
-        if self.free.is_empty() {
-            self.collect();
-        }
-        if let Some(spare) = self.free.pop() {
-            if let Some(unused) = slot.offer_response_reserve(spare) {
-                self.free.push(unused);
+    pub(super) fn lend(&mut self) -> Option<&'static mut [u8]> {
+        self.ready.take()
+    }
+
+    /// After a call lent `lent` (what is left of it): the spare comes back unless the
+    /// response grew into it; then another is readied.
+    #[inline]
+    pub(super) fn settle(&mut self, slot: &mut Slot<'static>, lent: Option<&'static mut [u8]>) {
+        self.ready = lent;
+        if self.ready.is_none() && self.len > 0 {
+            self.ready = slot.take_response_offer();
+            if self.ready.is_none() {
+                self.ready = self.next();
             }
         }
     }
 
-    /// Takes back the spare offered to `slot` if its response did not use it.
-    #[inline]
-    pub(super) fn reclaim(&mut self, slot: &mut Slot<'static>) {
-        if let Some(spare) = slot.take_response_offer() {
-            self.free.push(spare);
-        }
+    /// Bytes of each spare (0: none).
+    pub(super) const fn len(&self) -> usize {
+        self.len
     }
 
-    /// Whether a response in `slot` that overflows was short of a spare (answered 503)
-    /// rather than over the limit (500).
-    pub(super) fn short(&self, slot: &Slot<'_>) -> bool {
-        slot.response_capacity() < self.len && !slot.response_can_grow()
-    }
-
-    /// Takes the spares handlers sent back.
+    /// Another free spare, taking those the handlers sent back when none is left.
     #[cold]
-    fn collect(&mut self) {
-        for ring in &mut self.back {
-            while let Some(spare) = ring.pop() {
-                self.free.push(spare);
+    fn next(&mut self) -> Option<&'static mut [u8]> {
+        if self.free.is_empty() {
+            for ring in &mut self.back {
+                while let Some(spare) = ring.pop() {
+                    self.free.push(spare);
+                }
             }
         }
+        self.free.pop()
     }
 }
 
@@ -175,10 +180,9 @@ impl Desk {
             self.hand_back(slot);
             return false;
         }
-        self.spares.offer(slot);
-        let short = self.spares.short(slot);
-        let called = call(slot, self.metrics, short, f);
-        self.spares.reclaim(slot);
+        let mut lent = self.spares.lend();
+        let called = call(slot, self.metrics, self.spares.len(), &mut lent, f);
+        self.spares.settle(slot, lent);
         slot.ticket.answered_us = Ticket::UNSTAMPED;
         self.hand_back(slot);
         if let Called::Panicked = called {
@@ -233,17 +237,20 @@ fn send(
 }
 
 /// Runs `f` on `slot` as a runner call: an error becomes its status, a panic a 500, an
-/// overflowed success a 500, or a 503 when `short` of a spare response buffer (never a
-/// truncated body); each is counted.
+/// overflowed success a 500, or a 503 when it was short of a spare response buffer of
+/// `spare_len` bytes (never a truncated body); each is counted.
 pub(super) fn call(
-    slot: &mut Slot<'_>,
+    slot: &mut Slot<'static>,
     metrics: &RunnerMetrics,
-    short: bool,
+    spare_len: usize,
+    spare: &mut Option<&'static mut [u8]>,
     f: impl FnOnce(&Request<'_>, &mut Response<'_, '_>) -> Result<(), Error>,
 ) -> Called {
-    match catch_unwind(AssertUnwindSafe(|| slot.serve(f))) {
+    match catch_unwind(AssertUnwindSafe(|| slot.serve_lending(spare, f))) {
         Ok(Ok(())) => {
-            if slot.refuse_truncated(short) {
+            // Short: smaller than a spare, and none was there to grow into.
+            let short = |s: &Slot<'_>| s.response_capacity() < spare_len && !s.response_can_grow();
+            if slot.refuse_truncated_with(short) {
                 metrics.overflows.inc();
             }
             Called::Answered
