@@ -56,8 +56,8 @@ impl State {
             return false;
         }
         let Some(large) = self.heads.free.pop() else {
-            self.metrics.large_head_waits.inc();
             if !c.head_queued {
+                self.metrics.large_head_waits.inc();
                 c.head_queued = true;
                 self.heads.waiting.push_back(idx);
             }
