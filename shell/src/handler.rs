@@ -61,6 +61,9 @@ mod slots;
 mod turn;
 mod write;
 
+/// Readiness events a handler takes from one poll.
+pub(crate) const EVENTS: usize = 1024;
+
 /// The waker's token; connection tokens are their table index.
 pub(crate) const WAKE: Token = Token(usize::MAX - 1);
 

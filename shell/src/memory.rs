@@ -51,8 +51,8 @@ impl Term {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MemoryPlan {
     /// Connections, large head buffers, small and large request slots, spare response
-    /// buffers, rings, runner scratch.
-    pub(crate) terms: [Term; 7],
+    /// buffers, rings, runner scratch, tables.
+    pub(crate) terms: [Term; 8],
 }
 
 impl MemoryPlan {
@@ -200,6 +200,7 @@ mod tests {
             term("spare response buffers", 8, 100_000, "--runners"),
             term("rings", 1, 1_000, "--handlers"),
             term("runner scratch", 2, 250, "--scratch, --frame-scratch"),
+            term("tables", 1, 0, "--max-connections, --slots"),
         ],
     };
 
@@ -253,6 +254,6 @@ mod tests {
             split.contains("small request slots: 112 x 20000 = 2.14 MiB"),
             "{split}"
         );
-        assert_eq!(split.lines().count(), 6);
+        assert_eq!(split.lines().count(), 7, "every term with a count, tables too");
     }
 }

@@ -216,6 +216,14 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
+    /// Bytes of the metrics for `handlers` and `runners` threads.
+    pub(crate) const fn bytes(handlers: usize, runners: usize) -> usize {
+        std::mem::size_of::<Self>()
+            + handlers * std::mem::size_of::<HandlerMetrics>()
+            + runners * std::mem::size_of::<RunnerMetrics>()
+            + handlers * runners * std::mem::size_of::<Counter>()
+    }
+
     /// Zeroed metrics for `handlers` and `runners` threads.
     #[must_use]
     pub(crate) fn new(handlers: usize, runners: usize, reserved_bytes: u64) -> Self {

@@ -58,3 +58,63 @@ fn an_ignored_overflow_is_a_counted_500_and_a_handled_one_keeps_its_status() {
     server.shutdown();
     server.wait().expect("stops cleanly");
 }
+
+/// Responses longer than a slot's own buffer grow into the runner's spare buffers, whole,
+/// through `write!`, `write` and `reserve` with `spare_mut`; the spares come back once each
+/// response is written, so far more long responses than spares are answered in a row.
+#[test]
+fn long_responses_grow_into_spares_that_come_back() {
+    let cfg = Config::with_listen("127.0.0.1:0".parse().unwrap())
+        .runners(Some(1))
+        .pin(false);
+    let server = Builder::new(cfg)
+        .runner(|_| {
+            |req: &Request<'_>, resp: &mut Response<'_, '_>| {
+                let n: usize = req
+                    .path()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0);
+                let body = resp.body_mut();
+                match req.query() {
+                    Some("fmt") => {
+                        for i in 0..n {
+                            let _ = write!(body, "{}", i % 10);
+                        }
+                    }
+                    Some("spare") => {
+                        if body.reserve(n).is_ok() {
+                            for (i, b) in body.spare_mut()[..n].iter_mut().enumerate() {
+                                *b = b'0' + (i % 10) as u8;
+                            }
+                            body.advance(n);
+                        }
+                    }
+                    _ => {
+                        let digits: Vec<u8> = (0..n).map(|i| b'0' + (i % 10) as u8).collect();
+                        let _ = resp.write(&digits);
+                    }
+                }
+            }
+        })
+        .start()
+        .expect("starts");
+    let want = |n: usize| -> String { (0..n).map(|i| char::from(b'0' + (i % 10) as u8)).collect() };
+    for round in 0..12 {
+        for (n, how) in [(60_000, ""), (9_000, "?fmt"), (100 * 1024, "?spare")] {
+            let (status, text) = get(server.local_addr, &format!("/run/{n}{how}"));
+            assert_eq!(status, 200, "round {round}, {n}{how}");
+            assert!(
+                text.ends_with(&want(n)),
+                "round {round}, {n}{how}: body differs"
+            );
+        }
+    }
+    // Past the limit is still a 500, never truncated.
+    let (status, _) = get(server.local_addr, "/run/102401");
+    assert_eq!(status, 500);
+    server.shutdown();
+    server.wait().expect("stops cleanly");
+}

@@ -198,3 +198,59 @@ fn every_class_filled_at_once_waits_or_sheds_and_answers_whole() {
         "RSS {after} over reserved {reserved} + baseline {baseline} + {SLACK}"
     );
 }
+
+/// `--memory`: the defaults fit in 16 MB; a smaller budget lowers connections and slots to
+/// fit (the banner says so) and the server still echoes a body at the limit; a budget too
+/// small for one connection and one slot, or a malformed size, is refused with exit 2.
+#[test]
+fn memory_budgets_fit_the_pools_or_are_refused_by_name() {
+    let _g = serial();
+    let server = Server::start(&["--memory", "16M"]);
+    let log = server.log();
+    let reserved = reserved_from_banner(&log);
+    eprintln!("{log}");
+    assert!(reserved <= 16_000_000, "defaults reserve {reserved} bytes");
+    assert!(!log.contains("to fit --memory"), "{log}");
+    assert!(log.contains("small request slots: 112 x"), "{log}");
+    assert!(log.contains("large request slots: 16 x"), "{log}");
+    assert!(log.contains("large head buffers: 16 x"), "{log}");
+    let big = body_of(100 * 1024);
+    assert_eq!(server.request(&request(&big, false)).body, big);
+    assert_eq!(
+        server
+            .request(&request(&body_of(100 * 1024 + 1), false))
+            .status,
+        413
+    );
+    drop(server);
+
+    let server = Server::start(&["--memory", "6M"]);
+    let log = server.log();
+    let reserved = reserved_from_banner(&log);
+    assert!(
+        reserved <= 6 << 20,
+        "--memory 6M reserved {reserved}: {log}"
+    );
+    assert!(
+        log.contains("to fit --memory, --max-connections 1024 became"),
+        "{log}"
+    );
+    assert_eq!(server.request(&request(&big, false)).body, big);
+    drop(server);
+
+    let bin = httpd_runner_tests::server_binary();
+    for (size, says) in [
+        ("100K", "runner scratch"),
+        ("12Q", "--memory"),
+        ("0", "--memory"),
+    ] {
+        let out = std::process::Command::new(&bin)
+            .args(["--listen", "127.0.0.1:0", "--memory", size])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--memory {size}: {err}");
+        assert!(err.contains(says), "--memory {size}: {err}");
+        assert!(!err.contains("panicked"), "--memory {size}: {err}");
+    }
+}

@@ -35,7 +35,7 @@ impl HandlerThread {
         } = self;
         let mut io = Io {
             poll,
-            events: Events::with_capacity(1024),
+            events: Events::with_capacity(EVENTS),
             accepts,
             done,
             next_tick: 0,

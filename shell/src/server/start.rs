@@ -79,6 +79,22 @@ impl Sizes {
         b.large_head + b.large_body + b.large_response
     }
 
+    /// The rest: each handler's lists of connections (free, waiting for a turn, with
+    /// answers to write, waiting for a large head buffer), its deadlines by slot, its event
+    /// and gather buffers, the metrics, and [`STARTUP_OTHER_BYTES`] for what startup leaves
+    /// besides.
+    fn table_bytes(&self) -> usize {
+        let (h, r) = (self.handlers, self.runners);
+        let per_handler = 4 * std::mem::size_of::<u32>() * self.conns_per_handler
+            + std::mem::size_of::<httpd_runner_core::deadline::Watch>() * self.slots_per_handler
+            + httpd_runner_core::limits::GATHER_BYTES
+            + handler::EVENTS * std::mem::size_of::<mio::event::Event>();
+        per_handler * h
+            + crate::metrics::Metrics::bytes(h, r)
+            + STARTUP_OTHER_BYTES
+            + STARTUP_OTHER_BYTES_PER_THREAD * (1 + h + r)
+    }
+
     pub(crate) fn plan(&self) -> MemoryPlan {
         let (h, r) = (self.handlers, self.runners);
         let c = &self.counts;
@@ -133,6 +149,7 @@ impl Sizes {
                     self.runner_scratch_bytes,
                     "--scratch, --frame-scratch, --runners",
                 ),
+                term("tables", 1, self.table_bytes(), "--max-connections, --slots"),
             ],
         }
     }
@@ -175,6 +192,12 @@ fn fit_memory(cfg: Config) -> io::Result<Config> {
     let fitted = if lo == 0 { smallest } else { scaled(lo) };
     Ok(fitted.fitted_to_memory(cfg.max_connections_open(), cfg.slots_per_handler()))
 }
+
+/// Heap bytes startup leaves live besides the terms of the plan (the factory, the listener's
+/// tables), and per thread (its handle, name, ring ends), rounded up.
+const STARTUP_OTHER_BYTES: usize = 16 * 1024;
+/// See [`STARTUP_OTHER_BYTES`].
+const STARTUP_OTHER_BYTES_PER_THREAD: usize = 8 * 1024;
 
 /// A server thread, joined at the end.
 type ThreadHandle = JoinHandle<io::Result<()>>;
