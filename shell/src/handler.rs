@@ -314,6 +314,7 @@ impl State {
         c.inline_len = 0;
         c.wait_since_us = None;
         c.waited_us = 0;
+        c.wants = SlotClass::Small;
         self.drive(idx, registry);
     }
 
@@ -339,6 +340,8 @@ impl State {
             self.retry.len(),
             self.slots.free(),
         ) {
+            // Its head is not read yet: it waits for any slot (a small one, or large).
+            self.conns[idx as usize].wants = SlotClass::Small;
             self.wait_for_slot(idx);
             self.flush(idx, registry);
             return;

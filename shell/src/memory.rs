@@ -254,6 +254,10 @@ mod tests {
             split.contains("small request slots: 112 x 20000 = 2.14 MiB"),
             "{split}"
         );
-        assert_eq!(split.lines().count(), 7, "every term with a count, tables too");
+        assert_eq!(
+            split.lines().count(),
+            7,
+            "every term with a count, tables too"
+        );
     }
 }

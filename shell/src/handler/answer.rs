@@ -24,7 +24,8 @@ impl State {
                 // The text is longer than a slot's own response: it goes into the handler's
                 // spare buffer (in use by another scrape: 503, try again).
                 self.slots.lend_own(slot);
-                let room = slot.response_can_grow();
+                let room = slot.response_can_grow()
+                    || slot.response_capacity() >= self.sizes.large_response;
                 slot.serve(|_, resp| {
                     let _ =
                         resp.header("Content-Type", b"text/plain; version=0.0.4; charset=utf-8");

@@ -63,11 +63,18 @@ impl State {
             }
             return false;
         };
-        large[..input.end].copy_from_slice(&c.rbuf[..input.end]);
+        self.lend_head_buffer(idx, large);
+        true
+    }
+
+    /// Moves connection `idx`'s input (a full own buffer, from its front) into `large`.
+    fn lend_head_buffer(&mut self, idx: u32, large: &'static mut [u8]) {
+        let c = &mut self.conns[idx as usize];
+        let end = c.core.input().end;
+        large[..end].copy_from_slice(&c.rbuf[..end]);
         let own = std::mem::replace(&mut c.rbuf, large);
         self.heads.parked.push(own);
         self.metrics.large_heads.set(self.heads.in_use() as u64);
-        true
     }
 
     /// A connection holding a large head buffer goes back to its own once its input fits
@@ -108,16 +115,23 @@ impl State {
         self.wake_head_waiter();
     }
 
-    /// A large buffer came free: the oldest connection still waiting for one gets its turn
-    /// (through the retry queue, where it takes the buffer and goes on reading).
+    /// A large buffer came free: the oldest connection still waiting for one gets it now
+    /// (so no buffer sits free while one waits) and goes on reading from the retry queue.
     fn wake_head_waiter(&mut self) {
         while let Some(w) = self.heads.waiting.pop_front() {
             let c = &mut self.conns[w as usize];
             c.head_queued = false;
-            if c.stream.is_some() && class::head_outgrows(c.core.input(), c.rbuf.len()) {
-                self.enqueue_retry(w);
-                return;
+            let waits = c.stream.is_some()
+                && c.rbuf.len() == self.heads.own_len()
+                && class::head_outgrows(c.core.input(), c.rbuf.len());
+            if !waits {
+                continue;
             }
+            if let Some(large) = self.heads.free.pop() {
+                self.lend_head_buffer(w, large);
+                self.enqueue_retry(w);
+            }
+            return;
         }
     }
 }

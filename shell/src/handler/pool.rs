@@ -145,8 +145,13 @@ impl SlotPool {
         self.free[0].len() + self.free[1].len()
     }
 
-    /// Slots in all.
-    pub(super) fn total(&self) -> usize {
-        self.total[0] + self.total[1]
+    /// Slots a request of `class` may take, in all: any for a small one, the large ones for
+    /// a large one (the fair share's reserve is taken of these).
+    #[inline]
+    pub(super) fn total_for(&self, class: SlotClass) -> usize {
+        match class {
+            SlotClass::Small => self.total[0] + self.total[1],
+            SlotClass::Large => self.total[1],
+        }
     }
 }

@@ -266,7 +266,8 @@ impl State {
                 let held = c.core.in_flight();
                 let class = self.sizes.for_request(head.head_len, head.framing);
                 let free = self.slots.free_for(class);
-                match admit::may_take_slot(held, free, self.slots.total(), self.newcomer_waiting)
+                let total = self.slots.total_for(class);
+                match admit::may_take_slot(held, free, total, self.newcomer_waiting)
                     .then(|| self.slots.take(class))
                     .flatten()
                 {

@@ -94,7 +94,7 @@ impl State {
             || admit::may_take_slot(
                 c.core.in_flight(),
                 self.slots.free_for(c.wants),
-                self.slots.total(),
+                self.slots.total_for(c.wants),
                 self.newcomer_waiting,
             )
     }

@@ -59,18 +59,27 @@ impl Spares {
     /// The spare to lend to the next call (`Slot::serve_lending`).
     #[inline]
     pub(super) fn lend(&mut self) -> Option<&'static mut [u8]> {
-        self.ready.take()
+        match self.ready.take() {
+            Some(spare) => Some(spare),
+            None if self.len > 0 => self.next(),
+            None => None,
+        }
     }
 
     /// After a call lent `lent` (what is left of it): the spare comes back unless the
-    /// response grew into it; then another is readied.
+    /// response grew into it. Calls nest (a `run` may answer a kept request), so what comes
+    /// back joins the others rather than replacing the one readied meanwhile.
     #[inline]
     pub(super) fn settle(&mut self, slot: &mut Slot<'static>, lent: Option<&'static mut [u8]>) {
-        self.ready = lent;
-        if self.ready.is_none() && self.len > 0 {
-            self.ready = slot.take_response_offer();
-            if self.ready.is_none() {
-                self.ready = self.next();
+        let back = match lent {
+            Some(spare) => Some(spare),
+            None if self.len > 0 => slot.take_response_offer(),
+            None => None,
+        };
+        if let Some(spare) = back {
+            match self.ready {
+                None => self.ready = Some(spare),
+                Some(_) => self.free.push(spare),
             }
         }
     }
@@ -82,6 +91,7 @@ impl Spares {
 
     /// Another free spare, taking those the handlers sent back when none is left.
     #[cold]
+    #[inline(never)]
     fn next(&mut self) -> Option<&'static mut [u8]> {
         if self.free.is_empty() {
             for ring in &mut self.back {

@@ -80,13 +80,17 @@ impl Sizes {
     }
 
     /// The rest: each handler's lists of connections (free, waiting for a turn, with
-    /// answers to write, waiting for a large head buffer), its deadlines by slot, its event
+    /// answers to write, waiting for a large head buffer), of free slots and of large head
+    /// buffers (free, and the own buffers parked), its deadlines by slot, its event
     /// and gather buffers, the metrics, and [`STARTUP_OTHER_BYTES`] for what startup leaves
     /// besides.
     fn table_bytes(&self) -> usize {
         let (h, r) = (self.handlers, self.runners);
+        let word = std::mem::size_of::<usize>();
         let per_handler = 4 * std::mem::size_of::<u32>() * self.conns_per_handler
-            + std::mem::size_of::<httpd_runner_core::deadline::Watch>() * self.slots_per_handler
+            + (std::mem::size_of::<httpd_runner_core::deadline::Watch>() + word)
+                * self.slots_per_handler
+            + 2 * 2 * word * self.counts.large_heads
             + httpd_runner_core::limits::GATHER_BYTES
             + handler::EVENTS * std::mem::size_of::<mio::event::Event>();
         per_handler * h
@@ -149,7 +153,12 @@ impl Sizes {
                     self.runner_scratch_bytes,
                     "--scratch, --frame-scratch, --runners",
                 ),
-                term("tables", 1, self.table_bytes(), "--max-connections, --slots"),
+                term(
+                    "tables",
+                    1,
+                    self.table_bytes(),
+                    "--max-connections, --slots",
+                ),
             ],
         }
     }
