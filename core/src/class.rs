@@ -145,9 +145,14 @@ pub struct Counts {
 
 impl Counts {
     /// The counts for a handler with `connections` connections and `slots` request slots,
-    /// with buffers of `sizes`.
+    /// `large` of them large (`None`: [`default_large_slots`]), with buffers of `sizes`.
     #[must_use]
-    pub const fn new(sizes: &Sizes, connections: usize, slots: usize) -> Self {
+    pub const fn new(
+        sizes: &Sizes,
+        connections: usize,
+        slots: usize,
+        large: Option<usize>,
+    ) -> Self {
         let large_heads = if sizes.has_large_heads() {
             min(
                 max(connections / CONNECTIONS_PER_LARGE_HEAD, MIN_LARGE_HEADS),
@@ -158,7 +163,10 @@ impl Counts {
         };
         // Even when every request fits a small slot, large ones hold the long responses the
         // handler writes itself (`/metrics`).
-        let large_slots = min(max(slots / SLOTS_PER_LARGE_SLOT, 1), slots);
+        let large_slots = match large {
+            Some(n) => min(max(n, 1), slots),
+            None => default_large_slots(slots),
+        };
         let spare_responses = if sizes.has_spare_responses() {
             min(SPARE_RESPONSES_PER_RUNNER, SPARE_RING_SLOTS)
         } else {
@@ -180,6 +188,12 @@ impl Counts {
             SlotClass::Large => self.large_slots,
         }
     }
+}
+
+/// Large slots of `slots` by default: one in [`SLOTS_PER_LARGE_SLOT`], at least one.
+#[must_use]
+pub const fn default_large_slots(slots: usize) -> usize {
+    min(max(slots / SLOTS_PER_LARGE_SLOT, 1), slots)
 }
 
 /// Whether a connection's input has filled its buffer of `len` bytes without a whole head
@@ -233,7 +247,7 @@ mod tests {
                 large_response: 100 * 1024,
             }
         );
-        let counts = Counts::new(&DEFAULT, 1028, 128);
+        let counts = Counts::new(&DEFAULT, 1028, 128, None);
         assert_eq!(
             counts,
             Counts {
@@ -262,7 +276,7 @@ mod tests {
         assert_eq!((s.read, s.small_head, s.small_body), (4096, 1024, 2048));
         assert!(!s.has_large_slots());
         assert_eq!(s.for_request(1024, Framing::Length(2048)), SlotClass::Small);
-        let c = Counts::new(&s, 10, 3);
+        let c = Counts::new(&s, 10, 3, None);
         assert_eq!((c.small_slots, c.large_slots), (2, 1));
         assert!(!s.outgrows_small(SlotClass::Small, 0, true));
     }
@@ -286,10 +300,20 @@ mod tests {
 
     #[test]
     fn few_connections_or_slots_still_get_a_large_one() {
-        let c = Counts::new(&DEFAULT, 2, 1);
+        let c = Counts::new(&DEFAULT, 2, 1, None);
         assert_eq!((c.large_heads, c.small_slots, c.large_slots), (2, 0, 1));
-        let c = Counts::new(&DEFAULT, 100_000, 65_536);
+        let c = Counts::new(&DEFAULT, 100_000, 65_536, None);
         assert_eq!((c.large_heads, c.large_slots), (1562, 8192));
+        let c = Counts::new(&DEFAULT, 1024, 128, Some(40));
+        assert_eq!((c.small_slots, c.large_slots), (88, 40), "as asked");
+        let c = Counts::new(&DEFAULT, 1024, 128, Some(500));
+        assert_eq!(
+            (c.small_slots, c.large_slots),
+            (0, 128),
+            "at most every slot"
+        );
+        let c = Counts::new(&DEFAULT, 1024, 128, Some(0));
+        assert_eq!(c.large_slots, 1, "at least one");
     }
 
     #[test]

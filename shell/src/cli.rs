@@ -181,12 +181,20 @@ pub struct Args {
     max_head_bytes: u64,
 
     /// Request slots per handler: requests in flight (parsed, not yet answered) per handler.
-    /// Each reserves one head and two body buffers. While a connection holding none is
-    /// starving for one, connections holding one leave it the last eighth. A connection
-    /// that finds none waits in arrival order, up to `--shed-after`, then gets 503.
+    /// Most are small (a 4 KiB head and body, an 8 KiB response); `--large-slots` of them
+    /// hold a head and body up to the limits. While a connection holding none is starving
+    /// for one, connections holding one leave it the last eighth. A connection that finds
+    /// none waits in arrival order, up to `--shed-after`, then gets 503.
     #[arg(long, env = "HTTPD_RUNNER_SLOTS", default_value_t = DEFAULT_SLOTS_PER_HANDLER,
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SLOTS_PER_HANDLER)))]
     slots: u32,
+
+    /// Of `--slots`, how many are large: requests with a head over 4 KiB or a declared body
+    /// over 4 KiB take one (and chunked bodies that outgrow a small slot), so this many of
+    /// them are in flight per handler at most. [default: one in eight, at least 1]
+    #[arg(long, env = "HTTPD_RUNNER_LARGE_SLOTS",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SLOTS_PER_HANDLER)))]
+    large_slots: Option<u32>,
 
     /// Jobs one handler may queue at one runner; beyond it requests are shed with 503 and
     /// `Retry-After`. Below `--slots` a pipelining client can get 503s while runners keep up
@@ -306,6 +314,7 @@ impl From<Args> for Config {
             .max_body_bytes(a.max_body_bytes as usize)
             .max_head_bytes(a.max_head_bytes as usize)
             .slots(a.slots)
+            .large_slots(a.large_slots)
             .ring_capacity(a.ring_capacity)
             .spin_us(a.spin_us)
             .max_pipeline(a.max_pipeline as usize)

@@ -40,6 +40,7 @@ pub struct Config {
     max_body_bytes: usize,
     max_head_bytes: usize,
     slots: u32,
+    large_slots: Option<u32>,
     ring_capacity: Option<u32>,
     spin_us: u32,
     max_pipeline: usize,
@@ -80,6 +81,7 @@ impl Config {
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
         slots: DEFAULT_SLOTS_PER_HANDLER,
+        large_slots: None,
         ring_capacity: None,
         spin_us: DEFAULT_SPIN_US,
         max_pipeline: DEFAULT_MAX_PIPELINE,
@@ -174,6 +176,20 @@ impl Config {
         self.slots = n;
         self
     }
+    /// Of the slots, how many are large (head and body up to the limits); `None`: one in
+    /// eight, at least one. More than `slots` is cut to `slots`.
+    #[must_use]
+    pub const fn large_slots(mut self, n: Option<u32>) -> Self {
+        self.large_slots = n;
+        self
+    }
+
+    /// The large slots asked for, if any (`None`: the default share).
+    #[must_use]
+    pub const fn large_slots_asked(&self) -> Option<u32> {
+        self.large_slots
+    }
+
     /// Jobs one handler may queue at one runner; `None`: as many as it has slots.
     #[must_use]
     pub const fn ring_capacity(mut self, n: Option<u32>) -> Self {
@@ -331,6 +347,9 @@ impl Config {
             MAX_HEAD_BYTES_LIMIT,
         )?;
         within("slots", self.slots, 1, MAX_SLOTS_PER_HANDLER)?;
+        if let Some(n) = self.large_slots {
+            within("large_slots", n, 1, self.slots)?;
+        }
         within(
             "ring_capacity",
             self.ring_capacity.unwrap_or(1),

@@ -238,7 +238,20 @@ fn memory_budgets_fit_the_pools_or_are_refused_by_name() {
     assert_eq!(server.request(&request(&big, false)).body, big);
     drop(server);
 
+    let server = Server::start(&["--large-slots", "40"]);
+    let log = server.log();
+    assert!(log.contains("small request slots: 88 x"), "{log}");
+    assert!(log.contains("large request slots: 40 x"), "{log}");
+    drop(server);
+
     let bin = httpd_runner_tests::server_binary();
+    let out = std::process::Command::new(&bin)
+        .args(["--listen", "127.0.0.1:0", "--large-slots", "200"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("large_slots"), "{err}");
     for (size, says) in [
         ("100K", "runner scratch"),
         ("12Q", "--memory"),

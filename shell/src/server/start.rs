@@ -62,7 +62,12 @@ impl Sizes {
             slots_per_handler,
             conns_per_handler,
             bytes,
-            counts: class::Counts::new(&bytes, conns_per_handler, slots_per_handler),
+            counts: class::Counts::new(
+                &bytes,
+                conns_per_handler,
+                slots_per_handler,
+                cfg.large_slots_asked().map(|n| n as usize),
+            ),
             runner_scratch_bytes: cfg.scratch_bytes()
                 + 2 * cfg.frame_scratch_bytes()
                 + crate::runner::kept_table_bytes(cfg),
