@@ -557,6 +557,26 @@ pub fn rss_bytes(pid: u32) -> u64 {
     kb * 1024
 }
 
+/// Resident memory of the binary itself beyond its reservation: a server started with
+/// `args` plus the smallest reservations (one connection, one slot, no body, the smallest
+/// head), its RSS less what its banner says it reserved.
+#[must_use]
+pub fn binary_baseline_rss(args: &[&str]) -> u64 {
+    let mut all = args.to_vec();
+    all.extend([
+        "--max-connections",
+        "1",
+        "--slots",
+        "1",
+        "--max-body-bytes",
+        "0",
+        "--max-head-bytes",
+        "256",
+    ]);
+    let tiny = Server::start(&all);
+    rss_bytes(tiny.pid()).saturating_sub(reserved_from_banner(&tiny.log()))
+}
+
 /// The `memory reserved at startup` figure from a server's banner.
 #[must_use]
 pub fn reserved_from_banner(log: &str) -> u64 {

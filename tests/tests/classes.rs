@@ -8,7 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 
 use httpd_runner_tests::{
-    body_of, metric_in, reserved_from_banner, rss_bytes, serial, Client, Server,
+    binary_baseline_rss, body_of, metric_in, reserved_from_banner, rss_bytes, serial, Client,
+    Server,
 };
 
 /// A body of `n` bytes that differs per connection, so a mixed-up answer cannot pass.
@@ -176,17 +177,7 @@ fn every_class_filled_at_once_waits_or_sheds_and_answers_whole() {
     // (measured on the smallest reservation, as `guarantees.rs` does).
     let after = rss_bytes(pid);
     let growth = after as i64 - at_start as i64;
-    let tiny = Server::start(&[
-        "--max-connections",
-        "1",
-        "--slots",
-        "1",
-        "--max-body-bytes",
-        "0",
-        "--max-head-bytes",
-        "256",
-    ]);
-    let baseline = rss_bytes(tiny.pid()).saturating_sub(reserved_from_banner(&tiny.log()));
+    let baseline = binary_baseline_rss(&[]);
     eprintln!(
         "memory: reserved {reserved} B, at start {at_start} B, after {after} B (growth {growth} B), binary baseline {baseline} B"
     );

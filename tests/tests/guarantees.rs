@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use httpd_runner_tests::{
-    body_of, metric_in, post, reserved_from_banner, rss_bytes, serial, Client, Server,
+    binary_baseline_rss, body_of, metric_in, post, reserved_from_banner, rss_bytes, serial, Client,
+    Server,
 };
 
 /// Server options for the mixed workload: short timeouts so they fire, the delay runner so
@@ -265,19 +266,7 @@ fn resident_memory_stays_flat_and_within_the_reservation() {
         "RSS moved by {growth} bytes"
     );
     // The binary's baseline: the same binary and threads with the smallest reservations.
-    let mut tiny_args = MIXED_ARGS.to_vec();
-    tiny_args.extend([
-        "--max-connections",
-        "1",
-        "--slots",
-        "1",
-        "--max-body-bytes",
-        "0",
-        "--max-head-bytes",
-        "256",
-    ]);
-    let tiny = Server::start(&tiny_args);
-    let baseline = rss_bytes(tiny.pid()).saturating_sub(reserved_from_banner(&tiny.log()));
+    let baseline = binary_baseline_rss(MIXED_ARGS);
     eprintln!(
         "memory: binary baseline {baseline} B; limit reserved + baseline = {} B",
         reserved + baseline
