@@ -29,22 +29,10 @@ pub enum SlotClass {
 }
 
 impl SlotClass {
-    /// Both classes, smallest first.
-    pub const ALL: [Self; 2] = [Self::Small, Self::Large];
-
     /// Index into per-class arrays.
     #[must_use]
     pub const fn index(self) -> usize {
         self as usize
-    }
-
-    /// The label in metrics.
-    #[must_use]
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::Small => "small",
-            Self::Large => "large",
-        }
     }
 }
 

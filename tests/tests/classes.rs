@@ -40,6 +40,17 @@ fn request(body: &[u8], long_head: bool) -> Vec<u8> {
     r
 }
 
+/// `n` POSTs of `len`-byte bodies (each its own), heads long when `long_head`, with the
+/// body each should get back.
+fn posts(n: usize, len: usize, long_head: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let b = body_for(i, len);
+            (request(&b, long_head), b)
+        })
+        .collect()
+}
+
 /// A chunked POST of `body` in chunks of `chunk` bytes.
 fn chunked(body: &[u8], chunk: usize) -> Vec<u8> {
     let mut r = b"POST /run HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
@@ -106,32 +117,13 @@ fn every_class_filled_at_once_waits_or_sheds_and_answers_whole() {
 
     // 1. A thousand heads longer than a connection's own buffer: 16 large head buffers and
     // 16 large slots serve them in turns.
-    let heads: Vec<_> = (0..1000)
-        .map(|i| {
-            let b = body_for(i, 200);
-            (request(&b, true), b)
-        })
-        .collect();
+    let heads = posts(1000, 200, true);
     let t1 = wave(addr, &heads);
     // 2. More bodies too long for a small slot than there are large slots.
-    let bodies: Vec<_> = (0..64)
-        .map(|i| {
-            let b = body_for(i, 60_000);
-            (request(&b, false), b)
-        })
-        .collect();
+    let bodies = posts(64, 60_000, false);
     let t2 = wave(addr, &bodies);
-    // 3. Chunked bodies that start in a small slot and outgrow it, while the small and large
-    // waves above run again on other threads.
-    let again = thread::spawn(move || {
-        let small: Vec<_> = (0..200)
-            .map(|i| {
-                let b = body_for(i, 1000);
-                (request(&b, false), b)
-            })
-            .collect();
-        (wave(addr, &small), wave(addr, &heads[..300]))
-    });
+    // 3. Chunked bodies that start in a small slot and outgrow it: alone, every one starts
+    // small (48 of 112 small slots) and moves to a large slot.
     let grown: Vec<_> = (0..48)
         .map(|i| {
             let b = body_for(i, 30_000);
@@ -139,11 +131,28 @@ fn every_class_filled_at_once_waits_or_sheds_and_answers_whole() {
         })
         .collect();
     let t3 = wave(addr, &grown);
+    assert_eq!(
+        server.metric("httpd_runner_slot_moves_total", ""),
+        t3.echoed as u64,
+        "every chunked body moved from a small slot to a large one"
+    );
+    // 4. Then all of it at once: the chunked bodies again (some may start in a large slot
+    // when the small ones are taken) while small and long-head waves run on another thread.
+    let again = thread::spawn(move || {
+        let small = posts(200, 1000, false);
+        (wave(addr, &small), wave(addr, &heads[..300]))
+    });
+    let t6 = wave(addr, &grown);
     let (t4, t5) = again.join().expect("second waves");
     eprintln!(
-        "long heads {t1:?}, long bodies {t2:?}, growing chunked {t3:?}, small {t4:?}, long heads again {t5:?}"
+        "long heads {t1:?}, long bodies {t2:?}, growing chunked {t3:?}, small {t4:?}, long heads again {t5:?}, chunked again {t6:?}"
     );
-    for (what, t) in [("long heads", &t1), ("long bodies", &t2), ("chunked", &t3)] {
+    for (what, t) in [
+        ("long heads", &t1),
+        ("long bodies", &t2),
+        ("chunked", &t3),
+        ("chunked again", &t6),
+    ] {
         assert!(t.echoed > 0, "{what}: nothing served");
     }
 
