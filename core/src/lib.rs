@@ -20,6 +20,7 @@
 //!   [`Request`] and [`Response`] views user code reads and writes;
 //! - [`deadline`]: request budgets, where a request expired, the handler's deadline watch;
 //! - [`keep`]: the fixed table of requests a runner keeps to answer later;
+//! - [`observe`]: latency buckets, status classes, stalls, log bursts, access-log records;
 //! - [`limits`], [`text`], [`sync`]: capacities, fixed buffers, the atomics facade.
 //!
 //! The shell crate (`httpd-runner`) adds sockets, threads and the clock, and the `Runner`
@@ -35,6 +36,7 @@ pub mod deadline;
 pub mod keep;
 pub mod limits;
 pub mod msg;
+pub mod observe;
 pub mod parse;
 pub mod place;
 pub mod response;

@@ -101,6 +101,34 @@ pub const DEFAULT_SPIN_US: u32 = 50;
 /// Most `--spin-us`.
 pub const MAX_SPIN_US: u32 = 100_000;
 
+/// Latency histograms' finite bounds: 1 µs doubling to 2^23 µs (8.4 s), then `+Inf`
+/// (`observe::bucket_of`).
+pub const LATENCY_BOUNDS: usize = 24;
+
+/// Default time a runner's `run`, tick or alarm may take before it counts as a stall and is
+/// logged (`--stall-threshold`; 0 turns the detector off).
+pub const DEFAULT_STALL_THRESHOLD_MS: u64 = 10;
+
+/// Most stall log lines per runner per second; the stalls in between are only counted.
+pub const STALL_LOG_WINDOW_MS: u64 = 1_000;
+
+/// Bursts of shed or expired requests are logged at most once per this many milliseconds
+/// per handler (`observe::Burst`); the counters in `/metrics` have every one.
+pub const BURST_LOG_WINDOW_MS: u64 = 1_000;
+
+/// Most bytes of one log line (longer messages are cut and end with `...`).
+pub const LOG_LINE_BYTES: usize = 1024;
+
+/// Most bytes of a request target an access-log record keeps (longer ones are cut).
+pub const ACCESS_TARGET_BYTES: usize = 200;
+
+/// Access-log records each handler's ring holds for the writer thread (`--access-log`);
+/// past that, lines are dropped and counted.
+pub const ACCESS_RING_RECORDS: usize = 4096;
+
+/// Bytes the access-log thread formats lines into before one write.
+pub const ACCESS_WRITE_BYTES: usize = 64 * 1024;
+
 /// Default time in-flight requests get once shutdown starts (`--shutdown-timeout`).
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
 

@@ -196,6 +196,12 @@ impl RequestData<'_> {
             .unwrap_or(&[])
     }
 
+    /// The head as copied into the slot (request line first).
+    #[must_use]
+    pub fn head(&self) -> &[u8] {
+        self.head.as_slice()
+    }
+
     /// A read-only view for a runner.
     #[must_use]
     pub fn view(&self) -> Request<'_> {

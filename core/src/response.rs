@@ -205,6 +205,22 @@ pub const fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Year (mod 10,000), month (1-12) and day (1-31) of `days` since 1970-01-01
+/// (civil-from-days, Howard Hinnant).
+#[must_use]
+pub const fn civil(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = (yoe + era * 400 + (month <= 2) as u64) % 10_000;
+    (year, month, day)
+}
+
 /// Formats seconds since the Unix epoch as an IMF-fixdate (RFC 9110 §5.6.7).
 #[must_use]
 pub fn imf_fixdate(unix_secs: u64) -> [u8; DATE_LEN] {
@@ -216,16 +232,7 @@ pub fn imf_fixdate(unix_secs: u64) -> [u8; DATE_LEN] {
     let days = unix_secs / 86_400;
     let secs = unix_secs % 86_400;
     let weekday = DAYS[(days % 7) as usize];
-    // Civil-from-days (Howard Hinnant), for days since 1970-01-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = (yoe + era * 400 + u64::from(month <= 2)) % 10_000;
+    let (year, month, day) = civil(days);
     let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
     let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
     out[..3].copy_from_slice(weekday);

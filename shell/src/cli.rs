@@ -18,14 +18,14 @@ use httpd_runner_core::limits::{
     DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_PIPELINE, DEFAULT_SCRATCH_BYTES,
     DEFAULT_SHED_AFTER_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_SLOTS_PER_HANDLER, DEFAULT_SPIN_US,
-    LIGHT_STREAK_TURNS, MAX_BACKLOG, MAX_BODY_BYTES_LIMIT, MAX_CONNECTIONS_LIMIT,
-    MAX_DELAY_RUNNER_MS, MAX_HANDLERS, MAX_HEAD_BYTES_LIMIT, MAX_PIPELINE, MAX_RUNNERS,
-    MAX_SCRATCH_BYTES, MAX_SLOTS_PER_HANDLER, MAX_SPIN_US, MAX_TIMEOUT_MS, MIN_HEAD_BYTES_LIMIT,
-    MIN_TIMEOUT_MS, NARROW_AFTER_TURNS, RUNNER_RING_SLOTS,
+    DEFAULT_STALL_THRESHOLD_MS, LIGHT_STREAK_TURNS, MAX_BACKLOG, MAX_BODY_BYTES_LIMIT,
+    MAX_CONNECTIONS_LIMIT, MAX_DELAY_RUNNER_MS, MAX_HANDLERS, MAX_HEAD_BYTES_LIMIT, MAX_PIPELINE,
+    MAX_RUNNERS, MAX_SCRATCH_BYTES, MAX_SLOTS_PER_HANDLER, MAX_SPIN_US, MAX_TIMEOUT_MS,
+    MIN_HEAD_BYTES_LIMIT, MIN_TIMEOUT_MS, NARROW_AFTER_TURNS, RUNNER_RING_SLOTS,
 };
 
 use crate::alloc;
-use crate::config::RunnerKind;
+use crate::config::{AccessLog, RunnerKind};
 use crate::net::Endpoint;
 use crate::{Builder, Config};
 
@@ -104,6 +104,19 @@ fn parse_shed_after(s: &str) -> Result<Dur, String> {
         return Ok(Dur(Duration::ZERO));
     }
     s.parse()
+}
+
+fn parse_log_level(s: &str) -> Result<log::LevelFilter, String> {
+    s.parse()
+        .map_err(|_| format!("`{s}`: expected off, error, warn, info, debug or trace"))
+}
+
+fn parse_access_log(s: &str) -> Result<AccessLog, String> {
+    match s {
+        "" => Err("expected a file's path, or - for standard output".into()),
+        "-" => Ok(AccessLog::Stdout),
+        path => Ok(AccessLog::File(path.into())),
+    }
 }
 
 fn parse_runner(s: &str) -> Result<RunnerKind, String> {
@@ -293,6 +306,26 @@ pub struct Args {
     #[arg(long, env = "HTTPD_RUNNER_MEMORY", value_parser = parse_size)]
     memory: Option<u64>,
 
+    /// A runner call (`run`, tick or alarm) that takes longer than this is a stall: counted
+    /// per runner (`httpd_runner_runner_stalls_total`) and logged with the runner and the
+    /// duration, at most one line a second per runner. `off` turns the detector off.
+    #[arg(long, env = "HTTPD_RUNNER_STALL_THRESHOLD", default_value_t = Dur::ms(DEFAULT_STALL_THRESHOLD_MS), value_parser = parse_shed_after, allow_hyphen_values = true)]
+    stall_threshold: Dur,
+
+    /// The most verbose log lines written to stderr: off, error, warn, info, debug or trace.
+    /// Logs are for rare events (startup, accept errors, panics, stalls, bursts of shedding
+    /// or expiry, shutdown), formatted without allocating.
+    #[arg(long, env = "HTTPD_RUNNER_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
+    log_level: log::LevelFilter,
+
+    /// Write one line per request to this file (appended, created if missing), or to
+    /// standard output for `-`: time, client, method, target, status, bytes, microseconds
+    /// from arrival to last byte, runner. Lines go through per-handler rings to a thread of
+    /// their own; when it falls behind, lines are dropped and counted
+    /// (`httpd_runner_access_log_dropped_total`), never waited for. [default: off]
+    #[arg(long, env = "HTTPD_RUNNER_ACCESS_LOG", value_parser = parse_access_log)]
+    access_log: Option<AccessLog>,
+
     /// The runner behind /run: `echo`, or `delay=MS` (echo after MS ms of work).
     #[arg(long, env = "HTTPD_RUNNER_RUNNER", default_value = "echo", value_parser = parse_runner)]
     runner: RunnerKind,
@@ -331,6 +364,9 @@ impl From<Args> for Config {
             .frame_scratch(a.frame_scratch as usize)
             .runner(a.runner)
             .memory(a.memory)
+            .stall_threshold(a.stall_threshold.0)
+            .log_level(a.log_level)
+            .access_log(a.access_log)
     }
 }
 

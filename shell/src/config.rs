@@ -7,6 +7,10 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use crate::net::Endpoint;
 use std::time::Duration;
 
+mod observe;
+pub use observe::AccessLog;
+use observe::Observe;
+
 use httpd_runner_core::conn::ConnConfig;
 use httpd_runner_core::limits::{
     self, Limits, DEFAULT_BACKLOG, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FRAME_SCRATCH_BYTES,
@@ -60,6 +64,7 @@ pub struct Config {
     memory: Option<u64>,
     /// `--max-connections` and `--slots` as asked, when `--memory` lowered them.
     asked: Option<(u32, u32)>,
+    observe: Observe,
 }
 
 impl Default for Config {
@@ -100,6 +105,7 @@ impl Config {
         runner: RunnerKind::Echo,
         memory: None,
         asked: None,
+        observe: Observe::DEFAULT,
     };
 
     /// The defaults, listening on `listen`.

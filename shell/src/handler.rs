@@ -54,6 +54,7 @@ pub(crate) use pool::SpareTx;
 mod answer;
 mod close;
 mod heads;
+mod observe;
 mod pool;
 mod read;
 mod runners;
@@ -143,6 +144,10 @@ pub(crate) struct Connection {
     head_queued: bool,
     /// How long its current request waited for its slot (µs), counted against the shed bound.
     waited_us: u64,
+    /// The client, for the access log (known only with one).
+    peer: httpd_runner_core::observe::Peer,
+    /// The status in `inline` (the final refusal), for the access log.
+    inline_status: u16,
 }
 
 // The per-request fields stay within four cache lines (in release builds: with debug
@@ -164,6 +169,8 @@ pub(crate) fn connection_table(
     for rbuf in read_bufs {
         conns.push(Connection {
             wait_since_us: None,
+            peer: httpd_runner_core::observe::Peer::Unknown,
+            inline_status: 0,
             wants: SlotClass::Small,
             head_queued: false,
             waited_us: 0,
@@ -198,6 +205,8 @@ pub(crate) struct HandlerThread {
     /// The cores runners are pinned to (empty when none is).
     pub(crate) runner_cores: Vec<usize>,
     pub(crate) shared: &'static Shared,
+    /// Where access-log records go (`--access-log`).
+    pub(crate) access: Option<crate::access::AccessTx>,
 }
 
 /// What startup reserved for one handler besides its connection table.
@@ -260,6 +269,10 @@ struct State {
     /// A connection that holds no slot is starving for one (as of the last scan of
     /// `retry`): holders then leave the reserve to it.
     newcomer_waiting: bool,
+    /// Where access-log records go (`--access-log`).
+    access: Option<crate::access::AccessTx>,
+    /// Shedding and expiry held back from the log.
+    bursts: observe::Bursts,
     /// `--shed-after` in µs (0: off).
     shed_after_us: u64,
     /// Deadlines of the requests out at runners, by slot id (`deadline::Watchlist`).
@@ -306,6 +319,9 @@ impl State {
             return;
         }
         let c = &mut self.conns[idx as usize];
+        if self.access.is_some() {
+            c.peer = stream.peer();
+        }
         c.stream = Some(stream);
         c.plane = plane;
         c.generation = c.generation.wrapping_add(1);

@@ -48,12 +48,14 @@
 //! and use scratch memory: see [`Runner`], [`Context`] and `docs/runners.md`.
 #![deny(unsafe_code)]
 
+mod access;
 pub mod alloc;
 pub mod cli;
 mod config;
 mod handler;
 mod hints;
 mod listener;
+mod logger;
 mod memory;
 mod metrics;
 mod net;
@@ -66,7 +68,7 @@ mod shutdown;
 /// The scratch arenas' allocator ([`Context::scratch`], [`Context::frame_arena`]), for its
 /// collections (`bumpalo::collections::{String, Vec}`).
 pub use bumpalo;
-pub use config::{Config, RunnerKind};
+pub use config::{AccessLog, Config, RunnerKind};
 pub use httpd_runner_core as core;
 pub use httpd_runner_core::keep::Kept;
 pub use httpd_runner_core::{Request, Response};

@@ -52,7 +52,7 @@ impl Term {
 pub(crate) struct MemoryPlan {
     /// Connections, large head buffers, small and large request slots, spare response
     /// buffers, rings, runner scratch, tables.
-    pub(crate) terms: [Term; 8],
+    pub(crate) terms: [Term; 9],
 }
 
 impl MemoryPlan {
@@ -198,6 +198,7 @@ mod tests {
                 "--slots, --max-body-bytes",
             ),
             term("spare response buffers", 8, 100_000, "--runners"),
+            term("metrics buffers", 1, 100_000, "--handlers, --runners"),
             term("rings", 1, 1_000, "--handlers"),
             term("runner scratch", 2, 250, "--scratch, --frame-scratch"),
             term("tables", 1, 0, "--max-connections, --slots"),
@@ -206,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_plan_over_what_is_available_names_the_options_and_the_bytes() {
-        let total = 25_000_000_000 + 2_240_000 + 3_520_000 + 800_000 + 1_000 + 500;
+        let total = 25_000_000_000 + 2_240_000 + 3_520_000 + 800_000 + 100_000 + 1_000 + 500;
         assert_eq!(PLAN.total(), total);
         assert!(PLAN.check(None).is_ok(), "nothing known, nothing refused");
         assert!(PLAN.check(Some((u64::MAX, "plenty"))).is_ok());
@@ -256,7 +257,7 @@ mod tests {
         );
         assert_eq!(
             split.lines().count(),
-            7,
+            8,
             "every term with a count, tables too"
         );
     }

@@ -3,24 +3,27 @@
 //! Each counter has exactly one writing thread (the listener, one handler or one runner), so
 //! an increment is a relaxed load and store, not a locked read-modify-write; readers
 //! (`/metrics`) sum the per-thread values. Rendering writes into a fixed buffer through
-//! `core::fmt::Write`, so it allocates nothing.
+//! `core::fmt::Write`, so it allocates nothing; that buffer is sized at startup for the
+//! number of threads ([`Metrics::render_bound`]). Every series is there from startup, at 0.
 
 use std::fmt::Write;
 
 use httpd_runner_core::admit::Shed;
 use httpd_runner_core::conn::Timeout;
 use httpd_runner_core::deadline::Expiry;
+use httpd_runner_core::observe::STATUS_CLASSES;
 use httpd_runner_core::parse::Error as ParseError;
 use httpd_runner_core::response::{status_index, COUNTED_STATUSES};
 use httpd_runner_core::route::RouteLabel;
 use httpd_runner_core::sync::{AtomicU64, Ordering};
-use httpd_runner_core::text::FixedBuf;
 
 use crate::alloc;
 use crate::listener::AcceptError;
 
+mod latency;
+mod process;
 mod ticks;
-pub(crate) use ticks::{Histogram, LATENESS_BUCKETS_US};
+pub(crate) use latency::Latency;
 
 /// A counter with one writer.
 #[derive(Debug, Default)]
@@ -73,11 +76,6 @@ impl Counter {
     }
 }
 
-/// Upper bounds of the service-time histogram, in microseconds.
-pub(crate) const BUCKETS_US: [u64; 14] = [
-    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 1_000_000,
-];
-
 /// Status labels: the counted statuses and `other`.
 const STATUS_LABELS: usize = COUNTED_STATUSES.len() + 1;
 
@@ -127,10 +125,12 @@ pub(crate) struct HandlerMetrics {
     pub timeouts: [Counter; Timeout::ALL.len()],
     /// Parse errors by kind.
     pub parse_errors: [Counter; ParseError::ALL.len()],
-    /// Service time histogram (dispatch to response ready), cumulative per bucket on render.
-    pub service_buckets: [Counter; BUCKETS_US.len() + 1],
-    /// Sum of service times, µs.
-    pub service_sum_us: Counter,
+    /// Dispatch to response ready.
+    pub service: Latency,
+    /// Request received to its response's last byte written, by route and status class.
+    pub last_byte: [[Latency; STATUS_CLASSES.len()]; RouteLabel::ALL.len()],
+    /// Access-log records dropped because the ring to the writer was full.
+    pub access_dropped: Counter,
     /// Requests answered 504 because their deadline passed, by where they were.
     pub expired: [Counter; Expiry::ALL.len()],
 }
@@ -142,14 +142,11 @@ impl HandlerMetrics {
         self.requests[route.index()][status_index(status)].inc();
     }
 
-    /// Records a service time.
-    pub(crate) fn observe_service_us(&self, us: u64) {
-        let i = BUCKETS_US
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(BUCKETS_US.len());
-        self.service_buckets[i].inc();
-        self.service_sum_us.add(us);
+    /// Records a response's time to its last byte.
+    #[inline]
+    pub(crate) fn observe_last_byte(&self, route: RouteLabel, status: u16, us: u64) {
+        let class = httpd_runner_core::observe::status_class(status);
+        self.last_byte[route.index()][class].observe(us);
     }
 }
 
@@ -179,7 +176,15 @@ pub(crate) struct RunnerMetrics {
     /// Ticks missed entirely (a long call held the thread past a whole period).
     pub ticks_skipped: Counter,
     /// How late each tick ran.
-    pub tick_lateness: Histogram<{ LATENESS_BUCKETS_US.len() + 1 }>,
+    pub tick_lateness: Latency,
+    /// Dispatched by a handler to taken by this runner.
+    pub queue_wait: Latency,
+    /// Time in `run`.
+    pub service: Latency,
+    /// Calls (`run`, tick, alarm) longer than `--stall-threshold`.
+    pub stalls: Counter,
+    /// The longest such call, µs.
+    pub stall_max_us: Counter,
     /// The latest a tick ran, µs.
     pub tick_lateness_max_us: Counter,
     /// Requests kept for a later answer now (a gauge).
@@ -213,6 +218,10 @@ pub(crate) struct Metrics {
     pub reserved_bytes: AtomicU64,
     /// 1 while draining (written by whoever starts the drain, once).
     pub draining: Counter,
+    /// When the server started, µs since the Unix epoch.
+    pub started_unix_us: u64,
+    /// Access-log lines written (by the access-log thread).
+    pub access_lines: Counter,
 }
 
 impl Metrics {
@@ -226,7 +235,12 @@ impl Metrics {
 
     /// Zeroed metrics for `handlers` and `runners` threads.
     #[must_use]
-    pub(crate) fn new(handlers: usize, runners: usize, reserved_bytes: u64) -> Self {
+    pub(crate) fn new(
+        handlers: usize,
+        runners: usize,
+        reserved_bytes: u64,
+        started_unix_us: u64,
+    ) -> Self {
         Self {
             listener: ListenerMetrics::default(),
             handlers: (0..handlers).map(|_| HandlerMetrics::default()).collect(),
@@ -236,7 +250,29 @@ impl Metrics {
                 .collect(),
             reserved_bytes: AtomicU64::new(reserved_bytes),
             draining: Counter::default(),
+            started_unix_us,
+            access_lines: Counter::default(),
         }
+    }
+
+    /// Most bytes [`render`](Self::render) writes for `handlers` and `runners` threads, for
+    /// any values: the text with every counter at 0, plus room on each line for a value of
+    /// the most digits.
+    #[must_use]
+    pub(crate) fn render_bound(handlers: usize, runners: usize) -> usize {
+        /// Counts bytes and lines.
+        struct Measure(usize, usize);
+        impl Write for Measure {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0 += s.len();
+                self.1 += s.bytes().filter(|&b| b == b'\n').count();
+                Ok(())
+            }
+        }
+        let mut m = Measure(0, 0);
+        let _ = Self::new(handlers, runners, 0, 0).render(&mut m);
+        // A u64 has at most 20 digits, µs as seconds 21 characters; the zero had at least 1.
+        m.0 + m.1 * 21
     }
 
     pub(crate) fn sum(&self, f: impl Fn(&HandlerMetrics) -> u64) -> u64 {
@@ -263,7 +299,7 @@ impl Metrics {
     ///
     /// # Errors
     /// When `out` is too small.
-    pub(crate) fn render(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
+    pub(crate) fn render(&self, out: &mut impl Write) -> std::fmt::Result {
         self.render_requests(out)?;
         for s in SCALARS {
             let v = match s.value {
@@ -331,11 +367,13 @@ impl Metrics {
             writeln!(out, "{P}_accept_errors_total{{kind=\"{}\"}} {v}", e.label())?;
         }
         self.render_runners(out)?;
-        self.render_histogram(out)?;
-        self.render_ticks(out)
+        self.render_latency(out)?;
+        self.render_ticks(out)?;
+        crate::logger::render(out)?;
+        self.render_process(out)
     }
 
-    fn render_requests(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
+    fn render_requests(&self, out: &mut impl Write) -> std::fmt::Result {
         family(
             out,
             "requests_total",
@@ -345,10 +383,6 @@ impl Metrics {
         for route in RouteLabel::ALL {
             for (c, code) in COUNTED_STATUSES.iter().map(Some).chain([None]).enumerate() {
                 let n = self.sum(|h| h.requests[route.index()][c].get());
-                // `run` 200 is always there, so the family is never empty.
-                if n == 0 && !(route == RouteLabel::Run && code == Some(&200)) {
-                    continue;
-                }
                 let route = route.label();
                 match code {
                     Some(code) => writeln!(
@@ -365,7 +399,7 @@ impl Metrics {
         Ok(())
     }
 
-    fn render_runners(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
+    fn render_runners(&self, out: &mut impl Write) -> std::fmt::Result {
         for (name, help, field) in PER_RUNNER {
             family(out, name, "counter", help)?;
             for (i, r) in self.runners.iter().enumerate() {
@@ -388,30 +422,49 @@ impl Metrics {
         Ok(())
     }
 
-    fn render_histogram(&self, out: &mut FixedBuf<'_>) -> std::fmt::Result {
+    /// The per-layer latency histograms: dispatch to response ready (all handlers), queue
+    /// wait and service time per runner, time to last byte per route and status class.
+    fn render_latency(&self, out: &mut impl Write) -> std::fmt::Result {
+        let name = "request_duration_seconds";
         family(
             out,
-            "request_duration_seconds",
+            name,
             "histogram",
             "Time from dispatch to response ready.",
         )?;
-        let mut cumulative = 0;
-        for (i, le) in BUCKETS_US.iter().enumerate() {
-            cumulative += self.sum(|h| h.service_buckets[i].get());
-            writeln!(
-                out,
-                "{P}_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                Seconds(*le)
-            )?;
-        }
-        cumulative += self.sum(|h| h.service_buckets[BUCKETS_US.len()].get());
-        writeln!(
+        latency::render(out, name, None, self.handlers.iter().map(|h| &h.service))?;
+        let name = "queue_wait_seconds";
+        family(
             out,
-            "{P}_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+            name,
+            "histogram",
+            "Time from a handler's dispatch of a /run request to its runner taking it, per runner.",
         )?;
-        let sum_us = self.sum(|h| h.service_sum_us.get());
-        writeln!(out, "{P}_request_duration_seconds_sum {}", Seconds(sum_us))?;
-        writeln!(out, "{P}_request_duration_seconds_count {cumulative}")
+        for (i, r) in self.runners.iter().enumerate() {
+            let labels = format_args!("runner=\"{i}\"");
+            latency::render(out, name, Some(labels), std::iter::once(&r.queue_wait))?;
+        }
+        let name = "service_seconds";
+        family(
+            out,
+            name,
+            "histogram",
+            "Time a runner spent in run, per runner.",
+        )?;
+        for (i, r) in self.runners.iter().enumerate() {
+            let labels = format_args!("runner=\"{i}\"");
+            latency::render(out, name, Some(labels), std::iter::once(&r.service))?;
+        }
+        let name = "time_to_last_byte_seconds";
+        family(out, name, "histogram", "Time from a request's arrival (its head read) to the last byte of its response written, by route and status class.")?;
+        for route in RouteLabel::ALL {
+            for (c, class) in STATUS_CLASSES.iter().enumerate() {
+                let labels = format_args!("route=\"{}\",class=\"{class}\"", route.label());
+                let parts = self.handlers.iter().map(|h| &h.last_byte[route.index()][c]);
+                latency::render(out, name, Some(labels), parts)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -498,13 +551,15 @@ const SCALARS: &[Scalar] = &[
     whole("allocated_bytes_after_startup_total", "counter", "Bytes allocated since startup completed.", |_| alloc::after_startup().bytes),
     whole("draining", "gauge", "1 from a shutdown request until the graceful shutdown starts (--drain-delay): /health answers 503 meanwhile.", |m| m.draining.get()),
     whole("memory_reserved_bytes", "gauge", "Memory reserved at startup for buffers, slots, rings and tables.", |m| m.reserved_bytes.load(Ordering::Relaxed)),
+    whole("access_log_lines_total", "counter", "Access-log lines written (--access-log).", |m| m.access_lines.get()),
+    handlers("access_log_dropped_total", "Access-log lines dropped because the writer fell behind (never waited for).", |h| &h.access_dropped),
 ];
 
 /// Picks one counter out of a runner's metrics.
 type RunnerField = fn(&RunnerMetrics) -> &Counter;
 
 /// The per-runner counters (`runner="N"`).
-const PER_RUNNER: [(&str, &str, RunnerField); 10] = [
+const PER_RUNNER: [(&str, &str, RunnerField); 11] = [
     ("runner_jobs_total", "Jobs run, per runner.", |r| &r.jobs),
     (
         "runner_panics_total",
@@ -543,6 +598,11 @@ const PER_RUNNER: [(&str, &str, RunnerField); 10] = [
     ),
     ("ticks_total", "Ticks run, per runner.", |r| &r.ticks),
     (
+        "runner_stalls_total",
+        "Calls (run, tick, alarm) that took longer than --stall-threshold, per runner; each is logged (at most one line a second per runner).",
+        |r| &r.stalls,
+    ),
+    (
         "ticks_skipped_total",
         "Ticks missed entirely because a call held the runner past a whole period.",
         |r| &r.ticks_skipped,
@@ -550,12 +610,12 @@ const PER_RUNNER: [(&str, &str, RunnerField); 10] = [
 ];
 
 /// A family's HELP and TYPE lines.
-fn family(out: &mut FixedBuf<'_>, name: &str, kind: &str, help: &str) -> std::fmt::Result {
+fn family(out: &mut impl Write, name: &str, kind: &str, help: &str) -> std::fmt::Result {
     writeln!(out, "# HELP {P}_{name} {help}\n# TYPE {P}_{name} {kind}")
 }
 
 /// One unlabelled series with its HELP and TYPE lines.
-fn sample(out: &mut FixedBuf<'_>, name: &str, kind: &str, help: &str, v: u64) -> std::fmt::Result {
+fn sample(out: &mut impl Write, name: &str, kind: &str, help: &str, v: u64) -> std::fmt::Result {
     family(out, name, kind, help)?;
     writeln!(out, "{P}_{name} {v}")
 }

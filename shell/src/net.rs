@@ -182,6 +182,22 @@ impl Stream {
         }
     }
 
+    /// The peer's address as the access log shows it.
+    pub(crate) fn peer(&self) -> httpd_runner_core::observe::Peer {
+        use httpd_runner_core::observe::Peer;
+        match self {
+            Self::Tcp(s) => match s.peer_addr() {
+                Ok(std::net::SocketAddr::V4(a)) => Peer::V4(a.ip().octets(), a.port()),
+                Ok(std::net::SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
+                    Some(v4) => Peer::V4(v4.octets(), a.port()),
+                    None => Peer::V6(a.ip().octets(), a.port()),
+                },
+                Err(_) => Peer::Unknown,
+            },
+            Self::Unix(_) => Peer::Unix,
+        }
+    }
+
     /// Shuts the writing half (the lingering close's FIN).
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         match self {

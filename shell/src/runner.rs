@@ -23,7 +23,10 @@ use httpd_runner_core::msg::{Done, Job, Request, Response, Slot};
 use httpd_runner_core::ring::{Consumer, Producer};
 use httpd_runner_core::sched::{keep_polling, Idle, IdleStep, JobClock, Ticker};
 
-use crate::metrics::LATENESS_BUCKETS_US;
+use httpd_runner_core::limits::STALL_LOG_WINDOW_MS;
+use httpd_runner_core::observe::{is_stall, Burst};
+
+use crate::logger::Millis;
 use crate::shared::{micros_since, Shared};
 
 mod api;
@@ -129,6 +132,10 @@ struct Turns {
     published: u64,
     /// When the instance's alarm goes off ([`NONE`]: not set).
     alarm_us: u64,
+    /// `--stall-threshold` in µs (0: off).
+    stall_us: u64,
+    /// Stalls held back from the log (one line a second).
+    stalls: Burst,
 }
 
 impl Turns {
@@ -187,6 +194,8 @@ impl RunnerThread {
             service: ServiceTime::default(),
             published: 0,
             alarm_us: NONE,
+            stall_us: self.shared.cfg.stall_threshold_us(),
+            stalls: Burst::default(),
         };
         // Sleeps end on time: the kernel's default timer slack (50 µs) would make every tick
         // and alarm that late. 1 µs (in ns).
@@ -236,6 +245,9 @@ impl RunnerThread {
             self.alarm(t, now);
             t.desk.expire(now);
         }
+        if t.stalls.holds() {
+            self.report_stalls(t);
+        }
         if !t.desk.closed && self.shared.shutdown.is_requested() {
             t.desk.closed = true;
             t.desk.drain(503, b"server shutting down\n");
@@ -253,12 +265,11 @@ impl RunnerThread {
         let metrics = &self.shared.metrics.runners[self.index];
         metrics.ticks.inc();
         metrics.ticks_skipped.add(tick.skipped);
-        metrics
-            .tick_lateness
-            .observe(&LATENESS_BUCKETS_US, tick.late_us);
+        metrics.tick_lateness.observe(tick.late_us);
         metrics.tick_lateness_max_us.raise(tick.late_us);
         let (runner, mut cx) = t.call(self.index, self.shared.started, now, tick.frame, NONE);
         let ok = catch_unwind(AssertUnwindSafe(|| runner.tick(&mut cx))).is_ok();
+        self.timed(t, "tick", now);
         t.arenas.after_call();
         t.arenas.flip();
         if !ok {
@@ -277,6 +288,7 @@ impl RunnerThread {
         let frame = t.frame();
         let (runner, mut cx) = t.call(self.index, self.shared.started, now, frame, NONE);
         let ok = catch_unwind(AssertUnwindSafe(|| runner.alarm(&mut cx))).is_ok();
+        self.timed(t, "alarm", now);
         t.arenas.after_call();
         if !ok {
             self.shared.metrics.runners[self.index].panics.inc();
@@ -311,18 +323,26 @@ impl RunnerThread {
         let mut since_check = 0;
         for h in 0..self.jobs.len() {
             let mut next = self.jobs[h].pop();
-            if next.is_some() && t.clock.wants_start(t.service.is_measured()) {
+            if next.is_none() {
+                continue;
+            }
+            // One clock reading per job: when it was taken is when the one before it ended.
+            let mut taken_us = micros_since(started);
+            if t.clock.wants_start(t.service.is_measured()) {
                 // Until the first measurement, the first job is measured from its start.
-                let now = micros_since(started);
-                hint.first_job_started(now);
-                t.clock.started(now);
+                hint.first_job_started(taken_us);
+                t.clock.started(taken_us);
             }
             // Once every handler has finished (its connections closed at the shutdown
             // deadline), queued jobs have no one to answer: they are not run.
             let orphaned = next.is_some() && self.shared.shutdown.handlers_finished();
             let mut taken = 0;
             while let Some(slot) = next {
-                let mut back = self.job(t, slot, orphaned);
+                metrics
+                    .queue_wait
+                    .observe(taken_us.saturating_sub(slot.ticket.started_us));
+                let (mut back, now) = self.job(t, slot, orphaned, taken_us);
+                taken_us = now;
                 metrics.jobs.inc();
                 taken += 1;
                 next = if taken < JOBS_PER_RING_TURN {
@@ -332,7 +352,6 @@ impl RunnerThread {
                 };
                 let last = next.is_none();
                 if t.clock.job_done(last, t.service.is_measured()) {
-                    let now = micros_since(started);
                     if let (true, Some(slot)) = (last, back.as_deref_mut()) {
                         slot.ticket.answered_us = now;
                     }
@@ -362,26 +381,24 @@ impl RunnerThread {
         did
     }
 
-    /// Runs one job, unless its deadline already passed (then it is marked expired in the
-    /// queue) or no handler is left to answer. Returns the slot to hand back, or `None` when
-    /// the runner kept it.
+    /// Runs one job taken at `now`, unless its deadline already passed (then it is marked
+    /// expired in the queue) or no handler is left to answer. Returns the slot to hand back
+    /// (`None` when the runner kept it) and the clock when the job was done; the call's time
+    /// is recorded, and a stall reported.
     fn job(
         &mut self,
         t: &mut Turns,
         slot: &'static mut Slot<'static>,
         orphaned: bool,
-    ) -> Option<&'static mut Slot<'static>> {
+        now: u64,
+    ) -> (Option<&'static mut Slot<'static>>, u64) {
         if orphaned {
-            return Some(slot);
+            return (Some(slot), now);
         }
         let deadline = slot.ticket.deadline_us;
-        let mut now = api::UNREAD;
-        if deadline != NONE {
-            now = micros_since(self.shared.started);
-            if passed(now, deadline) {
-                slot.ticket.expired = Expiry::Queue;
-                return Some(slot);
-            }
+        if deadline != NONE && passed(now, deadline) {
+            slot.ticket.expired = Expiry::Queue;
+            return (Some(slot), now);
         }
         let metrics = &self.shared.metrics.runners[self.index];
         let frame = t.frame();
@@ -393,21 +410,67 @@ impl RunnerThread {
             runner.run(&mut cx, req, resp)
         });
         let keeping = cx.keeping;
+        let end = self.timed(t, "run", now);
+        metrics.service.observe(end - now);
         t.desk.spares.settle(slot, lent);
         t.arenas.after_call();
         if let Some(k) = keeping {
             if called == Called::Answered {
                 t.desk.fill(k, slot);
-                return None;
+                return (None, end);
             }
             t.desk.cancel(k);
         }
         if called == Called::Panicked {
             self.rebuild(t);
-        } else if deadline != NONE && passed(micros_since(self.shared.started), deadline) {
+        } else if deadline != NONE && passed(end, deadline) {
             slot.ticket.expired = Expiry::Running;
         }
-        Some(slot)
+        (Some(slot), end)
+    }
+
+    /// The clock after a call that began at `start`; a call past `--stall-threshold` is
+    /// counted and reported.
+    #[inline]
+    fn timed(&self, t: &mut Turns, what: &'static str, start: u64) -> u64 {
+        let end = micros_since(self.shared.started).max(start);
+        if is_stall(end - start, t.stall_us) {
+            self.stalled(t, what, end - start, end);
+        }
+        end
+    }
+
+    /// Counts a stall of `us` (of a `run`, tick or alarm) and logs it, at most one line a
+    /// second (the stalls in between are counted in the next line).
+    #[cold]
+    fn stalled(&self, t: &mut Turns, what: &'static str, us: u64, now: u64) {
+        let metrics = &self.shared.metrics.runners[self.index];
+        metrics.stalls.inc();
+        metrics.stall_max_us.raise(us);
+        if let Some(n) = t.stalls.note(now / 1000, STALL_LOG_WINDOW_MS) {
+            let threshold = Millis(t.stall_us);
+            let (index, took) = (self.index, Millis(us));
+            if n == 1 {
+                log::warn!(
+                    "runner {index} stalled: {what} took {took} (--stall-threshold {threshold})"
+                );
+            } else {
+                log::warn!("runner {index} stalled: {what} took {took} (--stall-threshold {threshold}); {n} stalls since the last report");
+            }
+        }
+    }
+
+    /// Logs the stalls held back once their second is over.
+    #[cold]
+    fn report_stalls(&self, t: &mut Turns) {
+        let now = micros_since(self.shared.started) / 1000;
+        if let Some(n) = t.stalls.flush(now, STALL_LOG_WINDOW_MS) {
+            let index = self.index;
+            log::warn!(
+                "runner {index}: {n} more stalls past --stall-threshold {}",
+                Millis(t.stall_us)
+            );
+        }
     }
 
     /// Wakes the handlers this runner sent answers to since the last call, if they sleep.

@@ -85,6 +85,7 @@ impl State {
 
     /// Checks every connection's deadlines.
     pub(super) fn tick(&mut self, registry: &mio::Registry) {
+        self.flush_bursts();
         let now = self.now_ms;
         for idx in 0..self.conns.len() as u32 {
             let c = &mut self.conns[idx as usize];

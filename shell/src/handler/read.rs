@@ -319,6 +319,7 @@ impl State {
         }
         if self.wait_expired(idx) {
             self.metrics.shed[Shed::SlotWait.index()].inc();
+            self.note_shed(Shed::SlotWait);
             self.fail(idx, 503, None);
         } else {
             self.wait_for_slot(idx);

@@ -110,6 +110,7 @@ impl State {
     /// Answers 503 with `Retry-After`, counted under `why`.
     pub(super) fn shed(&mut self, slot: &'static mut Slot<'static>, why: Shed) {
         self.metrics.shed[why.index()].inc();
+        self.note_shed(why);
         self.local(slot, 503, None, |b| {
             b.extend_from_slice(b"Service Unavailable\n").is_ok()
         });
@@ -180,6 +181,7 @@ impl State {
         };
         if let Some(i) = expired.index() {
             self.metrics.expired[i].inc();
+            self.note_expired(expired);
             if !fired {
                 self.answer_expired(t.conn, t.generation, t.seq, t.head_only);
             }

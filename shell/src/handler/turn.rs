@@ -32,6 +32,7 @@ impl HandlerThread {
             conns,
             runner_cores,
             shared,
+            access,
         } = self;
         let mut io = Io {
             poll,
@@ -43,6 +44,7 @@ impl HandlerThread {
             placement: Placement::for_current_thread(&runner_cores),
         };
         let mut st = State::new(index, shared, conns, memory, jobs);
+        st.access = access;
         st.clock();
         ready();
         loop {
@@ -116,6 +118,8 @@ impl State {
             read_since_harvest: 0,
             shutdown_deadline_ms: None,
             newcomer_waiting: false,
+            access: None,
+            bursts: observe::Bursts::default(),
             shed_after_us: cfg.shed_after_us(),
             watch: Watchlist::new(vec![Watch::FREE; slots_total]),
             request_timeout_ms: cfg.request_timeout_ms(),

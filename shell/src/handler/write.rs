@@ -57,7 +57,8 @@ impl State {
         }
         self.metrics.count_request(t.route, status);
         self.metrics
-            .observe_service_us(self.now_us.saturating_sub(t.started_us));
+            .service
+            .observe(self.now_us.saturating_sub(t.started_us));
         if let Err(Out::Slot(slot)) = c.core.complete(self.now_ms, t.seq, Out::Slot(slot), false) {
             self.slots.put(slot);
             return;
@@ -106,6 +107,7 @@ impl State {
             allow,
             retry_after_secs: (status == 503).then_some(DEFAULT_RETRY_AFTER_SECS),
         };
+        c.inline_status = status;
         c.inline_len = if write_simple(&mut out, &simple).is_ok() {
             out.len()
         } else {
@@ -188,7 +190,15 @@ impl State {
     pub(super) fn advance_written(&mut self, idx: u32, n: usize) {
         let c = &mut self.conns[idx as usize];
         let inline_len = c.inline_len;
+        let written = observe::Written {
+            peer: c.peer,
+            inline_status: c.inline_status,
+            inline_len,
+        };
         let free_slots = &mut self.slots;
+        let (metrics, access, started) = (self.metrics, &mut self.access, self.started);
+        // Read once per write, and only when a response was written whole.
+        let mut now_us = None;
         c.core.wrote(
             self.now_ms,
             n,
@@ -198,6 +208,8 @@ impl State {
                 Out::Static(bytes) => bytes.len(),
             },
             |out| {
+                let now = *now_us.get_or_insert_with(|| micros_since(started));
+                Self::observe_written(metrics, access, &out, written, now);
                 if let Out::Slot(slot) = out {
                     free_slots.put(slot);
                 }

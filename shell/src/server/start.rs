@@ -20,6 +20,7 @@ use httpd_runner_core::wake::Doorbell;
 use mio::{Poll, Waker};
 
 use super::Server;
+use crate::access;
 use crate::config::Config;
 use crate::handler::{self, HandlerMemory, HandlerThread, SpareTx};
 use crate::hints::{LoadHint, ServiceHint};
@@ -49,6 +50,10 @@ pub(crate) struct Sizes {
     counts: class::Counts,
     /// Per runner: run arena, two frame halves, kept-request table.
     runner_scratch_bytes: usize,
+    /// Per handler: the buffer `/metrics` renders into, sized for the thread counts.
+    metrics_bytes: usize,
+    /// The access log's rings and write buffer (0 without one).
+    access_bytes: usize,
 }
 
 impl Sizes {
@@ -71,6 +76,11 @@ impl Sizes {
             runner_scratch_bytes: cfg.scratch_bytes()
                 + 2 * cfg.frame_scratch_bytes()
                 + crate::runner::kept_table_bytes(cfg),
+            metrics_bytes: Metrics::render_bound(cfg.handler_count(), cfg.runner_count())
+                .max(bytes.large_response),
+            access_bytes: cfg
+                .access_log_to()
+                .map_or(0, |_| access::AccessWriter::bytes(cfg.handler_count())),
         }
     }
 
@@ -111,7 +121,8 @@ impl Sizes {
         let spare_rings = if c.spare_responses > 0 { h * r } else { 0 };
         let ring_bytes = std::mem::size_of::<Ring<Job<'static>, RUNNER_RING_SLOTS>>() * 2 * h * r
             + std::mem::size_of::<Ring<Accepted, ACCEPT_RING_SLOTS>>() * h
-            + std::mem::size_of::<Ring<&'static mut [u8], SPARE_RING_SLOTS>>() * spare_rings;
+            + std::mem::size_of::<Ring<&'static mut [u8], SPARE_RING_SLOTS>>() * spare_rings
+            + self.access_bytes;
         let term = |what, count: usize, each: usize, options| Term {
             what,
             count: count as u64,
@@ -144,14 +155,24 @@ impl Sizes {
                     self.large_slot_bytes() + slot,
                     "--slots, --max-body-bytes, --max-head-bytes",
                 ),
-                // Each runner's, and one per handler for `/metrics`.
                 term(
                     "spare response buffers",
-                    c.spare_responses * r + h,
+                    c.spare_responses * r,
                     self.bytes.large_response,
                     "--runners, --max-body-bytes",
                 ),
-                term("rings", 1, ring_bytes, "--handlers, --runners"),
+                term(
+                    "metrics buffers",
+                    h,
+                    self.metrics_bytes,
+                    "--handlers, --runners, --max-body-bytes",
+                ),
+                term(
+                    "rings",
+                    1,
+                    ring_bytes,
+                    "--handlers, --runners, --access-log",
+                ),
                 term(
                     "runner scratch",
                     r,
@@ -303,12 +324,14 @@ pub(super) fn somaxconn() -> Option<u32> {
 pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
     cfg.check()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    crate::logger::init(cfg.log_level_filter());
     let cfg = fit_memory(cfg)?;
     let sizes = Sizes::of(&cfg);
     let plan = sizes.plan();
     plan.check(memory_available(1 + sizes.handlers + sizes.runners))?;
     let reserved_bytes = plan.total();
     raise_open_file_limit(&cfg)?;
+    let access_out = cfg.access_log_to().map(access::Output::open).transpose()?;
     let listener = bind(cfg.endpoint(), &cfg, "--listen")?;
     let endpoint = listener.endpoint(cfg.endpoint())?;
     let admin = cfg
@@ -372,6 +395,18 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
                 })
             })?,
     );
+    let (access_writer, mut access_tx) = match access_out {
+        Some(out) => {
+            let (writer, tx) = access::rings(sizes.handlers, out, shared);
+            let writer = thread::Builder::new()
+                .name("access-log".into())
+                .spawn(move || writer.run())?;
+            let thread = writer.thread().clone();
+            let tx = tx.into_iter().map(|r| Some(access::tx(r, thread.clone())));
+            (Some(writer), tx.collect())
+        }
+        None => (None, Vec::new()),
+    };
     let ends = handler_polls
         .into_iter()
         .zip(accept_rx)
@@ -388,9 +423,12 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
             conns,
             runner_cores: runner_cores.clone(),
             shared,
+            access: access_tx.get_mut(h).and_then(Option::take),
         };
         threads.push(spawn_handler(ctx, barrier.clone())?);
     }
+    // Joined after the handlers: it writes what they logged, then returns.
+    threads.extend(access_writer);
     barrier.wait();
     let local_addr = match &endpoint {
         Endpoint::Tcp(a) => *a,
@@ -458,15 +496,19 @@ fn signal_pipes() -> io::Result<(mio::net::UnixStream, mio::net::UnixStream)> {
 
 fn shared(cfg: Config, sizes: &Sizes, reserved_bytes: u64) -> &'static Shared {
     let (handlers, runners) = (sizes.handlers, sizes.runners);
+    let started = Instant::now();
+    let started_unix_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0));
     leak(Shared {
         shutdown: Shutdown::new(handlers, !cfg.drain_duration().is_zero()),
-        metrics: Metrics::new(handlers, runners, reserved_bytes),
+        metrics: Metrics::new(handlers, runners, reserved_bytes, started_unix_us),
         handler_bells: (0..handlers).map(|_| Doorbell::new()).collect(),
         runner_bells: (0..runners).map(|_| Doorbell::new()).collect(),
         handler_light: (0..handlers).map(|_| LoadHint::default()).collect(),
         handler_open: (0..handlers).map(|_| AtomicUsize::new(0)).collect(),
         runner_service: (0..runners).map(|_| ServiceHint::default()).collect(),
-        started: Instant::now(),
+        started,
         cfg,
     })
 }
@@ -578,7 +620,7 @@ fn handler_memory(
             slots.push(slot);
         }
     }
-    let own_spare: &'static mut [u8] = Box::leak(prefaulted(b.large_response)?);
+    let own_spare: &'static mut [u8] = Box::leak(prefaulted(sizes.metrics_bytes)?);
     let mut heads: &'static mut [u8] = Box::leak(prefaulted(b.large_read * c.large_heads)?);
     let large_heads = carve(&mut heads, c.large_heads, b.large_read);
     let per_handler = sizes.conns_per_handler;

@@ -1,0 +1,77 @@
+//! Latency histograms with one writer each, buckets doubling from 1 µs
+//! (`core::observe::bucket_of`), and their rendering with any labels.
+
+use std::fmt::{Arguments, Display, Write};
+
+use httpd_runner_core::limits::LATENCY_BOUNDS;
+use httpd_runner_core::observe::{bound_us, bucket_of};
+
+use super::{Counter, Seconds, P};
+
+/// A histogram with one writer: a counter per bucket (the last one past every bound; not
+/// cumulative, rendering sums) and the sum of the values, in µs.
+#[derive(Debug)]
+pub(crate) struct Latency {
+    buckets: [Counter; LATENCY_BOUNDS + 1],
+    sum_us: Counter,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| Counter::default()),
+            sum_us: Counter::default(),
+        }
+    }
+}
+
+impl Latency {
+    /// Records `us` microseconds. Only the owning thread may call this.
+    #[inline]
+    pub(crate) fn observe(&self, us: u64) {
+        self.buckets[bucket_of(us)].inc();
+        self.sum_us.add(us);
+    }
+}
+
+/// Writes one histogram series (`_bucket` lines, `_sum`, `_count`) of family `name` with
+/// `labels` (`runner="0"`; `None`: none), summing `parts` (one per writing thread).
+pub(super) fn render<'a>(
+    out: &mut impl Write,
+    name: &str,
+    labels: Option<Arguments<'_>>,
+    parts: impl Iterator<Item = &'a Latency> + Clone,
+) -> std::fmt::Result {
+    let (lead, only) = (Lead(labels), Only(labels));
+    let mut cumulative = 0;
+    for k in 0..=LATENCY_BOUNDS {
+        cumulative += parts.clone().map(|h| h.buckets[k].get()).sum::<u64>();
+        if k == LATENCY_BOUNDS {
+            writeln!(out, "{P}_{name}_bucket{{{lead}le=\"+Inf\"}} {cumulative}")?;
+        } else {
+            let le = Seconds(bound_us(k));
+            writeln!(out, "{P}_{name}_bucket{{{lead}le=\"{le}\"}} {cumulative}")?;
+        }
+    }
+    let sum = Seconds(parts.map(|h| h.sum_us.get()).sum());
+    writeln!(out, "{P}_{name}_sum{only} {sum}")?;
+    writeln!(out, "{P}_{name}_count{only} {cumulative}")
+}
+
+/// Labels before `le`: `runner="0",`, or nothing.
+struct Lead<'a>(Option<Arguments<'a>>);
+
+impl Display for Lead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.map_or(Ok(()), |l| write!(f, "{l},"))
+    }
+}
+
+/// Labels alone: `{runner="0"}`, or nothing.
+struct Only<'a>(Option<Arguments<'a>>);
+
+impl Display for Only<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.map_or(Ok(()), |l| write!(f, "{{{l}}}"))
+    }
+}
