@@ -394,16 +394,19 @@ pub fn run(customize: impl FnOnce(Builder) -> Builder) -> ExitCode {
     }
     eprintln!("{}", server.banner());
     alloc::mark_startup_complete();
-    eprintln!(
+    log::info!(
         "startup complete: {} heap bytes live, allocations counted from here",
         alloc::live_at_startup()
     );
     match server.wait() {
         Ok(s) => {
             let after = alloc::after_startup();
-            eprintln!(
+            log::info!(
                 "stopped ({:?}): {} connections, {} requests, {} allocations after startup",
-                s.reason, s.connections, s.requests, after.allocations
+                s.reason,
+                s.connections,
+                s.requests,
+                after.allocations
             );
             ExitCode::SUCCESS
         }

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::admit::{self, Shed};
 use httpd_runner_core::class::{self, SlotClass};
@@ -249,7 +249,7 @@ struct State {
     awaiting: Awaiting,
     wake_runner: Vec<bool>,
     jobs: Vec<Producer<'static, Job<'static>, RING_SLOTS>>,
-    started: Instant,
+    started: crate::clock::Origin,
     /// The parser's limits and the connections' configuration (fixed at startup).
     limits: Limits,
     /// Jobs this handler may have out at one runner before it sheds (`--ring-capacity`).

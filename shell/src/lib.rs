@@ -51,6 +51,7 @@
 mod access;
 pub mod alloc;
 pub mod cli;
+mod clock;
 mod config;
 mod handler;
 mod hints;

@@ -170,8 +170,8 @@ impl ListenerThread {
                     }
                     HANGUP => {
                         empty(&mut self.hangups);
-                        eprintln!(
-                            "httpd-runner: SIGHUP ignored: options are read once, at startup \
+                        log::warn!(
+                            "SIGHUP ignored: options are read once, at startup \
                              (restart to change them; --reuse-port lets a new process take over)"
                         );
                     }
@@ -294,9 +294,9 @@ fn report(e: AcceptError, failed: u64, max_connections: u32) {
         AcceptError::Enobufs | AcceptError::Enomem => " (out of memory; accepting pauses)",
         AcceptError::Econnaborted | AcceptError::Other => "",
     };
-    eprintln!(
-        "httpd-runner: accept failed: {}{hint}; {failed} failed accepts since the last \
-         report; max connections {max_connections}",
+    log::warn!(
+        "accept failed: {}{hint}; {failed} failed accepts since the last report; max \
+         connections {max_connections}",
         e.label()
     );
 }

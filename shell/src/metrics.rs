@@ -125,8 +125,6 @@ pub(crate) struct HandlerMetrics {
     pub timeouts: [Counter; Timeout::ALL.len()],
     /// Parse errors by kind.
     pub parse_errors: [Counter; ParseError::ALL.len()],
-    /// Dispatch to response ready.
-    pub service: Latency,
     /// Request received to its response's last byte written, by route and status class.
     pub last_byte: [[Latency; STATUS_CLASSES.len()]; RouteLabel::ALL.len()],
     /// Access-log records dropped because the ring to the writer was full.
@@ -422,17 +420,9 @@ impl Metrics {
         Ok(())
     }
 
-    /// The per-layer latency histograms: dispatch to response ready (all handlers), queue
-    /// wait and service time per runner, time to last byte per route and status class.
+    /// The per-layer latency histograms: queue wait and service time per runner, time to
+    /// last byte per route and status class.
     fn render_latency(&self, out: &mut impl Write) -> std::fmt::Result {
-        let name = "request_duration_seconds";
-        family(
-            out,
-            name,
-            "histogram",
-            "Time from dispatch to response ready.",
-        )?;
-        latency::render(out, name, None, self.handlers.iter().map(|h| &h.service))?;
         let name = "queue_wait_seconds";
         family(
             out,

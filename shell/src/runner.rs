@@ -148,7 +148,7 @@ impl Turns {
     fn call(
         &mut self,
         runner: usize,
-        started: std::time::Instant,
+        started: crate::clock::Origin,
         now: u64,
         frame: u64,
         deadline_us: u64,

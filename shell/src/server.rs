@@ -235,9 +235,9 @@ impl Server {
             if t.is_finished() {
                 record(t.join());
             } else {
-                eprintln!(
-                    "httpd-runner: runner-{r} is still inside its run() past the shutdown \
-                     timeout; exiting without it"
+                log::error!(
+                    "runner-{r} is still inside its run() past the shutdown timeout; exiting \
+                     without it"
                 );
             }
         }

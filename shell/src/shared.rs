@@ -1,11 +1,10 @@
 //! What every thread of one server shares, made once at startup and never freed: the
 //! configuration, the shutdown flag, the counters, the doorbells and the load hints.
 
-use std::time::Instant;
-
 use httpd_runner_core::sync::AtomicUsize;
 use httpd_runner_core::wake::Doorbell;
 
+use crate::clock::Origin;
 use crate::config::Config;
 use crate::hints::{LoadHint, ServiceHint};
 use crate::metrics::Metrics;
@@ -29,8 +28,8 @@ pub(crate) struct Shared {
     pub(crate) handler_open: Vec<AtomicUsize>,
     /// Each runner's recent time per job, for shedding (runner writes, handlers read).
     pub(crate) runner_service: Vec<ServiceHint>,
-    /// When the server started (the handlers' clock origin).
-    pub(crate) started: Instant,
+    /// When the server started (every thread's clock origin).
+    pub(crate) started: Origin,
 }
 
 impl Shared {
@@ -50,9 +49,4 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Whole microseconds since `start` (the server's clock origin), without the 128-bit
-/// arithmetic of `Duration::as_micros`.
-pub(crate) fn micros_since(start: Instant) -> u64 {
-    let d = start.elapsed();
-    d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
-}
+pub(crate) use crate::clock::micros_since;

@@ -17,6 +17,17 @@ pub enum Reason {
     Signal,
 }
 
+impl Reason {
+    /// How the log names it.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Request => "POST /shutdown",
+            Self::Signal => "signal",
+        }
+    }
+}
+
 /// Shared shutdown state.
 #[derive(Debug)]
 pub(crate) struct Shutdown {
@@ -74,6 +85,10 @@ impl Shutdown {
             self.by_signal.store(true, Ordering::Relaxed);
         }
         if !self.draining.swap(true, Ordering::AcqRel) {
+            log::info!(
+                "drain started ({}): /health answers 503 until the shutdown",
+                reason.label()
+            );
             if let Some(w) = self.listener_waker.get() {
                 let _ = w.wake();
             }
@@ -97,6 +112,10 @@ impl Shutdown {
             return;
         }
         let _ = self.started.set(Instant::now());
+        log::info!(
+            "shutdown started ({}): finishing in-flight requests",
+            reason.label()
+        );
         if let Some(w) = self.listener_waker.get() {
             let _ = w.wake();
         }
@@ -151,7 +170,9 @@ impl Shutdown {
     /// A handler finished: all its connections are closed and it will push no more jobs.
     pub(crate) fn handler_done(&self) {
         // AcqRel: a runner that sees 0 also sees every job the handlers pushed before.
-        self.handlers_left.fetch_sub(1, Ordering::AcqRel);
+        if self.handlers_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            log::info!("shutdown: every connection is closed; runners finish their queues");
+        }
         self.wake_runners();
     }
 

@@ -56,9 +56,6 @@ impl State {
             });
         }
         self.metrics.count_request(t.route, status);
-        self.metrics
-            .service
-            .observe(self.now_us.saturating_sub(t.started_us));
         if let Err(Out::Slot(slot)) = c.core.complete(self.now_ms, t.seq, Out::Slot(slot), false) {
             self.slots.put(slot);
             return;

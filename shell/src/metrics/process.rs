@@ -1,5 +1,6 @@
 //! The standard process series (`process_*`) and `build_info`, read from the kernel when
-//! `/metrics` is rendered: the process CPU clock, `/proc/self/statm`, `/proc/self/fd`, `getrlimit`.
+//! `/metrics` is rendered: `/proc/self/stat`, `/proc/self/status`, `/proc/self/fd`,
+//! `getrlimit`.
 //! Each read uses a stack buffer and allocates nothing; a value the kernel does not give
 //! is rendered as 0 rather than left out, so the series are always there.
 
@@ -71,27 +72,51 @@ enum Value {
     Count(u64),
 }
 
-/// User plus system CPU time of every thread, µs.
-fn cpu_us() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000
+/// Reads a small `/proc` file into `buf`; empty when it cannot be read.
+fn read_proc<'b>(path: &str, buf: &'b mut [u8]) -> &'b [u8] {
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(buf))
+        .unwrap_or(0);
+    &buf[..n]
 }
 
-/// Resident pages (the second field of `/proc/self/statm`) times the page size.
-fn resident_bytes() -> u64 {
-    let mut buf = [0u8; 128];
-    let Ok(mut file) = std::fs::File::open("/proc/self/statm") else {
+/// User plus system CPU time of every thread, µs: fields 14 and 15 of `/proc/self/stat`, in
+/// clock ticks of 1/100 s (`USER_HZ`, fixed at 100 by the Linux ABI).
+fn cpu_us() -> u64 {
+    let mut buf = [0u8; 1024];
+    let stat = read_proc("/proc/self/stat", &mut buf);
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let Some(end) = stat.iter().rposition(|&b| b == b')') else {
         return 0;
     };
-    let Ok(n) = file.read(&mut buf) else {
-        return 0;
-    };
-    let pages = buf[..n]
+    let mut fields = stat[end + 1..]
         .split(|&b| b == b' ')
-        .nth(1)
-        .and_then(|f| std::str::from_utf8(f).ok()?.parse::<u64>().ok())
-        .unwrap_or(0);
-    pages * rustix::param::page_size() as u64
+        .filter(|f| !f.is_empty());
+    // After the name: state is field 3, so utime (14) is the 12th, stime the 13th.
+    let mut ticks = fields.by_ref().skip(11).take(2).map(number);
+    let (user, system) = (ticks.next().unwrap_or(0), ticks.next().unwrap_or(0));
+    (user + system) * 10_000
+}
+
+/// Resident memory: `VmRSS` of `/proc/self/status`, in kB.
+fn resident_bytes() -> u64 {
+    let mut buf = [0u8; 4096];
+    let status = read_proc("/proc/self/status", &mut buf);
+    status
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"VmRSS:"))
+        .map_or(0, |v| {
+            let digits = v.split(u8::is_ascii_whitespace).find(|f| !f.is_empty());
+            digits.map_or(0, number) * 1024
+        })
+}
+
+/// A decimal field (0 when it is not one).
+fn number(field: &[u8]) -> u64 {
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Entries of `/proc/self/fd`, less the one this count opens.

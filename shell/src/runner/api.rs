@@ -150,7 +150,7 @@ pub(super) const UNREAD: u64 = u64::MAX;
 /// request's deadline, the frame, scratch memory, and the desk where kept requests wait.
 pub struct Context<'r> {
     pub(super) runner: usize,
-    pub(super) started: Instant,
+    pub(super) started: crate::clock::Origin,
     /// The clock at the start of the call, read on first use ([`UNREAD`] until then): most
     /// calls never ask, and a clock reading per job is a measurable share of a small one.
     pub(super) now_us: Cell<u64>,
@@ -330,7 +330,7 @@ impl Context<'_> {
     }
 
     fn at(&self, us: u64) -> Instant {
-        self.started + Duration::from_micros(us)
+        self.started.at(us)
     }
 }
 

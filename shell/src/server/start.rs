@@ -9,7 +9,6 @@
 use std::io;
 use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
 
 use httpd_runner_core::class;
 use httpd_runner_core::limits::{ACCEPT_RING_SLOTS, RUNNER_RING_SLOTS, SPARE_RING_SLOTS};
@@ -496,7 +495,7 @@ fn signal_pipes() -> io::Result<(mio::net::UnixStream, mio::net::UnixStream)> {
 
 fn shared(cfg: Config, sizes: &Sizes, reserved_bytes: u64) -> &'static Shared {
     let (handlers, runners) = (sizes.handlers, sizes.runners);
-    let started = Instant::now();
+    let started = crate::clock::Origin::now();
     let started_unix_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0));

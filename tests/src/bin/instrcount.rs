@@ -37,13 +37,15 @@ const CONNECTIONS: usize = 8;
 /// runner platform (per-request deadlines checked by handler and runner, a context per
 /// call, kept requests, the slot's way back to its handler) took pipe16 from 2109 to
 /// 2240-2244 and get from 3385 to 3586 beside the build before it: pipe16's budget rose to
-/// 2350. Lower a budget when a change lowers the count; raise one only with the reason in
-/// the commit.
+/// 2350. Size classes took pipe16 to 2326-2340. Latency per layer (a clock reading per
+/// job at the runner, queue-wait and service histograms per runner, time to last byte per
+/// response) took it to 2413 and get to 3700: pipe16's budget rose to 2480. Lower a budget
+/// when a change lowers the count; raise one only with the reason in the commit.
 const SCENARIOS: [(&str, usize, usize, u64); 4] = [
     ("get", 0, 1, 3_860),
     ("post1k", 1024, 1, 5_500),
     ("post16k", 16 * 1024, 1, 5_580),
-    ("pipe16", 0, 16, 2_350),
+    ("pipe16", 0, 16, 2_480),
 ];
 
 fn main() -> ExitCode {
