@@ -394,7 +394,8 @@ pub fn run(customize: impl FnOnce(Builder) -> Builder) -> ExitCode {
     }
     eprintln!("{}", server.banner());
     alloc::mark_startup_complete();
-    log::info!(
+    // The banner's last line, whatever the log level: scripts wait for it.
+    eprintln!(
         "startup complete: {} heap bytes live, allocations counted from here",
         alloc::live_at_startup()
     );

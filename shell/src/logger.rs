@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use httpd_runner_core::limits::LOG_LINE_BYTES;
@@ -26,10 +26,15 @@ struct Logger {
     lines: [AtomicU64; 5],
 }
 
-/// Installs the logger (once per process; later calls only set the level) and a panic hook
-/// that logs the thread, place and message of a panic as an error.
+/// Whether this logger is the process's (an embedding program may have set its own).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the logger and a panic hook that logs the thread, place and message of a panic
+/// as an error, then sets the level. Once per process: a later call only sets the level; when
+/// the program already has a logger of its own, it is left alone, level included.
 pub(crate) fn init(level: LevelFilter) {
     if log::set_logger(&LOGGER).is_ok() {
+        INSTALLED.store(true, Ordering::Relaxed);
         std::panic::set_hook(Box::new(|info| {
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("unnamed");
@@ -45,7 +50,9 @@ pub(crate) fn init(level: LevelFilter) {
             }
         }));
     }
-    log::set_max_level(level);
+    if INSTALLED.load(Ordering::Relaxed) {
+        log::set_max_level(level);
+    }
 }
 
 impl Log for Logger {
