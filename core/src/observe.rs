@@ -250,28 +250,97 @@ impl Record {
     /// # Errors
     /// When `out` is full.
     pub fn write_line(&self, epoch_us: u64, out: &mut FixedBuf<'_>) -> fmt::Result {
-        let time = timestamp(epoch_us.saturating_add(self.at_us));
-        out.extend_from_slice(&time).map_err(|_| fmt::Error)?;
-        write!(out, " {} ", self.peer)?;
-        for part in [self.method(), self.target()] {
+        self.write_line_stamped(epoch_us, &mut Stamp::default(), out)
+    }
+
+    /// [`write_line`](Self::write_line) with the timestamp's date and time of day taken
+    /// from `stamp` while the second is the same (a writer formats many lines a second).
+    ///
+    /// # Errors
+    /// When `out` is full.
+    pub fn write_line_stamped(
+        &self,
+        epoch_us: u64,
+        stamp: &mut Stamp,
+        out: &mut FixedBuf<'_>,
+    ) -> fmt::Result {
+        let full = |_| fmt::Error;
+        out.extend_from_slice(stamp.at(epoch_us.saturating_add(self.at_us)))
+            .map_err(full)?;
+        out.extend_from_slice(b" ").map_err(full)?;
+        match self.peer {
+            Peer::V4(ip, port) => {
+                for (i, octet) in ip.iter().enumerate() {
+                    out.push_decimal(u64::from(*octet)).map_err(full)?;
+                    out.extend_from_slice(if i < 3 { b"." } else { b":" })
+                        .map_err(full)?;
+                }
+                out.push_decimal(u64::from(port)).map_err(full)?;
+            }
+            other => write!(out, "{other}")?,
+        }
+        out.extend_from_slice(b" ").map_err(full)?;
+        for (part, cut) in [(self.method(), false), (self.target(), self.target_cut)] {
             if part.is_empty() {
-                out.extend_from_slice(b"-").map_err(|_| fmt::Error)?;
+                out.extend_from_slice(b"-").map_err(full)?;
+            } else if part.iter().all(u8::is_ascii_graphic) {
+                out.extend_from_slice(part).map_err(full)?;
+            } else {
+                for &b in part {
+                    let b = if b.is_ascii_graphic() { b } else { b'?' };
+                    out.extend_from_slice(&[b]).map_err(full)?;
+                }
             }
-            for &b in part {
-                let b = if b.is_ascii_graphic() { b } else { b'?' };
-                out.extend_from_slice(&[b]).map_err(|_| fmt::Error)?;
+            if cut {
+                out.extend_from_slice(b"...").map_err(full)?;
             }
-            if core::ptr::eq(part, self.target()) && self.target_cut {
-                out.extend_from_slice(b"...").map_err(|_| fmt::Error)?;
-            }
-            out.extend_from_slice(b" ").map_err(|_| fmt::Error)?;
+            out.extend_from_slice(b" ").map_err(full)?;
         }
-        write!(out, "{} {} {} ", self.status, self.bytes, self.micros)?;
-        if self.runner == NO_RUNNER {
-            out.extend_from_slice(b"-\n").map_err(|_| fmt::Error)
+        for n in [u64::from(self.status), self.bytes, self.micros] {
+            out.push_decimal(n).map_err(full)?;
+            out.extend_from_slice(b" ").map_err(full)?;
+        }
+        if self.runner != NO_RUNNER {
+            out.push_decimal(u64::from(self.runner)).map_err(full)?;
         } else {
-            writeln!(out, "{}", self.runner)
+            out.extend_from_slice(b"-").map_err(full)?;
         }
+        out.extend_from_slice(b"\n").map_err(full)
+    }
+}
+
+/// The last timestamp formatted: its second, and its text.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    second: u64,
+    text: [u8; TIMESTAMP_LEN],
+}
+
+impl Default for Stamp {
+    fn default() -> Self {
+        Self {
+            second: u64::MAX,
+            text: [0; TIMESTAMP_LEN],
+        }
+    }
+}
+
+impl Stamp {
+    /// The RFC 3339 text of `unix_us`: the date and time of day formatted again only when
+    /// the second changes, the microseconds always.
+    pub fn at(&mut self, unix_us: u64) -> &[u8; TIMESTAMP_LEN] {
+        let second = unix_us / 1_000_000;
+        if second != self.second {
+            self.second = second;
+            self.text = timestamp(unix_us);
+        } else {
+            let mut n = unix_us % 1_000_000;
+            for d in self.text[20..26].iter_mut().rev() {
+                *d = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+        &self.text
     }
 }
 
@@ -356,6 +425,20 @@ mod tests {
             &timestamp(951_782_400_999_999),
             b"2000-02-29T00:00:00.999999Z"
         );
+    }
+
+    #[test]
+    fn a_stamp_matches_a_fresh_timestamp_across_seconds() {
+        let mut stamp = Stamp::default();
+        for us in [
+            1_796_277_067_000_042,
+            1_796_277_067_999_999,
+            1_796_277_068_000_000,
+            1_796_277_068_000_001,
+            951_782_400_999_999,
+        ] {
+            assert_eq!(stamp.at(us), &timestamp(us), "{us}");
+        }
     }
 
     fn line(r: &Record) -> heapless::String<512> {

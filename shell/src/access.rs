@@ -4,8 +4,8 @@
 //! never waits for it: with its ring full, the line is dropped and counted.
 //!
 //! The writer sleeps while the rings are empty, waking every [`IDLE_SLEEP`] at most, and at
-//! once when a handler's ring passes half full, so a burst after a quiet spell is not lost
-//! to the sleep.
+//! once when a handler has pushed a quarter ring since it last woke it, so a burst after a
+//! quiet spell is not lost to the sleep.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -13,7 +13,7 @@ use std::thread::Thread;
 use std::time::Duration;
 
 use httpd_runner_core::limits::{ACCESS_RING_RECORDS, ACCESS_WRITE_BYTES};
-use httpd_runner_core::observe::Record;
+use httpd_runner_core::observe::{Record, Stamp};
 use httpd_runner_core::ring::{Consumer, Producer, Ring};
 use httpd_runner_core::text::FixedBuf;
 
@@ -31,15 +31,23 @@ const IDLE_SLEEP: Duration = Duration::from_millis(20);
 pub(crate) struct AccessTx {
     ring: Producer<'static, Record, ACCESS_RING_RECORDS>,
     writer: Thread,
+    /// Records pushed since the writer was last woken.
+    since_wake: usize,
 }
 
 impl AccessTx {
     /// Queues `record` for the writer, or counts it in `dropped` when the ring is full.
+    /// Every quarter ring of records pushed wakes the writer (a futex wake if it sleeps;
+    /// checking the ring's fill instead would load the writer's cache line per record).
     #[inline]
     pub(crate) fn push(&mut self, record: Record, dropped: &Counter) {
         if self.ring.push(record).is_err() {
             dropped.inc();
-        } else if self.ring.len() == ACCESS_RING_RECORDS / 2 {
+            return;
+        }
+        self.since_wake += 1;
+        if self.since_wake == ACCESS_RING_RECORDS / 4 {
+            self.since_wake = 0;
             self.writer.unpark();
         }
     }
@@ -87,6 +95,10 @@ pub(crate) struct AccessWriter {
     out: Output,
     buf: Box<[u8]>,
     shared: &'static Shared,
+    /// A write failed (logged once until one succeeds).
+    failing: bool,
+    /// The last line's timestamp.
+    stamp: Stamp,
 }
 
 /// Makes one ring per handler: the writer's state with their consumer ends, and the
@@ -107,13 +119,19 @@ pub(crate) fn rings(
         out,
         buf: vec![0; ACCESS_WRITE_BYTES].into_boxed_slice(),
         shared,
+        failing: false,
+        stamp: Stamp::default(),
     };
     (writer, tx)
 }
 
 /// A handler's end of its ring, waking `writer` when it fills.
 pub(crate) fn tx(ring: Producer<'static, Record, ACCESS_RING_RECORDS>, writer: Thread) -> AccessTx {
-    AccessTx { ring, writer }
+    AccessTx {
+        ring,
+        writer,
+        since_wake: 0,
+    }
 }
 
 impl AccessWriter {
@@ -122,31 +140,19 @@ impl AccessWriter {
         handlers * std::mem::size_of::<AccessRing>() + ACCESS_WRITE_BYTES
     }
 
-    /// The thread body: drains the rings until every handler has finished and they are
-    /// empty. A failed write is logged (once), and its lines are not counted as written.
+    /// The thread body: drains the rings until the handlers have stopped (`stopped`) and
+    /// the rings are empty.
     pub(crate) fn run(mut self) -> io::Result<()> {
-        let mut failed = false;
         let mut sleep = Duration::from_millis(1);
         loop {
-            // Read before draining: records pushed before the handlers finished are drained
-            // by this pass or were by an earlier one.
-            let finished = self.shared.shutdown.handlers_finished();
-            let (lines, result) = self.drain();
-            match result {
-                Ok(()) => self.shared.metrics.access_lines.add(lines),
-                Err(e) if !failed => {
-                    log::error!(
-                        "access log: write failed ({e}); lines are lost until writes succeed again"
-                    );
-                    failed = true;
-                }
-                Err(_) => {}
-            }
-            if lines > 0 {
+            // Read before draining: what was pushed before the handlers stopped is drained by
+            // this pass or was by an earlier one.
+            let stopped = self.shared.shutdown.handlers_stopped();
+            if self.drain() > 0 {
                 sleep = Duration::from_millis(1);
                 continue;
             }
-            if finished {
+            if stopped {
                 return Ok(());
             }
             std::thread::park_timeout(sleep);
@@ -154,34 +160,60 @@ impl AccessWriter {
         }
     }
 
-    /// Formats and writes what the rings hold now; returns the lines written.
-    fn drain(&mut self) -> (u64, io::Result<()>) {
+    /// Formats and writes what the rings hold now, at most a ring's worth from each (so a
+    /// busy handler does not hold back the others); returns how many records it took.
+    fn drain(&mut self) -> usize {
         let epoch_us = self.shared.metrics.started_unix_us;
-        let mut lines = 0;
-        let mut len = 0;
-        for ring in &mut self.rings {
-            while let Some(record) = ring.pop() {
+        let (mut taken, mut len, mut lines) = (0, 0, 0);
+        for r in 0..self.rings.len() {
+            for _ in 0..ACCESS_RING_RECORDS {
+                let Some(record) = self.rings[r].pop() else {
+                    break;
+                };
+                taken += 1;
                 let mut out = FixedBuf::new(&mut self.buf[len..]);
-                if record.write_line(epoch_us, &mut out).is_err() {
-                    // The buffer is full: write it, then format the line again at its start.
-                    if let Err(e) = self.out.write_all(&self.buf[..len]) {
-                        return (lines, Err(e));
-                    }
-                    let mut out = FixedBuf::new(&mut self.buf[..]);
-                    // A line is far shorter than the buffer.
-                    let _ = record.write_line(epoch_us, &mut out);
-                    len = out.len();
-                } else {
+                if record
+                    .write_line_stamped(epoch_us, &mut self.stamp, &mut out)
+                    .is_ok()
+                {
                     len += out.len();
+                } else {
+                    // The buffer is full (a line is far shorter than it): write what is
+                    // there, then format the line again at its start.
+                    self.write(len, lines);
+                    lines = 0;
+                    let mut out = FixedBuf::new(&mut self.buf[..]);
+                    let _ = record.write_line_stamped(epoch_us, &mut self.stamp, &mut out);
+                    len = out.len();
                 }
                 lines += 1;
             }
         }
-        if len > 0 {
-            if let Err(e) = self.out.write_all(&self.buf[..len]) {
-                return (lines, Err(e));
-            }
+        self.write(len, lines);
+        taken
+    }
+
+    /// Writes the first `len` bytes of the buffer, `lines` lines: counted when written; a
+    /// failure is logged (once until a write succeeds) and its lines are lost.
+    fn write(&mut self, len: usize, lines: u64) {
+        if len == 0 {
+            return;
         }
-        (lines, Ok(()))
+        match self.out.write_all(&self.buf[..len]) {
+            Ok(()) => {
+                self.failing = false;
+                self.shared.metrics.access_lines.add(lines);
+            }
+            Err(e) if !self.failing => {
+                self.failing = true;
+                // The error's kind and number: its text would be formatted into a `String`.
+                log::error!(
+                    "access log: a write failed ({:?}, os error {}); {lines} lines lost",
+                    e.kind(),
+                    e.raw_os_error().unwrap_or(0)
+                );
+            }
+            Err(_) => {}
+        }
     }
 }

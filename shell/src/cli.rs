@@ -402,12 +402,10 @@ pub fn run(customize: impl FnOnce(Builder) -> Builder) -> ExitCode {
     match server.wait() {
         Ok(s) => {
             let after = alloc::after_startup();
-            log::info!(
+            // The summary, whatever the log level (as the banner).
+            eprintln!(
                 "stopped ({:?}): {} connections, {} requests, {} allocations after startup",
-                s.reason,
-                s.connections,
-                s.requests,
-                after.allocations
+                s.reason, s.connections, s.requests, after.allocations
             );
             ExitCode::SUCCESS
         }

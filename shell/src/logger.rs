@@ -107,13 +107,20 @@ impl Line {
 
 impl std::fmt::Write for Line {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        // A newline inside a message would forge a line: it is written as a space.
+        // A newline inside a message would forge a line, and other control bytes could
+        // drive a terminal (a panic message may carry request bytes): a newline is written as
+        // a space, the others as `?`.
         for &b in s.as_bytes() {
             if self.len == self.buf.len() {
                 self.cut = true;
                 return Ok(());
             }
-            self.buf[self.len] = if b == b'\n' { b' ' } else { b };
+            self.buf[self.len] = match b {
+                b'\n' => b' ',
+                b'\t' => b,
+                _ if b < 0x20 || b == 0x7f => b'?',
+                _ => b,
+            };
             self.len += 1;
         }
         Ok(())
@@ -165,6 +172,7 @@ mod tests {
     fn lines_end_in_one_newline_and_long_ones_are_cut() {
         assert_eq!(line("runner 0 stalled"), b"runner 0 stalled\n");
         assert_eq!(line("a\nb"), b"a b\n");
+        assert_eq!(line("a\r\x1b[2Jb\tc"), b"a??[2Jb\tc\n");
         let long = "x".repeat(LOG_LINE_BYTES * 2);
         let cut = line(&long);
         assert_eq!(cut.len(), LOG_LINE_BYTES);

@@ -241,8 +241,8 @@ impl RunnerThread {
     fn chores(&mut self, t: &mut Turns) {
         if t.ticker.is_some() || t.desk.next_due_us() != NONE || t.alarm_us != NONE {
             let now = micros_since(self.shared.started);
-            self.tick(t, now);
-            self.alarm(t, now);
+            let now = self.tick(t, now);
+            let now = self.alarm(t, now);
             t.desk.expire(now);
         }
         if t.stalls.holds() {
@@ -256,11 +256,11 @@ impl RunnerThread {
     }
 
     /// Runs the tick if one is due at `now`: counted, its lateness recorded, the frame arena
-    /// flipped after it.
+    /// flipped after it. Returns the clock after it (`now` when none was due).
     #[cold]
-    fn tick(&mut self, t: &mut Turns, now: u64) {
+    fn tick(&mut self, t: &mut Turns, now: u64) -> u64 {
         let Some(tick) = t.ticker.as_mut().and_then(|k| k.due(now)) else {
-            return;
+            return now;
         };
         let metrics = &self.shared.metrics.runners[self.index];
         metrics.ticks.inc();
@@ -269,31 +269,34 @@ impl RunnerThread {
         metrics.tick_lateness_max_us.raise(tick.late_us);
         let (runner, mut cx) = t.call(self.index, self.shared.started, now, tick.frame, NONE);
         let ok = catch_unwind(AssertUnwindSafe(|| runner.tick(&mut cx))).is_ok();
-        self.timed(t, "tick", now);
+        let end = self.timed(t, "tick", now);
         t.arenas.after_call();
         t.arenas.flip();
         if !ok {
             metrics.panics.inc();
             self.rebuild(t);
         }
+        end
     }
 
-    /// Calls the instance's alarm if it is due at `now`.
+    /// Calls the instance's alarm if it is due at `now`. Returns the clock after it (`now`
+    /// when it was not due).
     #[cold]
-    fn alarm(&mut self, t: &mut Turns, now: u64) {
+    fn alarm(&mut self, t: &mut Turns, now: u64) -> u64 {
         if now < t.alarm_us {
-            return;
+            return now;
         }
         t.alarm_us = NONE;
         let frame = t.frame();
         let (runner, mut cx) = t.call(self.index, self.shared.started, now, frame, NONE);
         let ok = catch_unwind(AssertUnwindSafe(|| runner.alarm(&mut cx))).is_ok();
-        self.timed(t, "alarm", now);
+        let end = self.timed(t, "alarm", now);
         t.arenas.after_call();
         if !ok {
             self.shared.metrics.runners[self.index].panics.inc();
             self.rebuild(t);
         }
+        end
     }
 
     /// After a panic: the kept requests are answered 500 (their instance is gone) and a new
@@ -371,9 +374,9 @@ impl RunnerThread {
                 since_check += 1;
                 if timed && since_check >= TICK_CHECK_JOBS {
                     since_check = 0;
-                    let now = micros_since(started);
-                    self.tick(t, now);
-                    self.alarm(t, now);
+                    // The next job is taken when these are done.
+                    taken_us = self.tick(t, taken_us);
+                    taken_us = self.alarm(t, taken_us);
                 }
             }
         }

@@ -93,6 +93,8 @@ pub struct Server {
     /// The runners, waited for only until the shutdown timeout (plus [`SHUTDOWN_MARGIN`]):
     /// a runner can be inside user code that does not return.
     runners: Vec<JoinHandle<io::Result<()>>>,
+    /// The access-log writer, joined after the handlers.
+    access: Option<JoinHandle<io::Result<()>>>,
 }
 
 /// How long past `--shutdown-timeout` the process waits for runners still inside `run`.
@@ -221,6 +223,10 @@ impl Server {
         // The listener returns once a shutdown starts, and the handlers once they have closed
         // every connection, by the shutdown deadline: joining them blocks without polling.
         for t in self.threads {
+            record(t.join());
+        }
+        self.shared.shutdown.handlers_joined();
+        if let Some(t) = self.access {
             record(t.join());
         }
         // Runners stop running queued jobs once the handlers are done, but one may be inside

@@ -38,6 +38,10 @@ pub(crate) struct Shutdown {
     drains: bool,
     by_signal: AtomicBool,
     handlers_left: AtomicUsize,
+    /// Every handler thread has been joined (however it ended).
+    handlers_joined: AtomicBool,
+    /// The access-log writer, if there is one.
+    access_thread: OnceLock<Thread>,
     listener_waker: OnceLock<mio::Waker>,
     handler_wakers: OnceLock<Vec<mio::Waker>>,
     runner_threads: OnceLock<Vec<Thread>>,
@@ -56,6 +60,8 @@ impl Shutdown {
             drains,
             by_signal: AtomicBool::new(false),
             handlers_left: AtomicUsize::new(handlers),
+            handlers_joined: AtomicBool::new(false),
+            access_thread: OnceLock::new(),
             listener_waker: OnceLock::new(),
             handler_wakers: OnceLock::new(),
             runner_threads: OnceLock::new(),
@@ -67,6 +73,27 @@ impl Shutdown {
     pub(crate) fn set_wakers(&self, listener: mio::Waker, handlers: Vec<mio::Waker>) {
         let _ = self.listener_waker.set(listener);
         let _ = self.handler_wakers.set(handlers);
+    }
+
+    /// Registers the access-log writer (once, at startup).
+    pub(crate) fn set_access_thread(&self, thread: Thread) {
+        let _ = self.access_thread.set(thread);
+    }
+
+    /// Every handler thread has been joined, whether it finished or failed: the access-log
+    /// writer drains what they left and stops.
+    pub(crate) fn handlers_joined(&self) {
+        self.handlers_joined.store(true, Ordering::Release);
+        if let Some(t) = self.access_thread.get() {
+            t.unpark();
+        }
+    }
+
+    /// Whether no handler will push another access-log record: all finished, or all joined
+    /// (one that failed never reports itself finished).
+    #[must_use]
+    pub(crate) fn handlers_stopped(&self) -> bool {
+        self.handlers_finished() || self.handlers_joined.load(Ordering::Acquire)
     }
 
     /// Registers the runner threads (once, at startup).

@@ -109,6 +109,8 @@ impl State {
 
     /// Answers 503 with `Retry-After`, counted under `why`.
     pub(super) fn shed(&mut self, slot: &'static mut Slot<'static>, why: Shed) {
+        // No runner saw it (no `X-Runner`, none in the access log).
+        slot.ticket.runner = NO_RUNNER;
         self.metrics.shed[why.index()].inc();
         self.note_shed(why);
         self.local(slot, 503, None, |b| {

@@ -143,7 +143,7 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// `Context::now_us` before the clock was read.
+/// `Context::now_us` before the clock was read (a call given no time).
 pub(super) const UNREAD: u64 = u64::MAX;
 
 /// What a runner's call knows besides the request: which runner it is, the time, the
@@ -151,8 +151,8 @@ pub(super) const UNREAD: u64 = u64::MAX;
 pub struct Context<'r> {
     pub(super) runner: usize,
     pub(super) started: crate::clock::Origin,
-    /// The clock at the start of the call, read on first use ([`UNREAD`] until then): most
-    /// calls never ask, and a clock reading per job is a measurable share of a small one.
+    /// The clock at the start of the call: the runner's reading when it took the job (or
+    /// began the tick or alarm), which also times the call; [`UNREAD`] is read on first use.
     pub(super) now_us: Cell<u64>,
     pub(super) frame: u64,
     /// The current request's deadline ([`NONE`] in a tick or without one).
@@ -185,14 +185,13 @@ impl Context<'_> {
         self.runner
     }
 
-    /// The time this call began (read once per call, when first asked).
+    /// The time this call began.
     #[must_use]
     pub fn now(&self) -> Instant {
         self.at(self.now_us())
     }
 
-    /// Microseconds since the server started, at the beginning of this call (read once per
-    /// call, when first asked).
+    /// Microseconds since the server started, at the beginning of this call.
     #[must_use]
     pub fn now_us(&self) -> u64 {
         if self.now_us.get() == UNREAD {

@@ -401,6 +401,7 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
                 .name("access-log".into())
                 .spawn(move || writer.run())?;
             let thread = writer.thread().clone();
+            shared.shutdown.set_access_thread(thread.clone());
             let tx = tx.into_iter().map(|r| Some(access::tx(r, thread.clone())));
             (Some(writer), tx.collect())
         }
@@ -426,8 +427,6 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         };
         threads.push(spawn_handler(ctx, barrier.clone())?);
     }
-    // Joined after the handlers: it writes what they logged, then returns.
-    threads.extend(access_writer);
     barrier.wait();
     let local_addr = match &endpoint {
         Endpoint::Tcp(a) => *a,
@@ -443,6 +442,7 @@ pub(super) fn start(cfg: Config, factory: Factory) -> io::Result<Server> {
         shared,
         threads,
         runners,
+        access: access_writer,
     })
 }
 
