@@ -399,6 +399,12 @@ pub fn run(customize: impl FnOnce(Builder) -> Builder) -> ExitCode {
         "startup complete: {} heap bytes live, allocations counted from here",
         alloc::live_at_startup()
     );
+    log::info!(
+        "serving on {}: {} runners, {} bytes reserved",
+        server.endpoint,
+        server.pinning.len(),
+        server.reserved_bytes
+    );
     match server.wait() {
         Ok(s) => {
             let after = alloc::after_startup();

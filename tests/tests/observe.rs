@@ -115,6 +115,13 @@ fn a_stalled_run_is_counted_and_logged_once_naming_its_runner() {
         metric_in(&m, "httpd_runner_runner_stalls_total", r#"runner="0""#),
         1
     );
+    // Detecting, counting and logging it allocated nothing.
+    let allocations = metric_in(&m, "httpd_runner_allocations_after_startup_total", "");
+    assert_eq!(allocations, 0);
+    assert_eq!(
+        metric_in(&m, "httpd_runner_log_lines_total", r#"level="warn""#),
+        1
+    );
     let longest = sample(&m, r#"httpd_runner_runner_stall_max_seconds{runner="0"}"#);
     assert!(
         longest.is_some_and(|s| (0.05..5.0).contains(&s)),
