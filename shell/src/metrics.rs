@@ -419,43 +419,6 @@ impl Metrics {
         }
         Ok(())
     }
-
-    /// The per-layer latency histograms: queue wait and service time per runner, time to
-    /// last byte per route and status class.
-    fn render_latency(&self, out: &mut impl Write) -> std::fmt::Result {
-        let name = "queue_wait_seconds";
-        family(
-            out,
-            name,
-            "histogram",
-            "Time from a handler's dispatch of a /run request to its runner taking it, per runner.",
-        )?;
-        for (i, r) in self.runners.iter().enumerate() {
-            let labels = format_args!("runner=\"{i}\"");
-            latency::render(out, name, Some(labels), std::iter::once(&r.queue_wait))?;
-        }
-        let name = "service_seconds";
-        family(
-            out,
-            name,
-            "histogram",
-            "Time a runner spent in run, per runner.",
-        )?;
-        for (i, r) in self.runners.iter().enumerate() {
-            let labels = format_args!("runner=\"{i}\"");
-            latency::render(out, name, Some(labels), std::iter::once(&r.service))?;
-        }
-        let name = "time_to_last_byte_seconds";
-        family(out, name, "histogram", "Time from a request read whole to the last byte of its response written, by route and status class (responses from a request slot: not the final refusals written from a connection's own buffer, nor the 504 of a passed deadline).")?;
-        for route in RouteLabel::ALL {
-            for (c, class) in STATUS_CLASSES.iter().enumerate() {
-                let labels = format_args!("route=\"{}\",class=\"{class}\"", route.label());
-                let parts = self.handlers.iter().map(|h| &h.last_byte[route.index()][c]);
-                latency::render(out, name, Some(labels), parts)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Every series' name prefix.

@@ -23,6 +23,7 @@ use crate::runner::{Delay, Echo, Factory, Runner};
 use crate::shared::Shared;
 use crate::shutdown::Reason;
 
+mod sizes;
 mod start;
 
 /// Sets up a server: configuration plus the runner factory.

@@ -138,42 +138,33 @@ fn a_stalled_run_is_counted_and_logged_once_naming_its_runner() {
         stalls[0]
     );
 
-    // Quick calls are no stalls; with the log off, a stall is still counted.
-    let mut server = Server::start(&["--stall-threshold", "10ms", "--log-level", "off"]);
-    assert_eq!(
-        server
-            .request(b"GET /run HTTP/1.1\r\nHost: x\r\n\r\n")
-            .status,
-        200
-    );
-    assert_eq!(
-        server.metric("httpd_runner_runner_stalls_total", r#"runner="0""#),
-        0
-    );
-    let (status, _) = server.shutdown();
-    assert!(status.success());
-    let mut server = Server::start(&[
+    // Quick calls are no stalls; with the log off, a stall is still counted. Neither logs.
+    let quick = &["--stall-threshold", "10ms", "--log-level", "off"][..];
+    let slow = &[
         "--runner",
         "delay=20",
         "--stall-threshold",
         "10ms",
         "--log-level",
         "off",
-    ]);
-    assert_eq!(
-        server
-            .request(b"GET /run HTTP/1.1\r\nHost: x\r\n\r\n")
-            .status,
-        200
-    );
-    assert_eq!(
-        server.metric("httpd_runner_runner_stalls_total", r#"runner="0""#),
-        1
-    );
+    ][..];
+    for (args, stalls) in [(quick, 0), (slow, 1)] {
+        let (counted, log) = stalls_after_one_run(args);
+        assert_eq!(counted, stalls, "{args:?}");
+        assert!(!log.contains("stalled") && !log.contains(" INFO "), "{log}");
+    }
+}
+
+/// Starts a server with `args`, sends one `/run` request, and returns the stalls counted at
+/// runner 0 and everything the server printed on stderr until its clean exit.
+fn stalls_after_one_run(args: &[&str]) -> (u64, String) {
+    let mut server = Server::start(args);
+    let r = server.request(b"GET /run HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let stalls = server.metric("httpd_runner_runner_stalls_total", r#"runner="0""#);
     let (status, _) = server.shutdown();
     assert!(status.success());
-    let log = server.log();
-    assert!(!log.contains("stalled") && !log.contains(" INFO "), "{log}");
+    (stalls, server.log())
 }
 
 #[test]

@@ -6,7 +6,10 @@ use std::fmt::{Arguments, Display, Write};
 use httpd_runner_core::limits::LATENCY_BOUNDS;
 use httpd_runner_core::observe::{bound_us, bucket_of};
 
-use super::{Counter, Seconds, P};
+use httpd_runner_core::observe::STATUS_CLASSES;
+use httpd_runner_core::route::RouteLabel;
+
+use super::{family, Counter, Metrics, Seconds, P};
 
 /// A histogram with one writer: a counter per bucket (the last one past every bound; not
 /// cumulative, rendering sums) and the sum of the values, in µs.
@@ -73,5 +76,44 @@ struct Only<'a>(Option<Arguments<'a>>);
 impl Display for Only<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.map_or(Ok(()), |l| write!(f, "{{{l}}}"))
+    }
+}
+
+impl Metrics {
+    /// The per-layer latency histograms: queue wait and service time per runner, time to
+    /// last byte per route and status class.
+    pub(super) fn render_latency(&self, out: &mut impl Write) -> std::fmt::Result {
+        let name = "queue_wait_seconds";
+        family(
+            out,
+            name,
+            "histogram",
+            "Time from a handler's dispatch of a /run request to its runner taking it, per runner.",
+        )?;
+        for (i, r) in self.runners.iter().enumerate() {
+            let labels = format_args!("runner=\"{i}\"");
+            render(out, name, Some(labels), std::iter::once(&r.queue_wait))?;
+        }
+        let name = "service_seconds";
+        family(
+            out,
+            name,
+            "histogram",
+            "Time a runner spent in run, per runner.",
+        )?;
+        for (i, r) in self.runners.iter().enumerate() {
+            let labels = format_args!("runner=\"{i}\"");
+            render(out, name, Some(labels), std::iter::once(&r.service))?;
+        }
+        let name = "time_to_last_byte_seconds";
+        family(out, name, "histogram", "Time from a request read whole to the last byte of its response written, by route and status class (responses from a request slot: not the final refusals written from a connection's own buffer, nor the 504 of a passed deadline).")?;
+        for route in RouteLabel::ALL {
+            for (c, class) in STATUS_CLASSES.iter().enumerate() {
+                let labels = format_args!("route=\"{}\",class=\"{class}\"", route.label());
+                let parts = self.handlers.iter().map(|h| &h.last_byte[route.index()][c]);
+                render(out, name, Some(labels), parts)?;
+            }
+        }
+        Ok(())
     }
 }
