@@ -146,8 +146,10 @@ pub(crate) struct Connection {
     waited_us: u64,
     /// The client, for the access log (known only with one).
     peer: httpd_runner_core::observe::Peer,
-    /// The status in `inline` (the final refusal), for the access log.
+    /// The status in `inline` (the final refusal), and when it was decided (µs), for time
+    /// to last byte and the access log.
     inline_status: u16,
+    inline_at_us: u64,
 }
 
 // The per-request fields stay within four cache lines (in release builds: with debug
@@ -171,6 +173,7 @@ pub(crate) fn connection_table(
             wait_since_us: None,
             peer: httpd_runner_core::observe::Peer::Unknown,
             inline_status: 0,
+            inline_at_us: 0,
             wants: SlotClass::Small,
             head_queued: false,
             waited_us: 0,

@@ -69,6 +69,14 @@ fn metrics_have_every_layer_and_process_series_before_any_request() {
     ] {
         assert_eq!(sample(&m, prefix), Some(1.0), "{prefix} in:\n{m}");
     }
+    // A refusal written from the connection's own buffer is timed too, under `other`.
+    let mut bad = server.connect();
+    bad.send(b"GET /run HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n");
+    assert_eq!(bad.read_response().status, 400);
+    assert!(bad.is_closed_by_server());
+    let m = server.metrics();
+    let prefix = r#"httpd_runner_time_to_last_byte_seconds_count{route="other",class="4xx"}"#;
+    assert_eq!(sample(&m, prefix), Some(1.0), "{m}");
     let (status, _) = server.shutdown();
     assert!(status.success());
 }

@@ -20,6 +20,7 @@ pub(super) struct Bursts {
 pub(super) struct Written {
     pub(super) peer: Peer,
     pub(super) inline_status: u16,
+    pub(super) inline_at_us: u64,
     pub(super) inline_len: usize,
 }
 
@@ -58,16 +59,23 @@ impl State {
                 }
             }
             Out::Inline | Out::Static(_) => {
+                // A refusal is timed from when it was decided; the fixed 504 of a passed
+                // deadline has no start here (it is counted in `requests_total`).
+                let (status, bytes, us) = match out {
+                    Out::Static(bytes) => (504, bytes.len(), 0),
+                    _ => {
+                        let us = now_us.saturating_sub(w.inline_at_us);
+                        metrics.observe_last_byte(RouteLabel::Other, w.inline_status, us);
+                        (w.inline_status, w.inline_len, us)
+                    }
+                };
                 if let Some(log) = access {
-                    let (status, bytes) = match out {
-                        Out::Static(bytes) => (504, bytes.len()),
-                        _ => (w.inline_status, w.inline_len),
-                    };
                     let r = Record {
                         at_us: now_us,
                         peer: w.peer,
                         status,
                         bytes: bytes as u64,
+                        micros: us,
                         ..Record::default()
                     };
                     log.push(r, &metrics.access_dropped);

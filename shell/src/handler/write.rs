@@ -105,6 +105,7 @@ impl State {
             retry_after_secs: (status == 503).then_some(DEFAULT_RETRY_AFTER_SECS),
         };
         c.inline_status = status;
+        c.inline_at_us = self.now_us;
         c.inline_len = if write_simple(&mut out, &simple).is_ok() {
             out.len()
         } else {
@@ -190,6 +191,7 @@ impl State {
         let written = observe::Written {
             peer: c.peer,
             inline_status: c.inline_status,
+            inline_at_us: c.inline_at_us,
             inline_len,
         };
         let free_slots = &mut self.slots;

@@ -106,7 +106,7 @@ impl Metrics {
             render(out, name, Some(labels), std::iter::once(&r.service))?;
         }
         let name = "time_to_last_byte_seconds";
-        family(out, name, "histogram", "Time from a request read whole to the last byte of its response written, by route and status class (responses from a request slot: not the final refusals written from a connection's own buffer, nor the 504 of a passed deadline).")?;
+        family(out, name, "histogram", "Time from a request read whole to the last byte of its response written, by route and status class (a final refusal, route other, from when it was decided; not the 504 of a passed deadline).")?;
         for route in RouteLabel::ALL {
             for (c, class) in STATUS_CLASSES.iter().enumerate() {
                 let labels = format_args!("route=\"{}\",class=\"{class}\"", route.label());
