@@ -34,6 +34,8 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// the program already has a logger of its own, it is left alone, level included.
 pub(crate) fn init(level: LevelFilter) {
     if log::set_logger(&LOGGER).is_ok() {
+        // Relaxed: only whether to set the level depends on it, and `set_logger` itself
+        // publishes the logger to every thread.
         INSTALLED.store(true, Ordering::Relaxed);
         std::panic::set_hook(Box::new(|info| {
             let thread = std::thread::current();

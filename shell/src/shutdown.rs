@@ -83,6 +83,8 @@ impl Shutdown {
     /// Every handler thread has been joined, whether it finished or failed: the access-log
     /// writer drains what they left and stops.
     pub(crate) fn handlers_joined(&self) {
+        // Release, paired with the Acquire in `handlers_stopped`: the writer that sees the
+        // flag sees every record the joined handlers pushed (joining synchronized with them).
         self.handlers_joined.store(true, Ordering::Release);
         if let Some(t) = self.access_thread.get() {
             t.unpark();

@@ -9,7 +9,7 @@ use httpd_runner_core::observe::{bound_us, bucket_of};
 use httpd_runner_core::observe::STATUS_CLASSES;
 use httpd_runner_core::route::RouteLabel;
 
-use super::{family, Counter, Metrics, Seconds, P};
+use super::{family, Counter, Metrics, RunnerMetrics, Seconds, P};
 
 /// A histogram with one writer: a counter per bucket (the last one past every bound; not
 /// cumulative, rendering sums) and the sum of the values, in µs.
@@ -79,31 +79,27 @@ impl Display for Only<'_> {
     }
 }
 
+/// Picks one histogram out of a runner's metrics.
+type RunnerLatency = fn(&RunnerMetrics) -> &Latency;
+
 impl Metrics {
     /// The per-layer latency histograms: queue wait and service time per runner, time to
     /// last byte per route and status class.
     pub(super) fn render_latency(&self, out: &mut impl Write) -> std::fmt::Result {
-        let name = "queue_wait_seconds";
-        family(
-            out,
-            name,
-            "histogram",
-            "Time from a handler's dispatch of a /run request to its runner taking it, per runner.",
-        )?;
-        for (i, r) in self.runners.iter().enumerate() {
-            let labels = format_args!("runner=\"{i}\"");
-            render(out, name, Some(labels), std::iter::once(&r.queue_wait))?;
-        }
-        let name = "service_seconds";
-        family(
-            out,
-            name,
-            "histogram",
-            "Time a runner spent in run, per runner.",
-        )?;
-        for (i, r) in self.runners.iter().enumerate() {
-            let labels = format_args!("runner=\"{i}\"");
-            render(out, name, Some(labels), std::iter::once(&r.service))?;
+        let per_runner: [(&str, &str, RunnerLatency); 2] = [
+            (
+                "queue_wait_seconds",
+                "Time from a handler's dispatch of a /run request to its runner taking it, per runner.",
+                |r| &r.queue_wait,
+            ),
+            ("service_seconds", "Time a runner spent in run, per runner.", |r| &r.service),
+        ];
+        for (name, help, field) in per_runner {
+            family(out, name, "histogram", help)?;
+            for (i, r) in self.runners.iter().enumerate() {
+                let labels = format_args!("runner=\"{i}\"");
+                render(out, name, Some(labels), std::iter::once(field(r)))?;
+            }
         }
         let name = "time_to_last_byte_seconds";
         family(out, name, "histogram", "Time from a request read whole to the last byte of its response written, by route and status class (a final refusal, route other, from when it was decided; not the 504 of a passed deadline).")?;
